@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class EventhubConfig(AppConfig):
+    name = "eventhub"
+    verbose_name = "Eventhub"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,91 @@
+"""Conductor's JSON shapes. The model validates; these describe the wire format for the schema."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from ..actions import ACTION_KINDS
+from ..models import CONDUCTOR_NAMES, EventHandler
+from .errors import ConductorValidationError, problems_of
+
+
+class StartWorkflowSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.IntegerField(required=False, allow_null=True)
+    correlationId = serializers.CharField(required=False, allow_null=True)
+    input = serializers.DictField(required=False, allow_null=True)
+    taskToDomain = serializers.DictField(child=serializers.CharField(), required=False, allow_null=True)
+    idempotencyKey = serializers.CharField(required=False, allow_null=True)
+
+
+class TaskDetailsSerializer(serializers.Serializer):
+    workflowId = serializers.CharField(required=False, allow_null=True)
+    taskRefName = serializers.CharField(required=False, allow_null=True)
+    taskId = serializers.CharField(required=False, allow_null=True)
+    output = serializers.DictField(required=False, allow_null=True)
+    input = serializers.DictField(required=False, allow_null=True, help_text="Synonym of output (Eventhub).")
+    reasonForIncompletion = serializers.CharField(required=False, allow_null=True)
+
+
+class TerminateWorkflowSerializer(serializers.Serializer):
+    workflowId = serializers.CharField()
+    terminationReason = serializers.CharField(required=False, allow_null=True)
+
+
+class UpdateWorkflowVariablesSerializer(serializers.Serializer):
+    workflowId = serializers.CharField()
+    variables = serializers.DictField()
+    appendArray = serializers.BooleanField(required=False, allow_null=True)
+
+
+class ActionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=list(ACTION_KINDS))
+    start_workflow = StartWorkflowSerializer(required=False, allow_null=True)
+    complete_task = TaskDetailsSerializer(required=False, allow_null=True)
+    fail_task = TaskDetailsSerializer(required=False, allow_null=True)
+    terminate_workflow = TerminateWorkflowSerializer(required=False, allow_null=True)
+    update_workflow_variables = UpdateWorkflowVariablesSerializer(required=False, allow_null=True)
+    expandInlineJSON = serializers.BooleanField(required=False, allow_null=True)
+
+
+class EventHandlerSerializer(serializers.Serializer):
+    """Reads and writes Conductor's EventHandler JSON; validation is the model's own."""
+
+    name = serializers.CharField(max_length=255)
+    event = serializers.CharField(max_length=1024, help_text="<kind>:<queue>, e.g. sqs:shipping_start")
+    condition = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    evaluatorType = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    actions = ActionSerializer(many=True)
+    active = serializers.BooleanField(required=False, allow_null=True, help_text="Omitted means false.")
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+    def to_representation(self, instance: EventHandler) -> dict:
+        return instance.to_conductor()
+
+    def to_internal_value(self, data) -> EventHandler:
+        handler = self.instance or EventHandler()
+        try:
+            handler.apply_conductor(data)
+            handler.full_clean(validate_unique=False)
+        except DjangoValidationError as exc:
+            raise ConductorValidationError(problems_of(exc, CONDUCTOR_NAMES)) from None
+        return handler
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    keyId = serializers.CharField()
+    keySecret = serializers.CharField()
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Conductor's error body."""
+
+    status = serializers.IntegerField()
+    message = serializers.CharField()
+    instance = serializers.CharField(required=False)
+    retryable = serializers.BooleanField()
+    error = serializers.CharField(required=False, help_text="EXPIRED_TOKEN or INVALID_TOKEN on a 401.")
+    validationErrors = serializers.ListField(child=serializers.DictField(), required=False)

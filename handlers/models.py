@@ -1,0 +1,253 @@
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models
+from django.utils import timezone
+
+from queues.kinds import KINDS, UnknownQueueKind, split_event
+
+from .actions import ACTION_KINDS, action_problems
+from .conditions import EVALUATOR_TYPES, compile_problem, evaluator_of
+
+# Conductor's JSON names for the model's fields.
+CONDUCTOR_NAMES = {
+    "name": "name",
+    "event": "event",
+    "condition": "condition",
+    "evaluator_type": "evaluatorType",
+    "actions": "actions",
+    "active": "active",
+    "description": "description",
+}
+FIELD_OF = {conductor: field for field, conductor in CONDUCTOR_NAMES.items()}
+
+
+def problem(path: str, detail: str) -> ValidationError:
+    """A validation error that keeps its Conductor path, so the API and the admin can both show it."""
+    return ValidationError("%(path)s: %(detail)s", code="invalid", params={"path": path, "detail": detail})
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: item for key, item in value.items() if item is not None}
+    return value
+
+
+def normalize_actions(actions: Any) -> Any:
+    """Drop null fields of each action and of its body (Conductor leaves them out); keep data below."""
+    if not isinstance(actions, list):
+        return actions
+    normalized = []
+    for action in actions:
+        action = _without_nulls(action)
+        if isinstance(action, dict):
+            action = {key: _without_nulls(item) for key, item in action.items()}
+        normalized.append(action)
+    return normalized
+
+
+class EventHandler(models.Model):
+    name = models.CharField(
+        max_length=255, unique=True, help_text="Unique name, e.g. <code>start_shipping_workflow</code>."
+    )
+    event = models.CharField(
+        max_length=1024,
+        help_text="<code>kind:queue</code> the handler listens on, e.g. <code>sqs:shipping_start</code>. "
+        f"Kinds: {', '.join(KINDS)}.",
+    )
+    condition = models.TextField(
+        null=True,
+        blank=True,
+        help_text="Optional; empty means always. JavaScript over the payload <code>$</code>, "
+        "e.g. <code>$.status == 'signed'</code>.",
+    )
+    evaluator_type = models.CharField(
+        "evaluator type",
+        max_length=32,
+        null=True,
+        blank=True,
+        help_text=f"One of {', '.join(EVALUATOR_TYPES)}; empty means javascript.",
+    )
+    actions = models.JSONField(
+        default=list,
+        help_text='Conductor actions, e.g. <code>[{"action": "start_workflow", '
+        '"start_workflow": {"name": "shipping_workflow", "input": {"address": "${address}"}}}]</code>.',
+    )
+    active = models.BooleanField(
+        default=False, help_text="Only active handlers run. The API defaults to inactive when omitted."
+    )
+    description = models.TextField(null=True, blank=True, help_text="Free text for the people who run it.")
+    revision = models.PositiveIntegerField(default=0, editable=False, help_text="Number of the latest revision.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["event", "active"], name="handler_event_active")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def kind(self) -> str:
+        return self.event.partition(":")[0]
+
+    @property
+    def action_kinds(self) -> list[str]:
+        return [a.get("action", "?") for a in self.actions if isinstance(a, dict)] if isinstance(self.actions, list) else []
+
+    # Conductor representation ------------------------------------------------------------------
+
+    def to_conductor(self) -> dict:
+        data = {
+            "name": self.name,
+            "event": self.event,
+            "condition": self.condition,
+            "evaluatorType": self.evaluator_type,
+            "actions": self.actions,
+            "active": self.active,
+            "description": self.description,
+        }
+        return {key: value for key, value in data.items() if value is not None}
+
+    def apply_conductor(self, data: Any) -> None:
+        """Take a Conductor JSON handler; unknown fields are ignored. Raises ValidationError on wrong types."""
+        if not isinstance(data, dict):
+            raise ValidationError({NON_FIELD_ERRORS: [problem("$", "the body must be a JSON object (an event handler)")]})
+        errors: dict[str, list] = {}
+        for conductor_name, field in FIELD_OF.items():
+            value = data.get(conductor_name)
+            if field in ("name", "event", "condition", "evaluator_type", "description"):
+                if value is not None and not isinstance(value, str):
+                    errors.setdefault(field, []).append(problem(conductor_name, "must be a string"))
+                    continue
+            if field == "active":
+                if value is not None and not isinstance(value, bool):
+                    errors.setdefault(field, []).append(problem(conductor_name, "must be true or false"))
+                    continue
+                value = bool(value)  # Conductor's rule: omitted means inactive.
+            if field == "actions":
+                value = normalize_actions(value) if value is not None else []
+            setattr(self, field, value)
+        if errors:
+            raise ValidationError(errors)
+
+    # Validation: the single source for the API, the admin and imports ----------------------------
+
+    def clean(self) -> None:
+        errors: dict[str, list] = {}
+
+        def add(field: str, path: str, detail: str) -> None:
+            errors.setdefault(field, []).append(problem(path, detail))
+
+        self._check_event(add)
+        for path, detail in action_problems(self.actions):
+            add("actions", path, detail)
+        evaluator = evaluator_of(self.evaluator_type)
+        if evaluator is None:
+            add("evaluator_type", "evaluatorType", f"unknown evaluator {self.evaluator_type!r}; valid evaluators are "
+                f"{', '.join(EVALUATOR_TYPES)}")
+        elif self.condition and self.condition.strip():
+            reason = compile_problem(self.condition, self.evaluator_type)
+            if reason:
+                add("condition", "condition", reason)
+        if errors:
+            raise ValidationError(errors)
+
+    def _check_event(self, add) -> None:
+        if not self.event:
+            return  # The field's own "required" error covers it.
+        try:
+            split_event(self.event)
+        except UnknownQueueKind as exc:
+            add("event", "event", f"must be <kind>:<queue>; {exc}")
+        except ValueError as exc:
+            add("event", "event", str(exc))
+
+
+class HandlerRevision(models.Model):
+    """One change to a handler: who made it, when, how, and the handler as it then was."""
+
+    class Change(models.TextChoices):
+        CREATED = "created"
+        CHANGED = "changed"
+        DELETED = "deleted"
+        RESTORED = "restored"
+
+    handler = models.ForeignKey(
+        EventHandler, null=True, blank=True, on_delete=models.SET_NULL, related_name="revisions"
+    )
+    handler_name = models.CharField(max_length=255, db_index=True)
+    number = models.PositiveIntegerField()
+    change = models.CharField(max_length=16, choices=Change.choices)
+    source = models.CharField(max_length=32, help_text="Where the change came from: api, admin, import, restore.")
+    snapshot = models.JSONField(help_text="The handler in Conductor JSON after this change (before it, for a deletion).")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    changed_by_name = models.CharField(max_length=150, blank=True, help_text="Kept if the user is deleted.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-number"]
+        constraints = [models.UniqueConstraint(fields=["handler_name", "number"], name="revision_number_per_handler")]
+
+    def __str__(self) -> str:
+        return f"{self.handler_name} r{self.number} ({self.change})"
+
+    def previous(self) -> "HandlerRevision | None":
+        return (
+            HandlerRevision.objects.filter(handler_name=self.handler_name, number__lt=self.number)
+            .order_by("-number")
+            .first()
+        )
+
+
+class ApiKey(models.Model):
+    """A key id and secret a client exchanges for a short-lived token (Conductor's API key scheme).
+
+    Only a hash of the secret is stored: the secret is shown once, when the key is issued.
+    """
+
+    key_id = models.CharField(max_length=64, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=256, editable=False)
+    name = models.CharField(max_length=200, help_text="What uses this key, e.g. <code>orders-service worker</code>.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="api_keys",
+        help_text="Requests made with this key act as this user, with this user's permissions.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_id})"
+
+    @classmethod
+    def issue(cls, user, name: str) -> tuple["ApiKey", str]:
+        secret = secrets.token_urlsafe(32)
+        key = cls.objects.create(
+            key_id=secrets.token_hex(12), secret_hash=make_password(secret), name=name, user=user
+        )
+        return key, secret
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.user.is_active
+
+    def check_secret(self, secret: str) -> bool:
+        return check_password(secret, self.secret_hash)
+
+    def revoke(self) -> bool:
+        """Revoke the key; tokens issued for it stop working at once. False if it already was."""
+        return bool(ApiKey.objects.filter(pk=self.pk, revoked_at=None).update(revoked_at=timezone.now()))
+
+
+__all__ = ["ACTION_KINDS", "ApiKey", "EventHandler", "HandlerRevision"]

@@ -1,0 +1,28 @@
+import pytest
+from django.contrib.auth.models import Permission
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+
+def make_user(django_user_model, username: str, *codenames: str, staff: bool = True):
+    user = django_user_model.objects.create_user(username=username, password="pw-" + username, is_staff=staff)
+    if codenames:
+        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    return django_user_model.objects.create_superuser(username="root", password="pw-root", email="")
+
+
+@pytest.fixture
+def api(superuser) -> APIClient:
+    """An API client acting as a superuser, through a DRF token."""
+    return token_client(superuser)

@@ -1,0 +1,45 @@
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env}
+    environment.pop("DJANGO_SETTINGS_MODULE", None)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=environment, capture_output=True, text=True
+    )
+
+
+def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off():
+    result = run_manage("check", DEBUG="false", SECRET_KEY="")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_it_rejects_a_boolean_it_cannot_parse():
+    result = run_manage("check", DEBUG="maybe")
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_it_reports_empty_allowed_hosts_in_production():
+    result = run_manage("check", DEBUG="0", SECRET_KEY="x" * 50, ALLOWED_HOSTS="")
+    assert result.returncode != 0
+    assert "eventhub.E001" in result.stderr
+
+
+def test_it_accepts_a_production_configuration():
+    result = run_manage(
+        "check", DEBUG="off", SECRET_KEY="x" * 50, ALLOWED_HOSTS="eventhub.example.com",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/test",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_it_rejects_a_database_url_it_does_not_understand():
+    result = run_manage("check", DATABASE_URL="nosuchdb://somewhere/x")
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr
