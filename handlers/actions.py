@@ -16,9 +16,14 @@ def _is_blank(value) -> bool:
 
 def _check_object(body: dict, key: str, problems: Problems) -> None:
     value = body.get(key)
-    # A `${...}` string that resolves to an object at run time is as good as an object.
-    if value is not None and not isinstance(value, dict | str):
+    if value is not None and not isinstance(value, dict):
         problems.append((key, "must be a JSON object"))
+
+
+def _check_strings(body: dict, keys: tuple[str, ...], problems: Problems) -> None:
+    for key in keys:
+        if body.get(key) is not None and not isinstance(body[key], str):
+            problems.append((key, "must be a string"))
 
 
 def _check_start_workflow(body: dict) -> Problems:
@@ -28,10 +33,14 @@ def _check_start_workflow(body: dict) -> Problems:
     elif not isinstance(body["name"], str):
         problems.append(("name", "must be a string"))
     version = body.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int | str)):
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         problems.append(("version", "must be a whole number, or null for the latest version"))
-    for key in ("input", "taskToDomain"):
-        _check_object(body, key, problems)
+    _check_object(body, "input", problems)
+    _check_object(body, "taskToDomain", problems)
+    domains = body.get("taskToDomain")
+    if isinstance(domains, dict) and not all(isinstance(domain, str) for domain in domains.values()):
+        problems.append(("taskToDomain", "must map task names to domain names (strings)"))
+    _check_strings(body, ("correlationId", "idempotencyKey"), problems)
     return problems
 
 
@@ -43,13 +52,16 @@ def _check_task_update(body: dict) -> Problems:
         problems.append(("taskRefName", "a task reference is required: taskId, or workflowId and taskRefName"))
     for key in ("output", "input"):
         _check_object(body, key, problems)
+    _check_strings(body, ("workflowId", "taskRefName", "taskId", "reasonForIncompletion"), problems)
     return problems
 
 
 def _check_terminate(body: dict) -> Problems:
+    problems: Problems = []
     if _is_blank(body.get("workflowId")):
-        return [("workflowId", "is required: the workflow to terminate")]
-    return []
+        problems.append(("workflowId", "is required: the workflow to terminate"))
+    _check_strings(body, ("workflowId", "terminationReason"), problems)
+    return problems
 
 
 def _check_update_variables(body: dict) -> Problems:
@@ -57,8 +69,9 @@ def _check_update_variables(body: dict) -> Problems:
     if _is_blank(body.get("workflowId")):
         problems.append(("workflowId", "is required: the workflow whose variables change"))
     variables = body.get("variables")
-    if not isinstance(variables, dict | str):
+    if not isinstance(variables, dict):
         problems.append(("variables", "is required: a JSON object of variables to set"))
+    _check_strings(body, ("workflowId",), problems)
     append = body.get("appendArray")
     if append is not None and not isinstance(append, bool):
         problems.append(("appendArray", "must be true or false"))

@@ -73,6 +73,7 @@ class EventHandler(models.Model):
     )
     actions = models.JSONField(
         default=list,
+        blank=True,  # clean() says "at least one action is required", once
         help_text='Conductor actions, e.g. <code>[{"action": "start_workflow", '
         '"start_workflow": {"name": "shipping_workflow", "input": {"address": "${address}"}}}]</code>.',
     )
@@ -97,7 +98,9 @@ class EventHandler(models.Model):
 
     @property
     def action_kinds(self) -> list[str]:
-        return [a.get("action", "?") for a in self.actions if isinstance(a, dict)] if isinstance(self.actions, list) else []
+        if not isinstance(self.actions, list):
+            return []
+        return [action.get("action", "?") for action in self.actions if isinstance(action, dict)]
 
     # Conductor representation ------------------------------------------------------------------
 
@@ -116,7 +119,8 @@ class EventHandler(models.Model):
     def apply_conductor(self, data: Any) -> None:
         """Take a Conductor JSON handler; unknown fields are ignored. Raises ValidationError on wrong types."""
         if not isinstance(data, dict):
-            raise ValidationError({NON_FIELD_ERRORS: [problem("$", "the body must be a JSON object (an event handler)")]})
+            not_an_object = problem("$", "the body must be a JSON object (an event handler)")
+            raise ValidationError({NON_FIELD_ERRORS: [not_an_object]})
         errors: dict[str, list] = {}
         for conductor_name, field in FIELD_OF.items():
             value = data.get(conductor_name)
@@ -184,7 +188,9 @@ class HandlerRevision(models.Model):
     number = models.PositiveIntegerField()
     change = models.CharField(max_length=16, choices=Change.choices)
     source = models.CharField(max_length=32, help_text="Where the change came from: api, admin, import, restore.")
-    snapshot = models.JSONField(help_text="The handler in Conductor JSON after this change (before it, for a deletion).")
+    snapshot = models.JSONField(
+        help_text="The handler in Conductor JSON after this change (before it, for a deletion)."
+    )
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     changed_by_name = models.CharField(max_length=150, blank=True, help_text="Kept if the user is deleted.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -3,32 +3,37 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from queues.kinds import KINDS
+
 from ..actions import ACTION_KINDS
+from ..conditions import EVALUATOR_TYPES
 from ..models import CONDUCTOR_NAMES, EventHandler
 from .errors import ConductorValidationError, problems_of
+
+EVENT_PATTERN = rf"^({'|'.join(KINDS)}):[\s\S]*\S[\s\S]*$"
 
 
 class StartWorkflowSerializer(serializers.Serializer):
     name = serializers.CharField()
     version = serializers.IntegerField(required=False, allow_null=True)
-    correlationId = serializers.CharField(required=False, allow_null=True)
+    correlationId = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     input = serializers.DictField(required=False, allow_null=True)
-    taskToDomain = serializers.DictField(child=serializers.CharField(), required=False, allow_null=True)
-    idempotencyKey = serializers.CharField(required=False, allow_null=True)
+    taskToDomain = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, allow_null=True)
+    idempotencyKey = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
 
 class TaskDetailsSerializer(serializers.Serializer):
-    workflowId = serializers.CharField(required=False, allow_null=True)
-    taskRefName = serializers.CharField(required=False, allow_null=True)
-    taskId = serializers.CharField(required=False, allow_null=True)
+    workflowId = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    taskRefName = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    taskId = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     output = serializers.DictField(required=False, allow_null=True)
     input = serializers.DictField(required=False, allow_null=True, help_text="Synonym of output (Eventhub).")
-    reasonForIncompletion = serializers.CharField(required=False, allow_null=True)
+    reasonForIncompletion = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
 
 class TerminateWorkflowSerializer(serializers.Serializer):
     workflowId = serializers.CharField()
-    terminationReason = serializers.CharField(required=False, allow_null=True)
+    terminationReason = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
 
 class UpdateWorkflowVariablesSerializer(serializers.Serializer):
@@ -51,10 +56,14 @@ class EventHandlerSerializer(serializers.Serializer):
     """Reads and writes Conductor's EventHandler JSON; validation is the model's own."""
 
     name = serializers.CharField(max_length=255)
-    event = serializers.CharField(max_length=1024, help_text="<kind>:<queue>, e.g. sqs:shipping_start")
+    event = serializers.RegexField(
+        EVENT_PATTERN, max_length=1024, help_text="<kind>:<queue>, e.g. sqs:shipping_start"
+    )
     condition = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    evaluatorType = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    actions = ActionSerializer(many=True)
+    evaluatorType = serializers.ChoiceField(
+        choices=list(EVALUATOR_TYPES), required=False, allow_null=True, allow_blank=True
+    )
+    actions = serializers.ListField(child=ActionSerializer(), min_length=1)
     active = serializers.BooleanField(required=False, allow_null=True, help_text="Omitted means false.")
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
