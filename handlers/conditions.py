@@ -1,24 +1,88 @@
-"""Handler conditions: `javascript` (V8 through mini-racer; `graaljs` is a synonym) and `value-param`."""
+"""Handler conditions: `javascript` (V8 through mini-racer; `graaljs` is a synonym) and `value-param`.
+
+JavaScript runs in an embedded V8 isolate with nothing but the language: no file, network or process
+access exists there. Each evaluation has a time limit and the isolate a memory limit; a condition that
+loops or allocates without bound fails that evaluation only, and the isolate is replaced after running
+out of memory.
+
+Conductor's truthiness decides a match: a boolean true or a number above 0. Anything else (the string
+"true" included) is false.
+
+Calls into V8 cost far more than evaluating a typical condition, so a batch of messages is evaluated
+against a batch of conditions in one call; per-item errors are caught inside JavaScript. Only when the
+whole call hits its time or memory limit are the items evaluated one by one to find the culprit.
+"""
 
 import json
+import logging
 import threading
+from dataclasses import dataclass
+from typing import Any
 
-from py_mini_racer import JSEvalException, MiniRacer
+from django.conf import settings
+from py_mini_racer import JSEvalException, JSOOMException, JSTimeoutException, MiniRacer
+
+logger = logging.getLogger(__name__)
 
 JAVASCRIPT = "javascript"
 VALUE_PARAM = "value-param"
 EVALUATOR_TYPES = {JAVASCRIPT: JAVASCRIPT, "graaljs": JAVASCRIPT, VALUE_PARAM: VALUE_PARAM}
 COMPILE_TIMEOUT_SECONDS = 1.0
+# After this many items of one batch time out on the same condition, the rest of the batch is not
+# evaluated against it: a condition that loops would otherwise cost its time limit on every message.
+MAX_TIMEOUTS_PER_CONDITION = 2
 
-_local = threading.local()
+# The runtime inside the isolate. The registry lives in a closure and JSON is captured before any
+# condition runs, so a condition cannot replace the machinery other conditions depend on.
+_RUNTIME = r"""
+var __eventhub = (function () {
+  var parse = JSON.parse, stringify = JSON.stringify, fns = new Map();
+  function compile(src) {
+    if (fns.has(src)) return;
+    var fn;
+    try { fn = new Function('$', 'return (' + src + '\n);'); }
+    catch (e) { fn = new Function('$', 'return eval(' + stringify(src) + ');'); }
+    fns.set(src, fn);
+  }
+  function describe(v) {
+    if (v === undefined) return 'undefined';
+    try { var s = stringify(v); return s === undefined ? String(v) : s; } catch (e) { return String(v); }
+  }
+  function run(conditionsJson, payloadsJson) {
+    var conditions = parse(conditionsJson), payloads = parse(payloadsJson), out = [];
+    for (var i = 0; i < payloads.length; i++) {
+      var row = [];
+      for (var j = 0; j < conditions.length; j++) {
+        try {
+          compile(conditions[j]);
+          var v = fns.get(conditions[j])(payloads[i]);
+          var truthy = typeof v === 'boolean' ? v : (typeof v === 'number' ? v > 0 : false);
+          row.push([true, truthy, describe(v)]);
+        } catch (e) {
+          row.push([false, false, String(e)]);
+        }
+      }
+      out.push(row);
+    }
+    return stringify(out);
+  }
+  return Object.freeze({run: run});
+})();
+"""
 
 
-def _context() -> MiniRacer:
-    # A V8 context is not safe to share between threads; each thread keeps its own.
-    context = getattr(_local, "context", None)
-    if context is None:
-        context = _local.context = MiniRacer()
-    return context
+@dataclass(frozen=True)
+class ConditionResult:
+    matched: bool
+    value: str = ""  # what the condition returned, as text, for the audit record
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+ALWAYS = ConditionResult(matched=True, value="no condition")
 
 
 def evaluator_of(evaluator_type: str | None) -> str | None:
@@ -26,6 +90,32 @@ def evaluator_of(evaluator_type: str | None) -> str | None:
     if evaluator_type in (None, ""):
         return JAVASCRIPT
     return EVALUATOR_TYPES.get(evaluator_type)
+
+
+def is_truthy(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, int | float) and value > 0
+
+
+class _Isolate:
+    """One V8 context with the runtime loaded; replaced after it runs out of memory."""
+
+    def __init__(self) -> None:
+        self.context = MiniRacer()
+        self.context.eval(_RUNTIME)
+        self.run = self.context.eval("__eventhub.run")
+        self.memory_limit = 0
+
+
+_local = threading.local()
+
+
+def _isolate(fresh: bool = False) -> _Isolate:
+    # A V8 context is not safe to share between threads; each thread keeps its own.
+    if fresh or getattr(_local, "isolate", None) is None:
+        _local.isolate = _Isolate()
+    return _local.isolate
 
 
 def compile_problem(condition: str, evaluator_type: str | None) -> str | None:
@@ -36,9 +126,106 @@ def compile_problem(condition: str, evaluator_type: str | None) -> str | None:
     # `new Function` parses the source as a function body without running it.
     source = f"new Function('$', {json.dumps(condition)}); true"
     try:
-        _context().eval(source, timeout_sec=COMPILE_TIMEOUT_SECONDS)
+        _isolate().context.eval(source, timeout_sec=COMPILE_TIMEOUT_SECONDS)
     except JSEvalException as exc:
-        first_line = str(exc).strip().splitlines()
-        detail = next((line for line in first_line if "Error" in line), first_line[0] if first_line else "")
+        lines = str(exc).strip().splitlines()
+        detail = next((line for line in lines if "Error" in line), lines[0] if lines else "")
         return f"does not compile as JavaScript: {detail.strip()}"
     return None
+
+
+def _limits() -> tuple[float, int]:
+    seconds = getattr(settings, "CONDITION_TIME_LIMIT_SECONDS", 1.0)
+    memory = getattr(settings, "CONDITION_MEMORY_LIMIT_BYTES", 64 * 1024 * 1024)
+    return seconds, memory
+
+
+def _call(conditions: list[str], payloads: list[Any]) -> list[list[ConditionResult]]:
+    seconds, memory = _limits()
+    isolate = _isolate()
+    if isolate.memory_limit != memory:
+        isolate.context.set_hard_memory_limit(memory)
+        isolate.memory_limit = memory
+    try:
+        raw = isolate.run(json.dumps(conditions), json.dumps(payloads), timeout_sec=seconds)
+    except JSTimeoutException:
+        raise
+    except JSEvalException as exc:
+        # Errors of the conditions are caught inside the runtime; what escapes it is the isolate
+        # being stopped, which mini-racer reports in more than one way when memory runs out.
+        raise JSOOMException(str(exc)) from exc
+    return [
+        [ConditionResult(matched=ok and truthy, value=text if ok else "", error=None if ok else text)
+         for ok, truthy, text in row]
+        for row in json.loads(raw)
+    ]
+
+
+def _one_by_one(conditions: list[str], payloads: list[Any]) -> list[list[ConditionResult]]:
+    seconds, memory = _limits()
+    timeouts = [0] * len(conditions)
+    rows = []
+    for payload in payloads:
+        row = []
+        for index, condition in enumerate(conditions):
+            if timeouts[index] >= MAX_TIMEOUTS_PER_CONDITION:
+                row.append(ConditionResult(False, error=f"not evaluated: the condition exceeded its {seconds:g} s "
+                                                         "time limit on earlier messages of this batch"))
+                continue
+            try:
+                row.append(_call([condition], [payload])[0][0])
+            except JSTimeoutException:
+                timeouts[index] += 1
+                row.append(ConditionResult(False, error=f"the condition exceeded its {seconds:g} s time limit"))
+            except JSOOMException:
+                _isolate(fresh=True)
+                row.append(ConditionResult(False, error=f"the condition exceeded its {memory // 2**20} MiB "
+                                                        "memory limit"))
+        rows.append(row)
+    return rows
+
+
+def evaluate_javascript(conditions: list[str], payloads: list[Any]) -> list[list[ConditionResult]]:
+    """Results indexed [payload][condition]. Payloads must already have inline JSON expanded."""
+    if not conditions or not payloads:
+        return [[] for _ in payloads]
+    try:
+        return _call(conditions, payloads)
+    except JSTimeoutException:
+        logger.warning("A batch of conditions hit its time limit; evaluating one by one")
+    except JSOOMException:
+        logger.warning("A batch of conditions hit its memory limit; evaluating one by one")
+        _isolate(fresh=True)
+    return _one_by_one(conditions, payloads)
+
+
+def evaluate_value_param(key: str, payload: Any) -> ConditionResult:
+    value = payload.get(key) if isinstance(payload, dict) else None
+    return ConditionResult(matched=is_truthy(value), value=json.dumps(value, default=str))
+
+
+def evaluate(condition: str | None, evaluator_type: str | None, payload: Any) -> ConditionResult:
+    """One condition against one payload (a dry run, a replay); dispatch evaluates whole batches."""
+    return evaluate_batch([(condition, evaluator_type)], [payload])[0][0]
+
+
+def evaluate_batch(conditions: list[tuple[str | None, str | None]], payloads: list[Any]) -> list[list[ConditionResult]]:
+    """Every (condition, evaluatorType) against every payload: results indexed [payload][condition]."""
+    scripts = sorted({c for c, kind in conditions if c and c.strip() and evaluator_of(kind) == JAVASCRIPT})
+    column = {script: index for index, script in enumerate(scripts)}
+    script_results = evaluate_javascript(scripts, payloads)
+    rows = []
+    for payload, script_row in zip(payloads, script_results, strict=True):
+        row = []
+        for condition, kind in conditions:
+            evaluator = evaluator_of(kind)
+            if not condition or not condition.strip():
+                row.append(ALWAYS)
+            elif evaluator == VALUE_PARAM:
+                row.append(evaluate_value_param(condition.strip(), payload))
+            elif evaluator is None:
+                row.append(ConditionResult(False, error=f"unknown evaluatorType {kind!r}"))
+            else:
+                row.append(script_row[column[condition]])
+        rows.append(row)
+    return rows

@@ -1,0 +1,100 @@
+import pytest
+
+from handlers.conditions import evaluate, evaluate_batch
+from handlers.payload import expand_inline_json
+
+SIGNED = {"status": "signed", "amount": 12.5, "count": 0, "flag": "true", "items": [1, 2], "nested": {"a": None}}
+
+
+@pytest.mark.parametrize(
+    "condition,matched",
+    [
+        ("$.status == 'signed'", True),
+        ("$.status === 'draft'", False),
+        ("$.amount", True),  # a number above 0
+        ("$.count", False),  # 0 is not above 0
+        ("-1", False),
+        ("$.flag", False),  # the string "true" is not true
+        ("'yes'", False),
+        ("$.items", False),  # an array is not true
+        ("$.missing", False),  # undefined
+        ("$.nested.a", False),  # null
+        ("$.items.length > 1 && $.amount < 20", True),
+        ("var total = $.items[0] + $.items[1];\ntotal == 3", True),  # a script: its last value counts
+        ("function f(x) { return x * 2 }\nf($.amount) > 20", True),
+    ],
+)
+def test_it_follows_conductors_truthiness(condition, matched):
+    result = evaluate(condition, "javascript", SIGNED)
+    assert result.error is None
+    assert result.matched is matched
+
+
+def test_graaljs_is_a_synonym_of_javascript():
+    assert evaluate("$.status == 'signed'", "graaljs", SIGNED).matched is True
+
+
+def test_an_empty_condition_always_matches():
+    assert evaluate("", None, SIGNED).matched is True
+    assert evaluate(None, "javascript", SIGNED).matched is True
+
+
+@pytest.mark.parametrize("key,matched", [("amount", True), ("count", False), ("flag", False), ("absent", False)])
+def test_value_param_takes_a_top_level_value_as_the_result(key, matched):
+    assert evaluate(key, "value-param", SIGNED).matched is matched
+
+
+def test_it_records_what_the_condition_returned():
+    assert evaluate("$.amount * 2", None, SIGNED).value == "25"
+    assert evaluate("$.status", None, SIGNED).value == '"signed"'
+    assert evaluate("$.missing", None, SIGNED).value == "undefined"
+
+
+def test_an_error_fails_only_that_condition():
+    [[broken, fine]] = evaluate_batch([("$.nested.a.b.c", None), ("$.amount > 1", None)], [SIGNED])
+    assert broken.failed and not broken.matched
+    assert "TypeError" in broken.error
+    assert fine.matched and not fine.failed
+
+
+def test_it_evaluates_every_condition_against_every_payload():
+    rows = evaluate_batch([("$.n > 1", None), ("n", "value-param"), ("", None)], [{"n": 0}, {"n": 2}, {"n": 5}])
+    assert [[r.matched for r in row] for row in rows] == [[False, False, True], [True, True, True], [True, True, True]]
+
+
+def test_a_condition_that_never_ends_fails_within_its_time_limit(settings):
+    settings.CONDITION_TIME_LIMIT_SECONDS = 0.2
+    rows = evaluate_batch([("while (true) {}", None), ("$.n == 1", None)], [{"n": 1}, {"n": 2}, {"n": 1}])
+    loops = [row[0] for row in rows]
+    assert all(result.failed and not result.matched for result in loops)
+    assert "time limit" in loops[0].error
+    assert "not evaluated" in loops[2].error  # the third message is spared the wait
+    assert [row[1].matched for row in rows] == [True, False, True]
+    assert evaluate("$.n == 1", None, {"n": 1}).matched is True  # the isolate still works
+
+
+def test_a_condition_that_allocates_without_bound_fails_and_the_isolate_recovers(settings):
+    settings.CONDITION_MEMORY_LIMIT_BYTES = 32 * 1024 * 1024
+    settings.CONDITION_TIME_LIMIT_SECONDS = 10
+    hog = "var a = []; while (true) { a.push(new Array(100000).fill($.n)) }"
+    [[result, other]] = evaluate_batch([(hog, None), ("$.n == 1", None)], [{"n": 1}])
+    assert result.failed and "memory limit" in result.error
+    assert other.matched is True
+    assert evaluate("$.n == 1", None, {"n": 1}).matched is True
+
+
+def test_the_sandbox_has_no_io():
+    for probe in ("typeof require", "typeof process", "typeof fetch", "typeof XMLHttpRequest"):
+        assert evaluate(probe, None, {}).value == '"undefined"'
+
+
+def test_a_condition_cannot_break_the_evaluation_of_others():
+    evaluate("JSON.parse = function () { return {n: 99} }; __eventhub = null; true", None, {"n": 1})
+    assert evaluate("$.n == 1", None, {"n": 1}).matched is True
+
+
+def test_inline_json_is_expanded_without_changing_the_original():
+    payload = {"data": '{"id": 7, "tags": "[1, 2]"}', "note": "{not json}", "list": ['["a"]']}
+    expanded = expand_inline_json(payload)
+    assert expanded == {"data": {"id": 7, "tags": [1, 2]}, "note": "{not json}", "list": [["a"]]}
+    assert payload["data"] == '{"id": 7, "tags": "[1, 2]"}'
