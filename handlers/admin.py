@@ -23,7 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from queues.kinds import KINDS
 
@@ -59,7 +59,7 @@ def diff_block(before: Any, after: Any, before_label: str, after_label: str) -> 
     old = pretty_json(before).splitlines() if before is not None else []
     lines = list(difflib.unified_diff(old, pretty_json(after).splitlines(), before_label, after_label, lineterm=""))
     if not lines:
-        return format_html("<p>No differences.</p>")
+        return mark_safe("<p>No differences.</p>")
     styled = format_html_join(
         "\n",
         '<span style="display: block; {}">{}</span>',
@@ -257,7 +257,7 @@ class HandlerRevisionAdmin(admin.ModelAdmin):
     def diff(self, obj: HandlerRevision) -> SafeString:
         previous = obj.previous()
         if previous is None:
-            return format_html("<p>First revision: the handler was created as shown above.</p>")
+            return mark_safe("<p>First revision: the handler was created as shown above.</p>")
         return diff_block(previous.snapshot, obj.snapshot, f"revision {previous.number}", f"revision {obj.number}")
 
     # An audit record: never written through the admin.

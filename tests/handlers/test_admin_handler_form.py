@@ -35,7 +35,8 @@ def form_data(**overrides) -> dict:
 
 
 def make_handler(name: str = "start_shipping_workflow", **fields) -> EventHandler:
-    handler = EventHandler(name=name, event=fields.pop("event", "sqs:shipping_start"), actions=SHIPPING_ACTIONS, **fields)
+    event = fields.pop("event", "sqs:shipping_start")
+    handler = EventHandler(name=name, event=event, actions=SHIPPING_ACTIONS, **fields)
     handler.full_clean()
     save_handler(handler, user=None, source="api")
     return handler

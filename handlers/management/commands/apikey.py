@@ -50,7 +50,8 @@ class Command(BaseCommand):
         header = ("KEY ID", "USER", "CREATED", "LAST USED", "STATUS", "NAME")
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
         for row in [header, *rows]:
-            self.stdout.write("  ".join([cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]))
+            padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            self.stdout.write("  ".join([*padded, row[-1]]))
 
     def revoke(self, *, key_id: str, **options) -> None:
         key = ApiKey.objects.filter(key_id=key_id).first()
