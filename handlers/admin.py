@@ -61,7 +61,7 @@ def diff_block(before: Any, after: Any, before_label: str, after_label: str) -> 
     if not lines:
         return mark_safe("<p>No differences.</p>")
     styled = format_html_join(
-        "\n",
+        "",  # Each line is a block already; a newline between them would double the spacing in <pre>.
         '<span style="display: block; {}">{}</span>',
         ((DIFF_STYLES.get(line[:1], "") if not line.startswith(("+++", "---")) else "font-weight: bold", line)
          for line in lines),

@@ -41,11 +41,23 @@ def parse_json(text: str) -> Any:
         ) from None
 
 
+def without_redundant(error_dict: dict[str, list]) -> dict[str, list]:
+    """Drop Django's generic "cannot be blank/null" for a field the model's own rules explain more precisely."""
+    kept = {}
+    for field, errors in error_dict.items():
+        precise = any("path" in (error.params or {}) for error in errors)
+        kept[field] = [error for error in errors if not (precise and error.code in ("blank", "null"))]
+    return kept
+
+
 def error_lines(error: ValidationError) -> list[str]:
     """Each message of a model ValidationError, prefixed with its Conductor path when it has none yet."""
-    groups = error.error_dict.items() if hasattr(error, "error_dict") else [(NON_FIELD_ERRORS, error.error_list)]
+    if hasattr(error, "error_dict"):
+        groups = without_redundant(error.error_dict)
+    else:
+        groups = {NON_FIELD_ERRORS: error.error_list}
     lines = []
-    for field, errors in groups:
+    for field, errors in groups.items():
         for item in errors:
             # Model rules (`problem()`) carry their path; Django's field rules ("cannot be blank") do not.
             has_path = field == NON_FIELD_ERRORS or "path" in (item.params or {})
@@ -120,7 +132,9 @@ class EventHandlerForm(forms.ModelForm):
         # the model judges the instance, which still holds the old value of a field that did not parse,
         # and its verdict there would contradict the form's own message; and an error for a field this
         # form lacks is shown at the top instead of crashing the page.
-        error_dict = errors.error_dict if hasattr(errors, "error_dict") else {NON_FIELD_ERRORS: errors.error_list}
+        error_dict = without_redundant(errors.error_dict) if hasattr(errors, "error_dict") else {
+            NON_FIELD_ERRORS: errors.error_list
+        }
         kept: dict[str, list] = {}
         for field, messages in error_dict.items():
             if field in self._errors and field != NON_FIELD_ERRORS:
