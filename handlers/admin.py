@@ -128,8 +128,9 @@ class EventHandlerAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: EventHandler | None = None):
         editable = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
         rule_fields = ["condition", "evaluator_type", "actions" if editable else "actions_json"]
+        first = ["name", "event", "active", "description"] + (["loaded_revision"] if obj and editable else [])
         fieldsets = [
-            (None, {"fields": ["name", "event", "active", "description"]}),
+            (None, {"fields": first}),
             ("Rule", {"fields": rule_fields, "description": "When a message arrives on the event's queue and the "
                       "condition holds, each action runs in order."}),
         ]

@@ -101,6 +101,10 @@ class EventHandlerForm(forms.ModelForm):
         "<code>actions[0].start_workflow.name</code>; null fields are dropped on save.",
     )
 
+    loaded_revision = forms.IntegerField(
+        widget=forms.HiddenInput, required=False, help_text="The revision this form was opened at."
+    )
+
     class Meta:
         model = EventHandler
         fields = ["name", "event", "active", "description", "condition", "evaluator_type", "actions"]
@@ -120,6 +124,25 @@ class EventHandlerForm(forms.ModelForm):
                 "Only active handlers run. New handlers made here start <strong>active</strong>; "
                 "through the API a handler sent without <code>active</code> is inactive (Conductor's rule)."
             )
+        if "loaded_revision" in self.fields and self.instance.pk is not None:
+            self.fields["loaded_revision"].initial = self.instance.revision
+
+    def clean(self) -> dict:
+        # Two people editing one handler: the later save would silently undo the earlier one. Refuse it
+        # once, and arm the form so that saving again knowingly overwrites.
+        cleaned = super().clean()
+        loaded = cleaned.get("loaded_revision")
+        current = self.instance.revision
+        if self.instance.pk is None or loaded is None or loaded == current:
+            return cleaned
+        self.data = self.data.copy()
+        self.data[self.add_prefix("loaded_revision")] = str(current)
+        raise ValidationError(
+            "Someone saved revision %(current)s of this handler after you opened revision %(loaded)s; "
+            "your edits are kept below but not saved. Compare with its history, then save again to overwrite.",
+            code="stale",
+            params={"current": current, "loaded": loaded},
+        )
 
     def clean_actions(self) -> Any:
         # The API drops null fields of actions; the admin stores the same shape.

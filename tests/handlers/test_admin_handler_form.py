@@ -194,3 +194,26 @@ def test_it_shows_the_history_newest_first_on_the_change_page(editor_client):
     assert html.index(">r2<") < html.index(">r1<")
     assert "All 2 revisions" in html
     assert reverse("admin:handlers_handlerrevision_change", args=[handler.revisions.get(number=2).pk]) in html
+
+
+@pytest.mark.django_db
+def test_it_refuses_once_to_overwrite_a_change_made_since_the_form_was_opened(editor_client):
+    handler = make_handler()
+    opened = editor_client.get(change_url(handler))
+    assert '<input type="hidden" name="loaded_revision" value="1"' in opened.content.decode()
+    handler.description = "changed through the API meanwhile"
+    save_handler(handler, user=None, source="api")
+    response = editor_client.post(change_url(handler), form_data(event="sqs:mine", loaded_revision=1))
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.non_field_errors() == [
+        "Someone saved revision 2 of this handler after you opened revision 1; your edits are kept below but not "
+        "saved. Compare with its history, then save again to overwrite."]
+    assert form["event"].value() == "sqs:mine"
+    handler.refresh_from_db()
+    assert (handler.event, handler.revision) == ("sqs:shipping_start", 2)
+    assert form["loaded_revision"].value() == "2"
+    response = editor_client.post(change_url(handler), form_data(event="sqs:mine", loaded_revision=2))
+    assert response.status_code == 302
+    handler.refresh_from_db()
+    assert (handler.event, handler.revision) == ("sqs:mine", 3)
