@@ -63,10 +63,15 @@ def diff_block(before: Any, after: Any, before_label: str, after_label: str) -> 
     styled = format_html_join(
         "",  # Each line is a block already; a newline between them would double the spacing in <pre>.
         '<span style="display: block; {}">{}</span>',
-        ((DIFF_STYLES.get(line[:1], "") if not line.startswith(("+++", "---")) else "font-weight: bold", line)
-         for line in lines),
+        ((_diff_line_style(line), line) for line in lines),
     )
     return format_html('<pre style="{}; white-space: pre-wrap">{}</pre>', CODE_STYLE, styled)
+
+
+def _diff_line_style(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "font-weight: bold"
+    return DIFF_STYLES.get(line[:1], "")
 
 
 def admin_url(obj, view: str = "change") -> str:
@@ -115,7 +120,7 @@ class EventHandlerAdmin(admin.ModelAdmin):
         return json_block(obj.actions)
 
     @admin.display(description="history")
-    def history(self, obj: EventHandler) -> str:
+    def history(self, obj: EventHandler) -> SafeString:
         revisions = HandlerRevision.objects.filter(Q(handler=obj) | Q(handler_name=obj.name))
         context = {
             "revisions": revisions.order_by("-created_at", "-id")[:HISTORY_ROWS],
@@ -124,6 +129,15 @@ class EventHandlerAdmin(admin.ModelAdmin):
             + "?" + urlencode({"handler_name": obj.name}),
         }
         return render_to_string("admin/handlers/eventhandler/history.html", context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        # The revisions are the complete history (API, imports and bulk actions included); Django's own
+        # log only knows about admin form saves, so the "History" button leads to the revisions.
+        handler = self.get_object(request, unquote(object_id))
+        if handler is None or not self.has_view_permission(request, handler):
+            return super().history_view(request, object_id, extra_context)  # Its 404 / 403 answers.
+        url = reverse("admin:handlers_handlerrevision_changelist") + "?" + urlencode({"handler_name": handler.name})
+        return redirect(url)
 
     def get_fieldsets(self, request: HttpRequest, obj: EventHandler | None = None):
         editable = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
@@ -174,6 +188,8 @@ class EventHandlerAdmin(admin.ModelAdmin):
                 handler.active = active
                 save_handler(handler, user=request.user, source="admin")
                 changed += 1
+        logger.info("%s %s %d event handlers in the admin", request.user, "activated" if active else "deactivated",
+                    changed)
         state = "active" if active else "inactive"
         verb = "Activated" if active else "Deactivated"
         message = f"{verb} {plural(changed, 'event handler')}"
@@ -214,6 +230,7 @@ class EventHandlerAdmin(admin.ModelAdmin):
                 form.add_error(None, "A handler of the same name was created meanwhile; nothing was imported. "
                                "Upload the file again.")
             else:
+                logger.info("%s imported event handlers: %s", request.user, counts)
                 self.message_user(request, "Imported event handlers: {created} created, {updated} updated, "
                                   "{unchanged} unchanged.".format(**counts), messages.SUCCESS)
                 return redirect("admin:handlers_eventhandler_changelist")

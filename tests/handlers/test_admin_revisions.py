@@ -139,3 +139,11 @@ def test_recreating_a_deleted_handler_needs_the_add_permission(client, django_us
     deleted = HandlerRevision.objects.get(change="deleted")
     assert client.post(revision_url(deleted, "restore")).status_code == 403
     assert not EventHandler.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_history_button_of_a_handler_leads_to_its_revisions(editor_client):
+    handler = handler_with_two_revisions()
+    response = editor_client.get(reverse("admin:handlers_eventhandler_history", args=[handler.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == REVISIONS + "?handler_name=ship"
+    assert [r.number for r in response.context["cl"].result_list] == [2, 1]
