@@ -128,6 +128,9 @@ def test_it_counts_unchanged_handlers_without_a_new_revision(importer_client):
 @pytest.mark.django_db
 def test_it_links_the_import_from_the_changelist_for_those_allowed(importer_client):
     assert IMPORT in importer_client.get(CHANGELIST).content.decode()
+    page = importer_client.get(IMPORT)
+    assert page.status_code == 200
+    assert '<input type="file" name="file"' in page.content.decode()
 
 
 @pytest.mark.django_db
