@@ -1,0 +1,437 @@
+"""The ops console for event handlers, their revisions and API keys.
+
+Every write to a handler goes through `handlers.changes`, so each one is kept as a revision; the
+forms only present the model's own validation.
+"""
+
+import difflib
+import json
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from queues.kinds import KINDS
+
+from .changes import delete_handler, restore_revision, save_handler
+from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
+from .models import ApiKey, EventHandler, HandlerRevision
+
+logger = logging.getLogger(__name__)
+
+admin.site.site_header = "Eventhub"
+admin.site.site_title = "Eventhub"
+admin.site.index_title = "Operations console"
+
+HISTORY_ROWS = 10
+CODE_STYLE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px"
+DIFF_STYLES = {
+    "+": "background: rgba(46, 160, 67, 0.22)",
+    "-": "background: rgba(248, 81, 73, 0.22)",
+    "@": "color: #6e7781; font-style: italic",
+}
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def json_block(value: Any) -> SafeString:
+    return format_html('<pre style="{}; white-space: pre-wrap">{}</pre>', CODE_STYLE, pretty_json(value))
+
+
+def diff_block(before: Any, after: Any, before_label: str, after_label: str) -> SafeString:
+    """A unified diff of two handlers as pretty JSON, added lines green and removed ones red."""
+    old = pretty_json(before).splitlines() if before is not None else []
+    lines = list(difflib.unified_diff(old, pretty_json(after).splitlines(), before_label, after_label, lineterm=""))
+    if not lines:
+        return mark_safe("<p>No differences.</p>")
+    styled = format_html_join(
+        "",  # Each line is a block already; a newline between them would double the spacing in <pre>.
+        '<span style="display: block; {}">{}</span>',
+        ((_diff_line_style(line), line) for line in lines),
+    )
+    return format_html('<pre style="{}; white-space: pre-wrap">{}</pre>', CODE_STYLE, styled)
+
+
+def _diff_line_style(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "font-weight: bold"
+    return DIFF_STYLES.get(line[:1], "")
+
+
+def admin_url(obj, view: str = "change") -> str:
+    opts = obj._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=[obj.pk])
+
+
+# Event handlers --------------------------------------------------------------------------------
+
+
+class KindFilter(admin.SimpleListFilter):
+    title = "queue kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [(kind.name, f"{kind.label} ({kind.name})") for kind in KINDS.values()]
+
+    def queryset(self, request, queryset):
+        if self.value() in KINDS:
+            return queryset.filter(event__startswith=f"{self.value()}:")
+        return queryset
+
+
+@admin.register(EventHandler)
+class EventHandlerAdmin(admin.ModelAdmin):
+    form = EventHandlerForm
+    list_display = ("name", "event", "active", "action_kinds_display", "last_change")
+    list_filter = (KindFilter, "active")
+    search_fields = ("name", "event")
+    search_help_text = "Search by handler name or event (e.g. sqs:shipping_start)."
+    date_hierarchy = "updated_at"
+    readonly_fields = ("revision", "created_at", "updated_at", "history")
+    actions = ["activate_selected", "deactivate_selected", "export_selected"]
+    save_on_top = True
+
+    @admin.display(description="actions")
+    def action_kinds_display(self, obj: EventHandler) -> str:
+        return ", ".join(obj.action_kinds) or "—"
+
+    @admin.display(description="last change", ordering="updated_at")
+    def last_change(self, obj: EventHandler):
+        return obj.updated_at
+
+    @admin.display(description="actions")
+    def actions_json(self, obj: EventHandler) -> SafeString:
+        return json_block(obj.actions)
+
+    @admin.display(description="history")
+    def history(self, obj: EventHandler) -> SafeString:
+        revisions = HandlerRevision.objects.filter(Q(handler=obj) | Q(handler_name=obj.name))
+        context = {
+            "revisions": revisions.order_by("-created_at", "-id")[:HISTORY_ROWS],
+            "total": revisions.count(),
+            "all_url": reverse("admin:handlers_handlerrevision_changelist")
+            + "?" + urlencode({"handler_name": obj.name}),
+        }
+        return render_to_string("admin/handlers/eventhandler/history.html", context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        # The revisions are the complete history (API, imports and bulk actions included); Django's own
+        # log only knows about admin form saves, so the "History" button leads to the revisions.
+        handler = self.get_object(request, unquote(object_id))
+        if handler is None or not self.has_view_permission(request, handler):
+            return super().history_view(request, object_id, extra_context)  # Its 404 / 403 answers.
+        url = reverse("admin:handlers_handlerrevision_changelist") + "?" + urlencode({"handler_name": handler.name})
+        return redirect(url)
+
+    def get_fieldsets(self, request: HttpRequest, obj: EventHandler | None = None):
+        editable = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
+        rule_fields = ["condition", "evaluator_type", "actions" if editable else "actions_json"]
+        first = ["name", "event", "active", "description"] + (["loaded_revision"] if obj and editable else [])
+        fieldsets = [
+            (None, {"fields": first}),
+            ("Rule", {"fields": rule_fields, "description": "When a message arrives on the event's queue and the "
+                      "condition holds, each action runs in order."}),
+        ]
+        if obj is not None:
+            fieldsets.append(("Audit", {"fields": ["revision", "created_at", "updated_at", "history"]}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: EventHandler | None = None):
+        return (*self.readonly_fields, "actions_json")
+
+    # Every write is a revision --------------------------------------------------------------
+
+    def save_model(self, request, obj, form, change) -> None:
+        save_handler(obj, user=request.user, source="admin")
+
+    def delete_model(self, request, obj) -> None:
+        delete_handler(obj, user=request.user, source="admin")
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            for handler in queryset:
+                delete_handler(handler, user=request.user, source="admin")
+
+    # Bulk actions ----------------------------------------------------------------------------
+
+    @admin.action(description="Activate selected event handlers", permissions=["change"])
+    def activate_selected(self, request, queryset: QuerySet) -> None:
+        self._set_active(request, queryset, True)
+
+    @admin.action(description="Deactivate selected event handlers", permissions=["change"])
+    def deactivate_selected(self, request, queryset: QuerySet) -> None:
+        self._set_active(request, queryset, False)
+
+    def _set_active(self, request, queryset: QuerySet, active: bool) -> None:
+        changed = already = 0
+        with transaction.atomic():
+            for handler in queryset:
+                if handler.active == active:
+                    already += 1
+                    continue
+                handler.active = active
+                save_handler(handler, user=request.user, source="admin")
+                changed += 1
+        logger.info("%s %s %d event handlers in the admin", request.user, "activated" if active else "deactivated",
+                    changed)
+        state = "active" if active else "inactive"
+        verb = "Activated" if active else "Deactivated"
+        message = f"{verb} {plural(changed, 'event handler')}"
+        if already:
+            message += f"; {already} {'was' if already == 1 else 'were'} already {state}"
+        self.message_user(request, message + ".", messages.SUCCESS if changed else messages.INFO)
+
+    @admin.action(description="Export selected as Conductor JSON", permissions=["view"])
+    def export_selected(self, request, queryset: QuerySet) -> HttpResponse:
+        body = json.dumps([h.to_conductor() for h in queryset.order_by("name")], indent=2, ensure_ascii=False)
+        response = HttpResponse(body + "\n", content_type="application/json")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="eventhandlers-{stamp}.json"'
+        return response
+
+    # Import ----------------------------------------------------------------------------------
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
+    def get_urls(self):
+        import_view = self.admin_site.admin_view(self.import_view)
+        return [path("import/", import_view, name="handlers_eventhandler_import"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_import": self.has_import_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        form = HandlerImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                counts = form.save(user=request.user)
+            except IntegrityError:
+                # Someone created one of these names between validation and writing; nothing was kept.
+                form.add_error(None, "A handler of the same name was created meanwhile; nothing was imported. "
+                               "Upload the file again.")
+            else:
+                logger.info("%s imported event handlers: %s", request.user, counts)
+                self.message_user(request, "Imported event handlers: {created} created, {updated} updated, "
+                                  "{unchanged} unchanged.".format(**counts), messages.SUCCESS)
+                return redirect("admin:handlers_eventhandler_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import event handlers",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/handlers/eventhandler/import.html", context)
+
+
+# Revisions -------------------------------------------------------------------------------------
+
+
+@admin.register(HandlerRevision)
+class HandlerRevisionAdmin(admin.ModelAdmin):
+    list_display = ("handler_name", "number", "change", "source", "who", "created_at")
+    list_display_links = ("handler_name", "number")
+    list_filter = ("change", "source")
+    search_fields = ("handler_name", "changed_by_name")
+    search_help_text = "Search by handler name or by who made the change."
+    date_hierarchy = "created_at"
+    fields = ("handler_link", "number", "change", "source", "who", "created_at", "snapshot_json", "diff")
+    readonly_fields = fields
+
+    @admin.display(description="who", ordering="changed_by_name")
+    def who(self, obj: HandlerRevision) -> str:
+        return obj.changed_by_name or "—"
+
+    @admin.display(description="handler")
+    def handler_link(self, obj: HandlerRevision) -> str:
+        if obj.handler_id is None:
+            return format_html("{} <em>(deleted)</em>", obj.handler_name)
+        return format_html('<a href="{}">{}</a>', admin_url(obj.handler), obj.handler_name)
+
+    @admin.display(description="handler as of this revision")
+    def snapshot_json(self, obj: HandlerRevision) -> SafeString:
+        return json_block(obj.snapshot)
+
+    @admin.display(description="changes from the previous revision")
+    def diff(self, obj: HandlerRevision) -> SafeString:
+        previous = obj.previous()
+        if previous is None:
+            return mark_safe("<p>First revision: the handler was created as shown above.</p>")
+        return diff_block(previous.snapshot, obj.snapshot, f"revision {previous.number}", f"revision {obj.number}")
+
+    # An audit record: never written through the admin.
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # A handler's history is part of the handler: whoever may see handlers may see their revisions.
+        return super().has_view_permission(request, obj) or request.user.has_perm("handlers.view_eventhandler")
+
+    # Restore ---------------------------------------------------------------------------------
+
+    def can_restore(self, request: HttpRequest, revision: HandlerRevision) -> bool:
+        user = request.user
+        if not user.has_perm("handlers.change_eventhandler"):
+            return False
+        return EventHandler.objects.filter(name=revision.handler_name).exists() or user.has_perm(
+            "handlers.add_eventhandler"
+        )
+
+    def get_urls(self):
+        restore_view = self.admin_site.admin_view(self.restore_view)
+        return [
+            path("<path:object_id>/restore/", restore_view, name="handlers_handlerrevision_restore"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        revision = self.get_object(request, unquote(object_id))
+        can_restore = revision is not None and self.can_restore(request, revision)
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "can_restore": can_restore})
+
+    def restore_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        revision = self.get_object(request, unquote(object_id))
+        if revision is None:
+            raise Http404("No such revision.")
+        if not self.can_restore(request, revision):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self._restore(request, revision)
+        current = EventHandler.objects.filter(name=revision.handler_name).first()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Restore {revision.handler_name} to revision {revision.number}?",
+            "revision": revision,
+            "current": current,
+            "diff": diff_block(current.to_conductor() if current else None, revision.snapshot,
+                               "current handler" if current else "(deleted)", f"revision {revision.number}"),
+        }
+        return TemplateResponse(request, "admin/handlers/handlerrevision/restore.html", context)
+
+    def _restore(self, request: HttpRequest, revision: HandlerRevision) -> HttpResponseRedirect:
+        existed = EventHandler.objects.filter(name=revision.handler_name).exists()
+        try:
+            handler = restore_revision(revision, user=request.user)
+        except ValidationError as exc:
+            # Validation rules may have tightened since the revision was written: say why, change nothing.
+            for line in error_lines(exc):
+                self.message_user(request, f"Revision {revision.number} cannot be restored: {line}", messages.ERROR)
+            return redirect(admin_url(revision))
+        verb = "Restored" if existed else "Recreated deleted handler"
+        self.message_user(
+            request,
+            f"{verb} “{handler.name}” as of revision {revision.number}; saved as revision {handler.revision}.",
+            messages.SUCCESS,
+        )
+        logger.info("%s restored handler %s to revision %s", request.user, handler.name, revision.number)
+        return redirect(admin_url(handler))
+
+
+# API keys --------------------------------------------------------------------------------------
+
+
+class RevokedFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(revoked_at=None)
+        if self.value() == "revoked":
+            return queryset.exclude(revoked_at=None)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "key_id", "user", "created_at", "last_used_at", "revoked")
+    list_filter = (RevokedFilter,)
+    list_select_related = ("user",)
+    search_fields = ("name", "key_id", "user__username")
+    search_help_text = "Search by name, key id or username."
+    date_hierarchy = "created_at"
+    actions = ["revoke_selected"]
+
+    @admin.display(description="revoked", boolean=True, ordering="revoked_at")
+    def revoked(self, obj: ApiKey) -> bool:
+        return obj.revoked_at is not None
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "user"]
+        return ["name", "key_id", "user", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Only the name may change: the secret is gone and the user is what the key acts as.
+        return [] if obj is None else ["key_id", "user", "created_at", "last_used_at", "revoked_at"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            users = get_user_model().objects.filter(is_active=True)
+            if not request.user.is_superuser:
+                # A key acts with its user's permissions: without this, a staff member allowed to add keys
+                # could mint one for a superuser.
+                users = users.filter(pk=request.user.pk)
+                kwargs["help_text"] = "The key acts as you, with your permissions. Superusers may issue keys for " \
+                    "others."
+            kwargs["queryset"] = users
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        key, secret = ApiKey.issue(form.cleaned_data["user"], form.cleaned_data["name"])
+        # The admin goes on with `obj` (log entry, redirect): make it the issued key.
+        for field in ApiKey._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(key, field.attname))
+        obj._state.adding = False
+        self.message_user(
+            request,
+            format_html(
+                "API key issued. Key id: <code>{}</code> Secret: <code>{}</code> — copy the secret now: "
+                "only its hash is stored and it will not be shown again.",
+                key.key_id,
+                secret,
+            ),
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke_selected(self, request, queryset: QuerySet) -> None:
+        keys = list(queryset)  # Once: a "status: active" filter would shrink the queryset as keys are revoked.
+        revoked = sum(key.revoke() for key in keys)
+        already = len(keys) - revoked
+        message = f"Revoked {plural(revoked, 'API key')}"
+        if already:
+            message += f"; {already} {'was' if already == 1 else 'were'} already revoked"
+        self.message_user(request, message + ".", messages.SUCCESS if revoked else messages.INFO)
