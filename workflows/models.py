@@ -7,7 +7,7 @@ change goes through `workflows.runtime`, which holds the locking rules.
 import uuid
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -69,7 +69,7 @@ class WorkflowDefinition(models.Model):
     @classmethod
     def from_conductor(cls, data: Any, existing: "WorkflowDefinition | None" = None) -> "WorkflowDefinition":
         if not isinstance(data, dict):
-            raise ValidationError({NON_FIELD_ERRORS: [problem("$", "a workflow definition must be a JSON object")]})
+            raise ValidationError({"definition": [problem("$", "a workflow definition must be a JSON object")]})
         definition = existing or cls()
         definition.definition = _without_nulls(data)
         definition.clean()
