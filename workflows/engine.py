@@ -109,6 +109,10 @@ class ConductorEngine:
         self.session = requests.Session()
         self._token: str | None = None
 
+    def close(self) -> None:
+        """Drop pooled connections (the server keeps a thread per kept-alive connection)."""
+        self.session.close()
+
     # Interface -----------------------------------------------------------------------------------
 
     def start_workflow(self, name, version=None, input=None, correlation_id=None, task_to_domain=None,

@@ -2,6 +2,7 @@ import copy
 import uuid
 
 import pytest
+from django.db import connections
 
 from workflows.models import WorkflowDefinition
 
@@ -44,6 +45,19 @@ def register(data: dict) -> WorkflowDefinition:
 def one_task(task_type: str, ref: str = "step_ref", **extra) -> dict:
     return {"name": unique("flow"), "version": 1,
             "tasks": [{"name": ref.removesuffix("_ref"), "taskReferenceName": ref, "type": task_type, **extra}]}
+
+
+@pytest.fixture
+def short_lived_connections():
+    """Close each live-server request thread's database connection at the end of its request.
+
+    With CONN_MAX_AGE > 0 a connection outlives its request; a kept-alive HTTP connection's thread
+    can then still hold one when the test database is dropped.
+    """
+    saved = connections.settings["default"]["CONN_MAX_AGE"]
+    connections.settings["default"]["CONN_MAX_AGE"] = 0
+    yield
+    connections.settings["default"]["CONN_MAX_AGE"] = saved
 
 
 @pytest.fixture

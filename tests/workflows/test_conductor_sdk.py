@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def configuration(live_server, django_user_model) -> Configuration:
+def configuration(live_server, django_user_model, short_lived_connections) -> Configuration:
     user = django_user_model.objects.create_superuser(username="sdk", password="pw-sdk", email="")
     key, secret = ApiKey.issue(user, "sdk")
     return Configuration(server_api_url=live_server.url + "/api",

@@ -23,11 +23,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def engine(request, django_user_model):
     register(shipping_definition())
     if request.param == "builtin":
-        return BuiltinEngine()
+        yield BuiltinEngine()
+        return
     live_server = request.getfixturevalue("live_server")
+    request.getfixturevalue("short_lived_connections")
     user = django_user_model.objects.create_superuser(username="engine", password="pw-engine", email="")
     key, secret = ApiKey.issue(user, "remote engine")
-    return ConductorEngine(live_server.url + "/api", key.key_id, secret, timeout=10, retries=0)
+    remote = ConductorEngine(live_server.url + "/api", key.key_id, secret, timeout=10, retries=0)
+    yield remote
+    remote.close()
 
 
 def statuses(workflow: dict) -> list[tuple[str, str]]:
