@@ -169,7 +169,7 @@ class TaskAdmin(ReadOnlyAdmin):
     def _update_by_hand(self, request, queryset, status: str, verb: str) -> None:
         done, refused = [], []
         who = request.user.get_username()
-        for task in queryset.only("pk", "task_type", "reference_task_name"):
+        for task in queryset.select_related(None).only("pk", "task_type", "reference_task_name"):
             if task.task_type not in ("HUMAN", "WAIT"):
                 refused.append(f"Task {task.reference_task_name} ({task.pk}) is {task.task_type}: only HUMAN and "
                                "WAIT tasks are moved by hand.")

@@ -23,8 +23,11 @@ def epoch_ms(moment) -> int | None:
 
 
 def problem(path: str, detail: str) -> ValidationError:
-    """A validation error that keeps its Conductor path, for both the API and the admin."""
-    return ValidationError("%(path)s: %(detail)s", code="invalid", params={"path": path, "detail": detail})
+    """A validation error that keeps its Conductor path, for both the API and the admin.
+
+    Not code "invalid": a ModelForm would swap the message for its JSON field's "Enter a valid JSON".
+    """
+    return ValidationError("%(path)s: %(detail)s", code="definition_problem", params={"path": path, "detail": detail})
 
 
 def _without_nulls(data: dict) -> dict:
