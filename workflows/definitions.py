@@ -71,9 +71,9 @@ def definition_problems(data: Any) -> Problems:
     version = data.get("version", 1)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         problems.append(("version", "must be a whole number of 1 or more"))
-    for key in ("inputParameters",):
-        if data.get(key) is not None and not isinstance(data[key], list):
-            problems.append((key, "must be a list of input names"))
+    inputs = data.get("inputParameters")
+    if inputs is not None and (not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs)):
+        problems.append(("inputParameters", "must be a list of input names"))
     if data.get("outputParameters") is not None and not isinstance(data["outputParameters"], dict):
         problems.append(("outputParameters", "must be a JSON object"))
     if data.get("description") is not None and not isinstance(data["description"], str):
@@ -115,7 +115,10 @@ def task_problems(task: dict) -> Problems:
     params = params or {}
     if task_type == "WAIT":
         problems.extend(_wait_problems(params))
-    if task_type == "EVENT" and (not isinstance(task.get("sink"), str) or not task["sink"].strip()):
+    sink = task.get("sink")
+    if sink is not None and not isinstance(sink, str):
+        problems.append(("sink", "must be a string, e.g. conductor or sqs:queue_name"))
+    elif task_type == "EVENT" and (sink is None or not sink.strip()):
         problems.append(("sink", "is required for an EVENT task, e.g. conductor or sqs:queue_name"))
     if task_type == "TERMINATE":
         status = params.get("terminationStatus")

@@ -74,7 +74,10 @@ class WorkflowDefinition(models.Model):
         if not isinstance(data, dict):
             raise ValidationError({"definition": [problem("$", "a workflow definition must be a JSON object")]})
         definition = existing or cls()
-        definition.definition = _without_nulls(data)
+        data = _without_nulls(data)
+        if isinstance(data.get("tasks"), list):  # Conductor clients send every unset task field as null.
+            data["tasks"] = [_without_nulls(task) if isinstance(task, dict) else task for task in data["tasks"]]
+        definition.definition = data
         definition.clean()
         return definition
 

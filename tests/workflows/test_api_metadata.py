@@ -67,3 +67,22 @@ def test_it_needs_the_definition_permissions(django_user_model):
     writer = token_client(make_user(django_user_model, "writer", "change_workflowdefinition"))
     assert writer.post("/api/metadata/workflow", shipping_definition(), format="json").status_code == 200
     assert token_client(make_user(django_user_model, "nobody")).get("/api/metadata/workflow").status_code == 403
+
+
+def test_it_takes_an_empty_list_as_nothing_to_do_and_nulls_as_absent(api):
+    assert api.put("/api/metadata/workflow", [], format="json").status_code == 200
+    data = shipping_definition()
+    data.update(description=None, outputParameters=None)
+    data["tasks"][0].update(sink=None, type=None, asyncComplete=None)
+    assert api.post("/api/metadata/workflow", data, format="json").status_code == 200
+    stored = api.get("/api/metadata/workflow/shipping_workflow").json()
+    assert "sink" not in stored["tasks"][0] and stored["outputParameters"] == {}
+
+
+def test_it_refuses_a_sink_that_is_not_a_string(api):
+    data = shipping_definition()
+    data["tasks"][0]["sink"] = {}
+    response = api.post("/api/metadata/workflow", data, format="json")
+    assert response.status_code == 400
+    assert response.json()["validationErrors"] == [{"path": "tasks[0].sink", "message": "must be a string, e.g. "
+                                                    "conductor or sqs:queue_name"}]

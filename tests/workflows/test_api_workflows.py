@@ -40,6 +40,8 @@ def test_it_starts_from_a_start_workflow_request(api, shipping):
         ({"name": "shipping_workflow", "version": "one"}, "version"),
         ({"name": "shipping_workflow", "input": [1]}, "input"),
         ({"name": "shipping_workflow", "correlationId": 5}, "correlationId"),
+        ({"name": "shipping_workflow", "taskToDomain": {"ship_order": 1}}, "taskToDomain"),
+        ({"name": "shipping_workflow", "priority": "high"}, "priority"),
     ],
 )
 def test_it_refuses_a_malformed_start_request(api, shipping, body, path):
@@ -101,4 +103,12 @@ def test_it_needs_the_workflow_permissions(django_user_model, shipping):
     assert reader.post("/api/workflow/shipping_workflow", {}, format="json").status_code == 403
     assert reader.get("/api/workflow/nope").status_code == 404
     assert token_client(make_user(django_user_model, "nobody")).get("/api/workflow/x").status_code == 403
+    assert not Workflow.objects.exists()
+
+
+def test_it_refuses_a_null_input_and_bad_query_numbers(api, shipping):
+    assert api.post("/api/workflow/shipping_workflow", "null", content_type="application/json").status_code == 400
+    for query in ("version=0", "version=x", "priority=2147483648"):
+        response = api.post(f"/api/workflow/shipping_workflow?{query}", {}, format="json")
+        assert response.status_code == 400, query
     assert not Workflow.objects.exists()

@@ -2,43 +2,47 @@
 
 from rest_framework import serializers
 
-ANY_OBJECT = {"required": False, "help_text": "A JSON object."}
+from ..definitions import NAME_PATTERN
+
+NOT_BLANK = r"\S"
 
 
 class WorkflowTaskSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    taskReferenceName = serializers.CharField()
+    name = serializers.RegexField(NOT_BLANK)
+    taskReferenceName = serializers.RegexField(NOT_BLANK, help_text="Unique within the definition.")
     type = serializers.ChoiceField(
-        choices=["SIMPLE", "WAIT", "HUMAN", "EVENT", "SET_VARIABLE", "TERMINATE"], required=False,
+        choices=["SIMPLE", "WAIT", "HUMAN", "EVENT", "SET_VARIABLE", "TERMINATE"], required=False, allow_null=True,
         help_text="Default SIMPLE.",
     )
-    inputParameters = serializers.DictField(required=False, help_text="Values may hold ${...} placeholders.")
-    sink = serializers.CharField(required=False, help_text="EVENT tasks: conductor, conductor:x or kind:queue.")
-    asyncComplete = serializers.BooleanField(required=False)
-    optional = serializers.BooleanField(required=False)
-    description = serializers.CharField(required=False)
+    inputParameters = serializers.DictField(required=False, allow_null=True,
+                                            help_text="Values may hold ${...} placeholders.")
+    sink = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                 help_text="Required by EVENT tasks: conductor, conductor:x or kind:queue.")
+    asyncComplete = serializers.BooleanField(required=False, allow_null=True)
 
 
 class WorkflowDefSerializer(serializers.Serializer):
-    name = serializers.CharField(help_text="e.g. shipping_workflow")
-    version = serializers.IntegerField(required=False, min_value=1, help_text="Default 1.")
-    description = serializers.CharField(required=False)
-    tasks = WorkflowTaskSerializer(many=True)
-    inputParameters = serializers.ListField(child=serializers.CharField(), required=False)
-    outputParameters = serializers.DictField(required=False)
-    schemaVersion = serializers.IntegerField(required=False)
+    name = serializers.RegexField(NAME_PATTERN.pattern, help_text="e.g. shipping_workflow")
+    version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1, help_text="Default 1.")
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    tasks = serializers.ListField(child=WorkflowTaskSerializer(), min_length=1)
+    inputParameters = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False,
+                                            allow_null=True)
+    outputParameters = serializers.DictField(required=False, allow_null=True)
     createTime = serializers.IntegerField(required=False, read_only=True)
     updateTime = serializers.IntegerField(required=False, read_only=True)
 
 
 class StartWorkflowRequestSerializer(serializers.Serializer):
-    name = serializers.CharField()
+    name = serializers.RegexField(NOT_BLANK)
     version = serializers.IntegerField(required=False, allow_null=True, help_text="Omitted or null: the latest.")
-    correlationId = serializers.CharField(required=False, allow_null=True)
+    correlationId = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     input = serializers.DictField(required=False, allow_null=True)
-    taskToDomain = serializers.DictField(child=serializers.CharField(), required=False, allow_null=True)
+    taskToDomain = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False,
+                                         allow_null=True)
     idempotencyKey = serializers.CharField(
-        required=False, allow_null=True, help_text="A repeated key returns the workflow it already started."
+        required=False, allow_null=True, allow_blank=True,
+        help_text="A repeated key returns the workflow it already started.",
     )
     priority = serializers.IntegerField(required=False, allow_null=True)
 
@@ -90,12 +94,11 @@ class WorkflowSerializer(serializers.Serializer):
 
 class TaskResultSerializer(serializers.Serializer):
     taskId = serializers.CharField()
-    workflowInstanceId = serializers.CharField(required=False)
+    workflowInstanceId = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     status = serializers.ChoiceField(choices=["IN_PROGRESS", "COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR"])
-    outputData = serializers.DictField(required=False, help_text="Merged over the task's output.")
-    reasonForIncompletion = serializers.CharField(required=False, allow_null=True)
-    workerId = serializers.CharField(required=False, allow_null=True)
-    callbackAfterSeconds = serializers.IntegerField(required=False)
+    outputData = serializers.DictField(required=False, allow_null=True, help_text="Merged over the task's output.")
+    reasonForIncompletion = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    workerId = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
 
 class WorkflowErrorSerializer(serializers.Serializer):

@@ -55,7 +55,16 @@ def query_bool(request, name: str, default: bool) -> bool:
     raise exceptions.ValidationError({name: [f"must be true or false, not {raw!r}"]})
 
 
-def query_int(request, name: str) -> int | None:
+MAX_INT = 2**31 - 1
+
+
+def int_parameter(name: str, description: str = "", minimum: int = 0) -> OpenApiParameter:
+    """A whole-number query parameter, with the bounds `query_int` enforces."""
+    return OpenApiParameter(name, {"type": "integer", "minimum": minimum, "maximum": MAX_INT},
+                            description=description)
+
+
+def query_int(request, name: str, minimum: int = 0) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
@@ -63,14 +72,15 @@ def query_int(request, name: str) -> int | None:
         value = int(raw)
     except ValueError:
         raise exceptions.ValidationError({name: [f"must be a whole number, not {raw!r}"]}) from None
-    if value < 0 or value > 2**31:
-        raise exceptions.ValidationError({name: ["is out of range"]})
+    if value < minimum or value > MAX_INT:
+        raise exceptions.ValidationError({name: [f"must be between {minimum} and {MAX_INT}"]})
     return value
 
 
 def object_body(request, name: str = "body", *, allow_missing: bool = True) -> dict:
+    """The JSON object a body holds; an empty body counts as `{}` where allowed (JSON `null` does not)."""
     data = request.data
-    if (data is None or data == {}) and allow_missing:
+    if data == {} and allow_missing:
         return {}
     if not isinstance(data, dict):
         raise exceptions.ValidationError({name: ["must be a JSON object"]})
@@ -110,10 +120,8 @@ class ChangePermission(BasePermission):
 
 
 def _definitions_of(data: Any) -> list[WorkflowDefinition]:
-    """Validate every definition of a body (one or a list) before anything is saved."""
+    """Validate every definition of a body (one or a list; an empty list is nothing to do) before any is saved."""
     items = data if isinstance(data, list) else [data]
-    if not items:
-        raise exceptions.ValidationError({"$": ["give one workflow definition or a list of them"]})
     definitions, problems = [], {}
     for index, item in enumerate(items):
         existing = None
@@ -156,7 +164,7 @@ class WorkflowDefinitionsView(EngineAPIView):
 
     @extend_schema(
         operation_id="create",
-        request=WorkflowDefSerializer,
+        request={"application/json": WorkflowDefSerializer},
         parameters=[OpenApiParameter("overwrite", OpenApiTypes.BOOL, description="Replace an existing version.")],
         responses={200: OpenApiResponse(description="Registered; empty body."), 409: WorkflowErrorSerializer, **ERRORS},
         description="Register a workflow definition, or a list of them.",
@@ -175,7 +183,7 @@ class WorkflowDefinitionsView(EngineAPIView):
 
     @extend_schema(
         operation_id="update",
-        request=WorkflowDefSerializer(many=True),
+        request={"application/json": WorkflowDefSerializer(many=True)},
         responses={200: OpenApiResponse(description="Registered or replaced; empty body."), **ERRORS},
         description="Create or replace each workflow definition of a list (a single one is accepted too).",
     )
@@ -198,22 +206,23 @@ class WorkflowDefinitionView(EngineAPIView):
 
     @extend_schema(
         operation_id="get",
-        parameters=[OpenApiParameter("version", OpenApiTypes.INT, description="Omitted: the latest.")],
+        parameters=[int_parameter("version", "Omitted: the latest.", minimum=1)],
         responses={200: WorkflowDefSerializer, **ERRORS},
     )
     def get(self, request, name: str):
-        return Response(runtime.find_definition(name, query_int(request, "version")).to_conductor())
+        return Response(runtime.find_definition(name, query_int(request, "version", minimum=1)).to_conductor())
 
 
 # Workflows -----------------------------------------------------------------------------------------
 
 
 def _start(request, name: Any, body: dict, **overrides) -> HttpResponse:
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not name:
         raise exceptions.ValidationError({"name": ["is required: the workflow definition to start"]})
     fields = {
         "version": body.get("version"), "input": body.get("input"), "correlationId": body.get("correlationId"),
-        "taskToDomain": body.get("taskToDomain"), "idempotencyKey": body.get("idempotencyKey"), **overrides,
+        "taskToDomain": body.get("taskToDomain"), "idempotencyKey": body.get("idempotencyKey"),
+        "priority": body.get("priority"), **overrides,
     }
     problems = _start_problems(fields)
     if problems:
@@ -236,6 +245,12 @@ def _start_problems(fields: dict) -> dict:
     for key in ("correlationId", "idempotencyKey"):
         if fields[key] is not None and not isinstance(fields[key], str):
             problems[key] = ["must be a string"]
+    domains = fields["taskToDomain"]
+    if isinstance(domains, dict) and not all(isinstance(value, str) for value in domains.values()):
+        problems["taskToDomain"] = ["maps task names to domain names (strings)"]
+    priority = fields.get("priority")
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
+        problems["priority"] = ["must be a whole number"]
     return problems
 
 
@@ -243,7 +258,9 @@ class StartWorkflowView(EngineAPIView):
     permission_model = Workflow
 
     @extend_schema(
-        operation_id="startWorkflow", request=StartWorkflowRequestSerializer, responses={**ID_TEXT, **ERRORS},
+        operation_id="startWorkflow",
+        request={"application/json": StartWorkflowRequestSerializer},
+        responses={**ID_TEXT, **ERRORS},
         description="Start a workflow from a StartWorkflowRequest; answers its id.",
     )
     def post(self, request):
@@ -288,15 +305,17 @@ class WorkflowView(EngineAPIView):
         request={"application/json": OpenApiTypes.OBJECT},
         parameters=[
             OpenApiParameter("key", OpenApiTypes.STR, OpenApiParameter.PATH, description="The workflow name."),
-            OpenApiParameter("version", OpenApiTypes.INT, description="Omitted: the latest."),
+            int_parameter("version", "Omitted: the latest.", minimum=1),
             OpenApiParameter("correlationId", OpenApiTypes.STR),
-            OpenApiParameter("priority", OpenApiTypes.INT),
+            int_parameter("priority", "Accepted; Eventhub runs workflows in start order."),
         ],
         responses={**ID_TEXT, **ERRORS},
         description="Start a workflow; the body is its input. Answers the workflow id.",
     )
     def post(self, request, key: str):
-        return _start(request, key, {}, input=object_body(request, "input"), version=query_int(request, "version"),
+        version = query_int(request, "version", minimum=1)
+        query_int(request, "priority")  # Accepted and checked; Eventhub runs workflows in start order.
+        return _start(request, key, {}, input=object_body(request, "input"), version=version,
                       correlationId=request.query_params.get("correlationId") or None)
 
 
@@ -344,7 +363,7 @@ class TaskResultView(EngineAPIView):
 
     @extend_schema(
         operation_id="updateTask",
-        request=TaskResultSerializer,
+        request={"application/json": TaskResultSerializer},
         responses={**ID_TEXT, 409: WorkflowErrorSerializer, **ERRORS},
     )
     def post(self, request):
@@ -355,13 +374,16 @@ class TaskResultView(EngineAPIView):
             problems["taskId"] = ["is required"]
         if not isinstance(status, str):
             problems["status"] = ["is required: IN_PROGRESS, COMPLETED, FAILED or FAILED_WITH_TERMINAL_ERROR"]
-        if body.get("reasonForIncompletion") is not None and not isinstance(body["reasonForIncompletion"], str):
-            problems["reasonForIncompletion"] = ["must be a string"]
+        for key in ("reasonForIncompletion", "workerId", "workflowInstanceId"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                problems[key] = ["must be a string"]
+        if body.get("outputData") is not None and not isinstance(body["outputData"], dict):
+            problems["outputData"] = ["must be a JSON object"]
         if problems:
             raise exceptions.ValidationError(problems)
         task = runtime.update_task(
             status, task_id=task_id, output=body.get("outputData"), reason=body.get("reasonForIncompletion"),
-            worker_id=body.get("workerId") if isinstance(body.get("workerId"), str) else None,
+            worker_id=body.get("workerId") or None,
         )
         return id_response(request, task.id)
 
@@ -372,7 +394,11 @@ class TaskByReferenceView(EngineAPIView):
     @extend_schema(
         operation_id="updateTaskByRefName",
         request={"application/json": OpenApiTypes.OBJECT},
-        parameters=[OpenApiParameter("workerid", OpenApiTypes.STR)],
+        parameters=[
+            OpenApiParameter("workerid", OpenApiTypes.STR),
+            OpenApiParameter("status", OpenApiTypes.STR, OpenApiParameter.PATH,
+                             enum=["IN_PROGRESS", "COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR"]),
+        ],
         responses={**ID_TEXT, 409: WorkflowErrorSerializer, **ERRORS},
         description="Update the most recent task of a reference name; the body is merged over its output.",
     )
@@ -424,8 +450,8 @@ class BatchPollView(EngineAPIView):
 
     @extend_schema(
         operation_id="batchPoll",
-        parameters=[*POLL_PARAMETERS, OpenApiParameter("count", OpenApiTypes.INT),
-                    OpenApiParameter("timeout", OpenApiTypes.INT, description="Accepted; Eventhub answers at once.")],
+        parameters=[*POLL_PARAMETERS, int_parameter("count", "At most 100."),
+                    int_parameter("timeout", "Accepted; Eventhub answers at once.")],
         responses={200: TaskSerializer(many=True), **ERRORS},
         description="Claim up to `count` scheduled tasks of a type (an empty list when none waits).",
     )
