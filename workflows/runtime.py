@@ -74,6 +74,8 @@ def start_workflow(
     returns the workflow that key started, whatever the other arguments."""
     if input is not None and not isinstance(input, dict):
         raise InvalidRequest("The workflow input must be a JSON object.")
+    if task_to_domain is not None and not isinstance(task_to_domain, dict):
+        raise InvalidRequest("taskToDomain must map task names to domains.")
     if idempotency_key:
         existing = Workflow.objects.filter(idempotency_key=idempotency_key).first()
         if existing:
