@@ -211,3 +211,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- workflows ---
+# Which engine event actions and the workflow API drive: the built-in runtime, or a remote
+# Conductor server (CONDUCTOR_SERVER_URL ends in /api, e.g. http://conductor:8080/api).
+WORKFLOW_ENGINE = os.environ.get("WORKFLOW_ENGINE", "builtin").strip().lower()
+if WORKFLOW_ENGINE not in ("builtin", "conductor"):
+    raise ImproperlyConfigured(f"WORKFLOW_ENGINE={WORKFLOW_ENGINE!r} is not an engine; use builtin or conductor")
+CONDUCTOR_SERVER_URL = os.environ.get("CONDUCTOR_SERVER_URL", "")
+if WORKFLOW_ENGINE == "conductor" and not CONDUCTOR_SERVER_URL:
+    raise ImproperlyConfigured("WORKFLOW_ENGINE=conductor needs CONDUCTOR_SERVER_URL")
+CONDUCTOR_AUTH_KEY = os.environ.get("CONDUCTOR_AUTH_KEY") or None
+CONDUCTOR_AUTH_SECRET = os.environ.get("CONDUCTOR_AUTH_SECRET") or None
+CONDUCTOR_TIMEOUT_SECONDS = env_int("CONDUCTOR_TIMEOUT_SECONDS", 10, minimum=1)
+CONDUCTOR_RETRIES = env_int("CONDUCTOR_RETRIES", 2)
+CONDUCTOR_RETRY_BACKOFF_SECONDS = float(env_int("CONDUCTOR_RETRY_BACKOFF_MS", 500)) / 1000
+# How often the django-q2 sweep completes WAIT tasks whose duration is over.
+WORKFLOW_WAIT_SWEEP_MINUTES = env_int("WORKFLOW_WAIT_SWEEP_MINUTES", 1, minimum=1)

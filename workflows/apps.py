@@ -1,5 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class WorkflowsConfig(AppConfig):
     name = "workflows"
+
+    def ready(self) -> None:
+        from .tasks import sync_schedules
+
+        # After migrate (and flush), when django_q's tables exist; synced by name, so it is idempotent.
+        post_migrate.connect(sync_schedules, sender=self, dispatch_uid="workflows.sync_schedules")

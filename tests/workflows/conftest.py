@@ -1,0 +1,65 @@
+import copy
+import uuid
+
+import pytest
+from django.db import connections
+
+from workflows.models import WorkflowDefinition
+
+ADDRESS = {"name": "Ada Lovelace", "street": "12 St James's Square", "city": "London", "zip": "SW1Y 4LB",
+           "country": "GB"}
+
+SHIPPING_WORKFLOW = {
+    "name": "shipping_workflow",
+    "version": 1,
+    "description": "Ship an order once the customer has signed with DocuSign.",
+    "inputParameters": ["address"],
+    "tasks": [
+        {"name": "human_docusign_step", "taskReferenceName": "human_docusign_step_ref", "type": "HUMAN",
+         "inputParameters": {"address": "${workflow.input.address}"}},
+        {"name": "ship_order", "taskReferenceName": "ship_order_ref", "type": "SIMPLE",
+         "inputParameters": {"address": "${workflow.input.address}",
+                             "signedBy": "${human_docusign_step_ref.output.signedBy}"}},
+    ],
+    "outputParameters": {"trackingNumber": "${ship_order_ref.output.trackingNumber}",
+                         "signedBy": "${human_docusign_step_ref.output.signedBy}"},
+}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def shipping_definition(name: str = "shipping_workflow", version: int = 1) -> dict:
+    data = copy.deepcopy(SHIPPING_WORKFLOW)
+    data.update(name=name, version=version)
+    return data
+
+
+def register(data: dict) -> WorkflowDefinition:
+    definition = WorkflowDefinition.from_conductor(copy.deepcopy(data))
+    definition.save()
+    return definition
+
+
+def one_task(task_type: str, ref: str = "step_ref", **extra) -> dict:
+    return {"name": unique("flow"), "version": 1,
+            "tasks": [{"name": ref.removesuffix("_ref"), "taskReferenceName": ref, "type": task_type, **extra}]}
+
+
+@pytest.fixture
+def short_lived_connections():
+    """Close each live-server request thread's database connection at the end of its request.
+
+    With CONN_MAX_AGE > 0 a connection outlives its request; a kept-alive HTTP connection's thread
+    can then still hold one when the test database is dropped.
+    """
+    saved = connections.settings["default"]["CONN_MAX_AGE"]
+    connections.settings["default"]["CONN_MAX_AGE"] = 0
+    yield
+    connections.settings["default"]["CONN_MAX_AGE"] = saved
+
+
+@pytest.fixture
+def shipping(db) -> WorkflowDefinition:
+    return register(shipping_definition())

@@ -1,0 +1,36 @@
+import pytest
+
+from workflows.event_task import UnknownSink, event_payload, resolve_sink
+
+
+@pytest.mark.parametrize(
+    ("sink", "expected"),
+    [
+        ("conductor", "conductor:shipping_workflow:notify_ref"),
+        ("conductor:signed", "conductor:shipping_workflow:signed"),
+        ("sqs:shipping_events", "sqs:shipping_events"),
+        ("sqs:https://sqs.eu-west-1.amazonaws.com/123/q", "sqs:https://sqs.eu-west-1.amazonaws.com/123/q"),
+        ("amqp_exchange:orders?routingKey=a.b", "amqp_exchange:orders?routingKey=a.b"),
+        ("nats:orders.signed", "nats:orders.signed"),
+    ],
+)
+def test_it_resolves_sinks_the_way_conductor_does(sink, expected):
+    assert resolve_sink(sink, "shipping_workflow", "notify_ref") == expected
+
+
+@pytest.mark.parametrize("sink", ["kafka:orders", "orders", "sqs:", ""])
+def test_it_refuses_a_sink_it_cannot_publish_to_naming_it(sink):
+    with pytest.raises(UnknownSink) as error:
+        resolve_sink(sink, "shipping_workflow", "notify_ref")
+    assert repr(sink) in str(error.value)
+
+
+def test_it_builds_the_payload_from_the_task_input_and_the_workflow():
+    task_input = {"orderId": 7, "address": {"city": "Oslo"}}
+    payload = event_payload(task_input, workflow_id="wf-1", workflow_name="shipping_workflow", workflow_version=2,
+                            correlation_id="order-7", event="conductor:shipping_workflow:notify_ref")
+    assert payload == {
+        "orderId": 7, "address": {"city": "Oslo"}, "workflowInstanceId": "wf-1", "workflowType": "shipping_workflow",
+        "workflowVersion": 2, "correlationId": "order-7", "event_produced": "conductor:shipping_workflow:notify_ref",
+    }
+    assert task_input == {"orderId": 7, "address": {"city": "Oslo"}}

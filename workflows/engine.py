@@ -1,0 +1,264 @@
+"""The one interface event actions use to act on workflows, and the engines behind it.
+
+`get_engine()` answers the engine the settings choose: the built-in runtime (`WORKFLOW_ENGINE =
+"builtin"`, the default) or a remote Conductor server (`"conductor"`, at `CONDUCTOR_SERVER_URL`).
+Both raise the errors of `workflows.errors`, whose `retryable` says whether a later try can help.
+
+`trigger` (optional) names what moved a workflow or task — e.g. `{"messageId": ..., "executionId":
+..., "handler": ...}` — and is stored by the built-in engine so the admin can show it.
+"""
+
+import logging
+import time
+from typing import Protocol
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from . import runtime
+from .errors import (
+    EngineError,
+    EngineUnavailable,
+    InvalidRequest,
+    NoSuchDefinition,
+    NoSuchWorkflow,
+    TaskAlreadyFinished,
+    TaskNotFound,
+    WorkflowAlreadyFinished,
+)
+from .models import Task, TaskStatus, Workflow
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BuiltinEngine", "ConductorEngine", "EngineError", "EngineUnavailable", "InvalidRequest",
+    "NoSuchDefinition", "NoSuchWorkflow", "TaskAlreadyFinished", "TaskNotFound", "WorkflowAlreadyFinished",
+    "WorkflowEngine", "get_engine",
+]
+
+TERMINAL_TASK_STATUSES = {"COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "CANCELED", "SKIPPED", "TIMED_OUT",
+                          "COMPLETED_WITH_ERRORS"}
+
+
+class WorkflowEngine(Protocol):
+    def start_workflow(self, name: str, version: int | None = None, input: dict | None = None,
+                       correlation_id: str | None = None, task_to_domain: dict | None = None,
+                       idempotency_key: str | None = None, trigger: dict | None = None) -> str: ...
+
+    def complete_task(self, *, task_id: str | None = None, workflow_id: str | None = None,
+                      task_ref_name: str | None = None, output: dict | None = None, reason: str | None = None,
+                      trigger: dict | None = None) -> str: ...
+
+    def fail_task(self, *, task_id: str | None = None, workflow_id: str | None = None,
+                  task_ref_name: str | None = None, output: dict | None = None, reason: str | None = None,
+                  trigger: dict | None = None) -> str: ...
+
+    def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> None: ...
+
+    def update_variables(self, workflow_id: str, variables: dict, append_array: bool = False) -> None: ...
+
+    def get_workflow(self, workflow_id: str, include_tasks: bool = True) -> dict: ...
+
+
+class BuiltinEngine:
+    """The embedded runtime; its changes join the caller's transaction (savepoints, no commits)."""
+
+    def start_workflow(self, name, version=None, input=None, correlation_id=None, task_to_domain=None,
+                       idempotency_key=None, trigger=None) -> str:
+        return runtime.start_workflow(name, version, input, correlation_id, task_to_domain, idempotency_key,
+                                      trigger).id
+
+    def complete_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
+                      trigger=None) -> str:
+        return runtime.update_task(TaskStatus.COMPLETED, task_id=task_id, workflow_id=workflow_id,
+                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger).id
+
+    def fail_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
+                  trigger=None) -> str:
+        return runtime.update_task(TaskStatus.FAILED, task_id=task_id, workflow_id=workflow_id,
+                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger).id
+
+    def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> None:
+        runtime.terminate_workflow(workflow_id, reason)
+
+    def update_variables(self, workflow_id: str, variables: dict, append_array: bool = False) -> None:
+        runtime.update_variables(workflow_id, variables, append_array)
+
+    def get_workflow(self, workflow_id: str, include_tasks: bool = True) -> dict:
+        workflow = Workflow.objects.filter(pk=workflow_id).first()
+        if workflow is None:
+            raise NoSuchWorkflow(f"No workflow with id {workflow_id!r}.")
+        tasks = list(Task.objects.filter(workflow=workflow).order_by("seq")) if include_tasks else None
+        return workflow.to_conductor(tasks)
+
+
+class ConductorEngine:
+    """A Conductor server over its REST API (`base_url` ends in `/api`).
+
+    Connection failures, time-outs and 5xx answers are retried `retries` times, then raised as
+    retryable EngineUnavailable. With a key and secret, a token is fetched at `/token` and sent in
+    `X-Authorization`, and fetched again once when the server says it expired.
+    """
+
+    def __init__(self, base_url: str, key_id: str | None = None, key_secret: str | None = None,
+                 timeout: float = 10.0, retries: int = 2, backoff: float = 0.5):
+        self.base_url = base_url.rstrip("/")
+        self.key_id, self.key_secret = key_id, key_secret
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.session = requests.Session()
+        self._token: str | None = None
+
+    def close(self) -> None:
+        """Drop pooled connections (the server keeps a thread per kept-alive connection)."""
+        self.session.close()
+
+    # Interface -----------------------------------------------------------------------------------
+
+    def start_workflow(self, name, version=None, input=None, correlation_id=None, task_to_domain=None,
+                       idempotency_key=None, trigger=None) -> str:
+        body = {"name": name, "version": version, "input": input or {}, "correlationId": correlation_id,
+                "taskToDomain": task_to_domain or {}, "idempotencyKey": idempotency_key}
+        body = {key: value for key, value in body.items() if value is not None}
+        response = self._call("POST", "/workflow", json=body, text=True, not_found=NoSuchDefinition)
+        return response.text.strip().strip('"')
+
+    def complete_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
+                      trigger=None) -> str:
+        return self._update_task("COMPLETED", task_id, workflow_id, task_ref_name, output, reason)
+
+    def fail_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
+                  trigger=None) -> str:
+        return self._update_task("FAILED", task_id, workflow_id, task_ref_name, output, reason)
+
+    def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> None:
+        workflow = self.get_workflow(workflow_id, include_tasks=False)
+        if workflow.get("status") != "RUNNING":
+            raise WorkflowAlreadyFinished(f"Workflow {workflow_id} is already {workflow.get('status')}.")
+        self._call("DELETE", f"/workflow/{workflow_id}", params={"reason": reason or ""}, not_found=NoSuchWorkflow)
+
+    def update_variables(self, workflow_id: str, variables: dict, append_array: bool = False) -> None:
+        if append_array:
+            current = self.get_workflow(workflow_id, include_tasks=False).get("variables") or {}
+            variables = {
+                key: current[key] + value if isinstance(value, list) and isinstance(current.get(key), list) else value
+                for key, value in variables.items()
+            }
+        self._call("POST", f"/workflow/{workflow_id}/variables", json=variables, not_found=NoSuchWorkflow)
+
+    def get_workflow(self, workflow_id: str, include_tasks: bool = True) -> dict:
+        params = {"includeTasks": "true" if include_tasks else "false"}
+        return self._call("GET", f"/workflow/{workflow_id}", params=params, not_found=NoSuchWorkflow).json()
+
+    # Tasks ---------------------------------------------------------------------------------------
+
+    def _update_task(self, status, task_id, workflow_id, task_ref_name, output, reason) -> str:
+        task = self._find_task(task_id, workflow_id, task_ref_name)
+        if task.get("status") in TERMINAL_TASK_STATUSES:
+            raise TaskAlreadyFinished(
+                f"Task {task.get('referenceTaskName')} ({task['taskId']}) is already {task['status']}; "
+                "it was not changed."
+            )
+        result = {"taskId": task["taskId"], "workflowInstanceId": task["workflowInstanceId"], "status": status,
+                  "outputData": output or {}, "reasonForIncompletion": reason}
+        result = {key: value for key, value in result.items() if value is not None}
+        self._call("POST", "/tasks", json=result, text=True, not_found=TaskNotFound)
+        return task["taskId"]
+
+    def _find_task(self, task_id, workflow_id, task_ref_name) -> dict:
+        if task_id:
+            return self._call("GET", f"/tasks/{task_id}", not_found=TaskNotFound).json()
+        if not workflow_id or not task_ref_name:
+            raise InvalidRequest("Name the task by taskId, or by workflowId and taskRefName.")
+        workflow = self.get_workflow(workflow_id, include_tasks=True)
+        tasks = [t for t in workflow.get("tasks", []) if t.get("referenceTaskName") == task_ref_name]
+        if not tasks:
+            running = workflow.get("status") == "RUNNING"
+            raise TaskNotFound(
+                f"Workflow {workflow_id} has no task {task_ref_name!r}"
+                + (" yet." if running else f" and is {workflow.get('status')}."),
+                retryable=running,
+            )
+        return max(tasks, key=lambda t: t.get("seq", 0))
+
+    # HTTP ----------------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, text: bool = False, not_found: type[EngineError] = NoSuchWorkflow,
+              **kwargs) -> requests.Response:
+        headers = {"Accept": "text/plain" if text else "application/json"}
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._send(method, path, headers, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                failure: str = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 500:
+                    return self._checked(response, not_found)
+                failure = f"HTTP {response.status_code}: {response.text[:200]}"
+            if attempt < self.retries:
+                time.sleep(self.backoff * (2**attempt))
+        raise EngineUnavailable(f"Conductor at {self.base_url} failed {method} {path}: {failure}")
+
+    def _send(self, method: str, path: str, headers: dict, **kwargs) -> requests.Response:
+        response = self.session.request(method, self.base_url + path, headers={**headers, **self._auth()},
+                                        timeout=self.timeout, **kwargs)
+        if response.status_code == 401 and self.key_id:
+            self._token = None  # Expired or revoked: fetch a fresh token once.
+            response = self.session.request(method, self.base_url + path, headers={**headers, **self._auth()},
+                                            timeout=self.timeout, **kwargs)
+        return response
+
+    def _auth(self) -> dict:
+        if not self.key_id:
+            return {}
+        if self._token is None:
+            response = self.session.post(self.base_url + "/token", timeout=self.timeout,
+                                         json={"keyId": self.key_id, "keySecret": self.key_secret})
+            if response.status_code != 200:
+                raise EngineError(f"Conductor at {self.base_url} refused the API key: HTTP {response.status_code}",
+                                  retryable=response.status_code >= 500)
+            self._token = response.json()["token"]
+        return {"X-Authorization": self._token}
+
+    def _checked(self, response: requests.Response, not_found: type[EngineError]) -> requests.Response:
+        if response.status_code < 400:
+            return response
+        message = _error_message(response)
+        if response.status_code == 404:
+            raise not_found(message)
+        if response.status_code == 409:
+            raise (TaskAlreadyFinished if not_found is TaskNotFound else WorkflowAlreadyFinished)(message)
+        if response.status_code == 429:
+            raise EngineUnavailable(message)
+        if response.status_code in (400, 422):
+            raise InvalidRequest(message)
+        raise EngineError(f"Conductor refused the call (HTTP {response.status_code}): {message}")
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or f"HTTP {response.status_code}"
+    return str(body.get("message") or body) if isinstance(body, dict) else str(body)
+
+
+_engines: dict[tuple, WorkflowEngine] = {}
+
+
+def get_engine() -> WorkflowEngine:
+    """The engine the settings choose; one instance per configuration (the remote one keeps its session)."""
+    kind = getattr(settings, "WORKFLOW_ENGINE", "builtin")
+    if kind == "builtin":
+        return BuiltinEngine()
+    if kind != "conductor":
+        raise ImproperlyConfigured(f"WORKFLOW_ENGINE={kind!r} is not an engine; use builtin or conductor")
+    config = (
+        settings.CONDUCTOR_SERVER_URL, settings.CONDUCTOR_AUTH_KEY, settings.CONDUCTOR_AUTH_SECRET,
+        settings.CONDUCTOR_TIMEOUT_SECONDS, settings.CONDUCTOR_RETRIES, settings.CONDUCTOR_RETRY_BACKOFF_SECONDS,
+    )
+    if not config[0]:
+        raise ImproperlyConfigured("WORKFLOW_ENGINE=conductor needs CONDUCTOR_SERVER_URL (e.g. http://host:8080/api)")
+    if config not in _engines:
+        _engines[config] = ConductorEngine(*config)
+    return _engines[config]

@@ -1,0 +1,406 @@
+"""The built-in runtime: starting workflows, moving their tasks, and running system tasks inline.
+
+Every public function is one unit of work in `transaction.atomic()`: inside a caller's transaction
+it is a savepoint, so an event action can commit its effect together with its audit record.
+Nothing here commits behind the caller's back.
+
+Locking rule: any change to a workflow or one of its tasks first locks the workflow row
+(`select_for_update`) and only then reads the task. Two concurrent completions of one task are
+therefore serialized; the second sees the task finished and gets TaskAlreadyFinished. SQLite has no
+row locks, but its write transactions are serialized anyway (IMMEDIATE mode, see settings).
+"""
+
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import event_task
+from .definitions import parse_duration, parse_until
+from .errors import (
+    InvalidRequest,
+    NoSuchDefinition,
+    NoSuchWorkflow,
+    TaskAlreadyFinished,
+    TaskNotFound,
+    WorkflowAlreadyFinished,
+)
+from .models import (
+    FAILED_TASK_STATUSES,
+    Task,
+    TaskStatus,
+    Workflow,
+    WorkflowDefinition,
+    WorkflowStatus,
+)
+from .params import substitute
+
+logger = logging.getLogger(__name__)
+
+UPDATE_STATUSES = {
+    TaskStatus.IN_PROGRESS,
+    TaskStatus.COMPLETED,
+    TaskStatus.FAILED,
+    TaskStatus.FAILED_WITH_TERMINAL_ERROR,
+}
+# Tasks that wait for the outside world once scheduled; the others run inline.
+WAITING_TYPES = {"SIMPLE", "HUMAN", "WAIT"}
+
+
+# Starting --------------------------------------------------------------------------------------
+
+
+def find_definition(name: str, version: int | None) -> WorkflowDefinition:
+    definitions = WorkflowDefinition.objects.filter(name=name)
+    definition = definitions.filter(version=version).first() if version else definitions.order_by("-version").first()
+    if definition is None:
+        which = f"version {version}" if version else "any version"
+        raise NoSuchDefinition(f"No workflow definition {name!r} ({which}) is registered.")
+    return definition
+
+
+def start_workflow(
+    name: str,
+    version: int | None = None,
+    input: dict | None = None,
+    correlation_id: str | None = None,
+    task_to_domain: dict | None = None,
+    idempotency_key: str | None = None,
+    trigger: dict | None = None,
+) -> Workflow:
+    """Start a workflow and run it up to its first waiting task. A repeated idempotency key
+    returns the workflow that key started, whatever the other arguments."""
+    if input is not None and not isinstance(input, dict):
+        raise InvalidRequest("The workflow input must be a JSON object.")
+    if task_to_domain is not None and not isinstance(task_to_domain, dict):
+        raise InvalidRequest("taskToDomain must map task names to domains.")
+    if idempotency_key:
+        existing = Workflow.objects.filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    definition = find_definition(name, version)
+    try:
+        with transaction.atomic():
+            workflow = Workflow.objects.create(
+                definition=definition,
+                name=definition.name,
+                version=definition.version,
+                definition_snapshot=definition.definition,
+                input=input or {},
+                correlation_id=correlation_id,
+                task_to_domain=task_to_domain or {},
+                idempotency_key=idempotency_key or None,
+                trigger=trigger,
+            )
+            advance_workflow(workflow)
+    except IntegrityError:
+        # Another start with the same key won the race: its workflow is the answer.
+        existing = Workflow.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
+        if existing is None:
+            raise
+        return existing
+    logger.info("Started workflow %s (%s v%s)", workflow.id, workflow.name, workflow.version)
+    return workflow
+
+
+# Moving tasks ------------------------------------------------------------------------------------
+
+
+def locked_workflow(workflow_id: str) -> Workflow:
+    workflow = Workflow.objects.select_for_update().filter(pk=workflow_id).first()
+    if workflow is None:
+        raise NoSuchWorkflow(f"No workflow with id {workflow_id!r}.")
+    return workflow
+
+
+def _locked_task(task_id: str | None, workflow_id: str | None, task_ref_name: str | None) -> tuple[Workflow, Task]:
+    """Lock the workflow, then read the task: by id, or the most recent task of a reference name."""
+    if task_id:
+        owner = Task.objects.filter(pk=task_id).values_list("workflow_id", flat=True).first()
+        if owner is None:
+            raise TaskNotFound(f"No task with id {task_id!r}.")
+        workflow = locked_workflow(owner)
+        return workflow, Task.objects.get(pk=task_id)
+    if not workflow_id or not task_ref_name:
+        raise InvalidRequest("Name the task by taskId, or by workflowId and taskRefName.")
+    workflow = locked_workflow(workflow_id)
+    task = workflow.tasks.filter(reference_task_name=task_ref_name).order_by("-seq").first()
+    if task is None:
+        raise TaskNotFound(
+            f"Workflow {workflow_id} has no task {task_ref_name!r}"
+            + (" yet." if workflow.is_running else f" and is {workflow.status}."),
+            retryable=workflow.is_running,
+        )
+    return workflow, task
+
+
+def update_task(
+    status: str,
+    *,
+    task_id: str | None = None,
+    workflow_id: str | None = None,
+    task_ref_name: str | None = None,
+    output: dict | None = None,
+    reason: str | None = None,
+    worker_id: str | None = None,
+    trigger: dict | None = None,
+) -> Task:
+    """Record a task's result (output merged over what it has) and move its workflow on."""
+    if status not in UPDATE_STATUSES:
+        raise InvalidRequest(f"Task status {status!r} is not one of {', '.join(sorted(UPDATE_STATUSES))}.")
+    if output is not None and not isinstance(output, dict):
+        raise InvalidRequest("A task's output must be a JSON object.")
+    with transaction.atomic():
+        workflow, task = _locked_task(task_id, workflow_id, task_ref_name)
+        if not task.is_active:
+            raise TaskAlreadyFinished(
+                f"Task {task.reference_task_name} ({task.id}) is already {task.status}; it was not changed."
+            )
+        task.output = {**task.output, **(output or {})}
+        task.worker_id = worker_id or task.worker_id
+        task.trigger = trigger or task.trigger
+        task.started_at = task.started_at or timezone.now()
+        if status == TaskStatus.IN_PROGRESS:
+            task.status = TaskStatus.IN_PROGRESS
+            task.save()
+            return task
+        _finish_task(task, status, reason)
+        advance_workflow(workflow)
+    return task
+
+
+def _finish_task(task: Task, status: str, reason: str | None = None) -> None:
+    task.status = status
+    task.reason_for_incompletion = reason if status != TaskStatus.COMPLETED else task.reason_for_incompletion
+    task.ended_at = timezone.now()
+    task.save()
+
+
+def terminate_workflow(workflow_id: str, reason: str | None = None) -> Workflow:
+    with transaction.atomic():
+        workflow = locked_workflow(workflow_id)
+        if not workflow.is_running:
+            raise WorkflowAlreadyFinished(f"Workflow {workflow_id} is already {workflow.status}.")
+        _end_workflow(workflow, WorkflowStatus.TERMINATED, reason)
+    logger.info("Terminated workflow %s: %s", workflow_id, reason)
+    return workflow
+
+
+def update_variables(workflow_id: str, variables: dict, append_array: bool = False) -> Workflow:
+    """Set workflow variables; with `append_array`, list values extend the lists already there."""
+    if not isinstance(variables, dict):
+        raise InvalidRequest("variables must be a JSON object.")
+    with transaction.atomic():
+        workflow = locked_workflow(workflow_id)
+        merged = dict(workflow.variables)
+        for key, value in variables.items():
+            if append_array and isinstance(value, list) and isinstance(merged.get(key), list):
+                merged[key] = merged[key] + value
+            else:
+                merged[key] = value
+        workflow.variables = merged
+        workflow.save(update_fields=["variables", "updated_at"])
+    return workflow
+
+
+# Polling by workers ------------------------------------------------------------------------------
+
+
+def poll_tasks(task_type: str, worker_id: str | None = None, domain: str | None = None, count: int = 1) -> list[Task]:
+    """Claim up to `count` scheduled SIMPLE tasks of a type for a worker.
+
+    Each claim is a conditional UPDATE whose row count is checked, so two workers polling at
+    once never both get the same task.
+    """
+    claimed: list[Task] = []
+    candidates = Task.objects.filter(
+        task_type="SIMPLE", task_def_name=task_type, status=TaskStatus.SCHEDULED, domain=domain or None,
+        workflow__status=WorkflowStatus.RUNNING,
+    ).order_by("scheduled_at", "seq")
+    for task_id in candidates.values_list("pk", flat=True)[: max(count, 1) * 4]:
+        won = Task.objects.filter(pk=task_id, status=TaskStatus.SCHEDULED).update(
+            status=TaskStatus.IN_PROGRESS, worker_id=worker_id, started_at=timezone.now(),
+            poll_count=F("poll_count") + 1, updated_at=timezone.now(),
+        )
+        if won:
+            claimed.append(Task.objects.select_related("workflow").get(pk=task_id))
+        if len(claimed) >= count:
+            break
+    return claimed
+
+
+# WAIT tasks with a duration --------------------------------------------------------------------
+
+
+def complete_due_waits(now=None, limit: int = 500) -> int:
+    """Complete WAIT tasks whose time has come; returns how many. Run by the django-q2 sweep."""
+    now = now or timezone.now()
+    due = Task.objects.filter(
+        task_type="WAIT", status=TaskStatus.IN_PROGRESS, wait_until__lte=now
+    ).values_list("pk", flat=True)[:limit]
+    done = 0
+    for task_id in list(due):
+        try:
+            update_task(TaskStatus.COMPLETED, task_id=task_id)
+            done += 1
+        except TaskAlreadyFinished:
+            continue  # Completed from outside meanwhile: nothing left to do.
+    return done
+
+
+# Advancing a workflow --------------------------------------------------------------------------
+
+
+def advance_workflow(workflow: Workflow) -> None:
+    """Move a (locked) running workflow on until it waits for the outside world or ends."""
+    while workflow.is_running:
+        last = workflow.tasks.order_by("-seq").first()
+        if last is not None and last.is_active:
+            return
+        if last is not None and last.status in FAILED_TASK_STATUSES:
+            _end_workflow(workflow, WorkflowStatus.FAILED, last.reason_for_incompletion or
+                          f"Task {last.reference_task_name} failed.")
+            return
+        position = 0 if last is None else last.position + 1
+        if position >= len(workflow.task_definitions()):
+            _end_workflow(workflow, WorkflowStatus.COMPLETED, None)
+            return
+        _schedule(workflow, position, seq=(last.seq + 1) if last else 1)
+
+
+def task_context(workflow: Workflow) -> dict[str, Any]:
+    """What `${...}` in a task's inputParameters can name."""
+    context: dict[str, Any] = {
+        "workflow": {
+            "input": workflow.input,
+            "variables": workflow.variables,
+            "output": workflow.output,
+            "workflowId": workflow.id,
+            "workflowType": workflow.name,
+            "version": workflow.version,
+            "correlationId": workflow.correlation_id,
+            "status": workflow.status,
+        }
+    }
+    for task in workflow.tasks.order_by("seq"):
+        context[task.reference_task_name] = {
+            "input": task.input, "output": task.output, "status": task.status, "taskId": task.id,
+            "reasonForIncompletion": task.reason_for_incompletion,
+        }
+    return context
+
+
+def _schedule(workflow: Workflow, position: int, seq: int) -> Task:
+    spec = workflow.task_definitions()[position]
+    task_type = spec.get("type", "SIMPLE")
+    task = Task(
+        workflow=workflow, seq=seq, position=position, task_type=task_type,
+        task_def_name=spec.get("name", task_type), reference_task_name=spec["taskReferenceName"],
+        input=substitute(spec.get("inputParameters") or {}, task_context(workflow)),
+        domain=_domain_of(workflow, spec.get("name", "")),
+    )
+    if task_type != "SIMPLE":
+        task.status = TaskStatus.IN_PROGRESS
+        task.started_at = timezone.now()
+    task.save()
+    SYSTEM_TASKS.get(task_type, _wait_for_outside)(workflow, task, spec)
+    return task
+
+
+def _domain_of(workflow: Workflow, task_name: str) -> str | None:
+    domains = workflow.task_to_domain or {}
+    return domains.get(task_name) or domains.get("*") or None
+
+
+def _wait_for_outside(workflow: Workflow, task: Task, spec: dict) -> None:
+    """SIMPLE and HUMAN tasks wait to be polled or updated; nothing to run here."""
+
+
+def _run_wait(workflow: Workflow, task: Task, spec: dict) -> None:
+    try:
+        if task.input.get("duration") is not None:
+            task.wait_until = task.scheduled_at + parse_duration(task.input["duration"])
+        elif task.input.get("until") is not None:
+            task.wait_until = parse_until(task.input["until"])
+    except ValueError as exc:
+        _finish_task(task, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
+        return
+    if task.wait_until and task.wait_until <= timezone.now():
+        _finish_task(task, TaskStatus.COMPLETED)
+    else:
+        task.save(update_fields=["wait_until", "updated_at"])
+
+
+def _run_set_variable(workflow: Workflow, task: Task, spec: dict) -> None:
+    workflow.variables = {**workflow.variables, **task.input}
+    workflow.save(update_fields=["variables", "updated_at"])
+    _finish_task(task, TaskStatus.COMPLETED)
+
+
+def _run_terminate(workflow: Workflow, task: Task, spec: dict) -> None:
+    status = task.input.get("terminationStatus") or WorkflowStatus.COMPLETED
+    if status not in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.TERMINATED):
+        _finish_task(task, TaskStatus.FAILED_WITH_TERMINAL_ERROR, f"terminationStatus {status!r} is not valid.")
+        return
+    task.output = {"output": task.input.get("workflowOutput") or {}}
+    _finish_task(task, TaskStatus.COMPLETED)
+    output = task.input.get("workflowOutput")
+    _end_workflow(workflow, status, task.input.get("terminationReason"),
+                  output=output if isinstance(output, dict) else None)
+
+
+def _run_event(workflow: Workflow, task: Task, spec: dict) -> None:
+    try:
+        event = event_task.resolve_sink(spec.get("sink", ""), workflow.name, task.reference_task_name)
+    except event_task.UnknownSink as exc:
+        _finish_task(task, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
+        return
+    payload = event_task.event_payload(
+        task.input, workflow_id=workflow.id, workflow_name=workflow.name, workflow_version=workflow.version,
+        correlation_id=workflow.correlation_id, event=event,
+    )
+    try:
+        with transaction.atomic():  # A savepoint: a failed outbox write must not spoil the caller's transaction.
+            event_task.publish_event(event, payload, message_id=task.id)
+    except Exception as exc:  # noqa: BLE001 - any publishing failure fails the task, with its reason.
+        logger.warning("EVENT task %s could not publish to %s: %s", task.id, event, exc)
+        _finish_task(task, TaskStatus.FAILED, f"Publishing to {event} failed: {exc}")
+        return
+    task.output = {**task.output, "event_produced": event}
+    if spec.get("asyncComplete"):
+        task.save(update_fields=["output", "updated_at"])
+    else:
+        _finish_task(task, TaskStatus.COMPLETED)
+
+
+SYSTEM_TASKS = {
+    "WAIT": _run_wait,
+    "SET_VARIABLE": _run_set_variable,
+    "TERMINATE": _run_terminate,
+    "EVENT": _run_event,
+}
+
+
+def _end_workflow(workflow: Workflow, status: str, reason: str | None, output: dict | None = None) -> None:
+    if status == WorkflowStatus.COMPLETED and output is None:
+        output = _workflow_output(workflow)
+    workflow.status = status
+    workflow.reason_for_incompletion = reason
+    workflow.output = output if output is not None else workflow.output
+    workflow.ended_at = timezone.now()
+    workflow.save()
+    # Whatever still waits will never run now.
+    workflow.tasks.filter(status__in=[TaskStatus.SCHEDULED, TaskStatus.IN_PROGRESS]).update(
+        status=TaskStatus.CANCELED, ended_at=timezone.now(), updated_at=timezone.now()
+    )
+
+
+def _workflow_output(workflow: Workflow) -> dict:
+    """The definition's outputParameters resolved; without them, the last task's output (Conductor's rule)."""
+    parameters = workflow.definition_snapshot.get("outputParameters")
+    if parameters:
+        return substitute(parameters, task_context(workflow))
+    last = workflow.tasks.order_by("-seq").first()
+    return dict(last.output) if last else {}
