@@ -1,0 +1,60 @@
+"""Quarantine: where a message goes when Eventhub gives up on it, and how ops staff get it back out."""
+
+import json
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from .models import QuarantinedMessage, QueueConfig, ReceivedMessage
+from .providers.base import Message, Provider
+
+log = logging.getLogger(__name__)
+Reason = QuarantinedMessage.Reason
+Status = QuarantinedMessage.Status
+
+
+class NotQuarantined(ValueError):
+    """Only a message still in quarantine can be retried or discarded."""
+
+
+def quarantine(
+    config: QueueConfig, provider: Provider, message: Message, reason: str, error: str
+) -> QuarantinedMessage:
+    """Keep the message in the quarantine table, then (only then) acknowledge it on the broker."""
+    with transaction.atomic():
+        if message.record_id is None:
+            ReceivedMessage.record(config, message, outcome=ReceivedMessage.Outcome.QUARANTINED, detail=error)
+        else:
+            ReceivedMessage.objects.filter(pk=message.record_id).update(
+                outcome=ReceivedMessage.Outcome.QUARANTINED, detail=error
+            )
+        item = QuarantinedMessage.from_message(config, message, reason, error)
+    provider.ack(message)
+    log.warning("quarantined %s from %s (%s): %s", message.message_id, config.event, reason, error)
+    return item
+
+
+def _check_open(item: QuarantinedMessage) -> None:
+    if item.status != Status.QUARANTINED:
+        raise NotQuarantined(f"message {item.message_id} is {item.get_status_display().lower()} already")
+
+
+def retry(item: QuarantinedMessage, *, user=None, payload: Any = None) -> str:
+    """Publish the message (or `payload` instead of it) to its queue again, under its message id."""
+    from .publish import publish_raw
+
+    _check_open(item)
+    body = item.body_to_send(payload)
+    publish_raw(item.event, body, message_id=item.message_id)
+    edited = payload is not None
+    item.mark(Status.RETRIED, user, f"republished to {item.event}" + (f" with edited payload {json.dumps(payload)}"
+                                                                       if edited else ""))
+    return item.message_id
+
+
+def discard(item: QuarantinedMessage, *, reason: str, user=None) -> None:
+    _check_open(item)
+    if not reason.strip():
+        raise ValueError("a reason is required to discard a quarantined message")
+    item.mark(Status.DISCARDED, user, reason.strip())
