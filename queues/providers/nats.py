@@ -64,12 +64,21 @@ class NatsProvider(Provider):
             self._thread.start()
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
-            return future.result(timeout)
+            future.result(timeout)
         except FutureTimeout:
-            future.cancel()
-            raise ProviderError(f"{self.spec.event}: NATS did not answer within {timeout:.0f} s") from None
-        except (NatsError, OSError) as exc:
+            if not future.done():  # since 3.11 nats' own TimeoutError is this class too
+                future.cancel()
+                raise ProviderError(f"{self.spec.event}: NATS did not answer within {timeout:.0f} s") from None
+        except Exception:  # noqa: BLE001, S110 - raised below from the finished future
+            pass
+        exc = future.exception()
+        if exc is None:
+            return future.result()
+        if isinstance(exc, ProviderError):
+            raise exc
+        if isinstance(exc, NatsError | OSError | TimeoutError):
             raise ProviderError(f"{self.spec.event}: NATS: {exc!r}") from exc
+        raise exc
 
     def _ensure(self) -> None:
         if self._sub is None:

@@ -1,0 +1,109 @@
+"""Real brokers for the queue tests: moto's SQS server on loopback (started here), RabbitMQ and NATS
+JetStream as running on this machine (tests/services.sh), and the database queue."""
+
+import os
+import uuid
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from queues.models import QueueConfig
+from queues.providers.base import Provider, QueueSpec, provider_for
+
+KINDS = ["conductor", "sqs", "amqp_queue", "amqp_exchange", "nats"]
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sqs_server():
+    """moto's SQS on 127.0.0.1 with a free port, and boto3 pointed at it through its own variables."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    saved = {name: os.environ.get(name) for name in [*AWS_ENV, "AWS_ENDPOINT_URL_SQS"]}
+    os.environ.update(AWS_ENV, AWS_ENDPOINT_URL_SQS=f"http://{host}:{port}")
+    yield f"http://{host}:{port}"
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    server.stop()
+
+
+def unique_name(kind: str) -> str:
+    suffix = uuid.uuid4().hex[:12]
+    if kind == "sqs":
+        return f"eh-test-{suffix}"
+    if kind == "amqp_exchange":
+        return f"eh.test.x.{suffix}?exchangeType=direct&routingKey=rk&bindQueueName=eh.test.bound.{suffix}"
+    return f"eh.test.{suffix}"
+
+
+def url_for(kind: str) -> str:
+    from django.conf import settings
+
+    return {"amqp_queue": settings.AMQP_URL, "amqp_exchange": settings.AMQP_URL, "nats": settings.NATS_URL}.get(
+        kind, ""
+    )
+
+
+def make_spec(kind: str, **overrides) -> QueueSpec:
+    values = {"kind": kind, "name": unique_name(kind), "url": url_for(kind), "batch_size": 10, "wait_seconds": 1,
+              "visibility_timeout": 0, "max_deliveries": 3}
+    values.update(overrides)
+    return QueueSpec(**values)
+
+
+def destroy(provider: Provider) -> None:
+    """Remove what a test provisioned on the shared brokers (the database and moto go away by themselves)."""
+    try:
+        if provider.spec.kind == "nats" and provider.stream:
+            provider._run(provider._js.delete_stream(provider.stream))
+        elif provider.spec.kind.startswith("amqp"):
+            channel = provider.channel
+            for queue in (provider.options.queue, provider.dead_queue):
+                channel.queue_delete(queue)
+            channel.exchange_delete(f"{provider.options.queue}.dlx")
+            if provider.options.is_exchange:
+                channel.exchange_delete(provider.options.target)
+    finally:
+        provider.close()
+
+
+@pytest.fixture
+def providers():
+    """Providers made by the test, cleaned up afterwards: `providers(spec)`."""
+    made: list[Provider] = []
+
+    def make(spec: QueueSpec) -> Provider:
+        provider = provider_for(spec)
+        made.append(provider)
+        return provider
+
+    yield make
+    for provider in made:
+        destroy(provider)
+
+
+@pytest.fixture(params=KINDS)
+def kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_config(providers):
+    """Saved queue configs on real brokers, with their broker state cleaned up afterwards."""
+
+    def make(kind: str, **fields) -> QueueConfig:
+        values = {"kind": kind, "name": unique_name(kind), "wait_seconds": 1, "visibility_timeout": 0,
+                  "max_deliveries": 3}
+        values.update(fields)
+        config = QueueConfig(**values)
+        config.full_clean()
+        config.save()
+        providers(config.spec()).publish  # registered for clean-up; connects lazily, only if used
+        return config
+
+    return make
