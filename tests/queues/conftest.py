@@ -51,7 +51,7 @@ def url_for(kind: str) -> str:
 
 def make_spec(kind: str, **overrides) -> QueueSpec:
     values = {"kind": kind, "name": unique_name(kind), "url": url_for(kind), "batch_size": 10, "wait_seconds": 1,
-              "visibility_timeout": 0, "max_deliveries": 3}
+              "visibility_timeout": 30, "max_deliveries": 3}
     values.update(overrides)
     return QueueSpec(**values)
 
@@ -103,7 +103,7 @@ def make_config(providers):
         config = QueueConfig(**values)
         config.full_clean()
         config.save()
-        providers(config.spec()).publish  # registered for clean-up; connects lazily, only if used
+        providers(config.spec())  # registered for clean-up; connects lazily, only if used
         return config
 
     return make
