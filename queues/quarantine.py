@@ -41,16 +41,19 @@ def _check_open(item: QuarantinedMessage) -> None:
 
 
 def retry(item: QuarantinedMessage, *, user=None, payload: Any = None) -> str:
-    """Publish the message (or `payload` instead of it) to its queue again, under its message id."""
+    """Publish the message (or `payload` instead of it) to its queue again; returns the new message id.
+
+    The retry gets its own id, `<original id>.retry<quarantine id>`: brokers that deduplicate on the
+    message id (JetStream, SQS FIFO) would drop a resend under the original one, and the retry's
+    processing must not be taken for a duplicate of the delivery that failed."""
     from .publish import publish_raw
 
     _check_open(item)
-    body = item.body_to_send(payload)
-    publish_raw(item.event, body, message_id=item.message_id)
-    edited = payload is not None
-    item.mark(Status.RETRIED, user, f"republished to {item.event}" + (f" with edited payload {json.dumps(payload)}"
-                                                                       if edited else ""))
-    return item.message_id
+    message_id = f"{item.message_id}.retry{item.pk}"
+    publish_raw(item.event, item.body_to_send(payload), message_id=message_id)
+    edited = f" with edited payload {json.dumps(payload)}" if payload is not None else ""
+    item.mark(Status.RETRIED, user, f"republished to {item.event} as {message_id}{edited}")
+    return message_id
 
 
 def discard(item: QuarantinedMessage, *, reason: str, user=None) -> None:

@@ -2,14 +2,19 @@
 JetStream as running on this machine (tests/services.sh), and the database queue."""
 
 import os
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from moto.server import ThreadedMotoServer
 
 from queues.models import QueueConfig
-from queues.providers.base import Provider, QueueSpec, provider_for
+from queues.providers.base import Provider, ProviderError, QueueSpec, provider_for
 
+ROOT = Path(__file__).resolve().parents[2]
 KINDS = ["conductor", "sqs", "amqp_queue", "amqp_exchange", "nats"]
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_REGION": "us-east-1"}
@@ -60,7 +65,10 @@ def destroy(provider: Provider) -> None:
     """Remove what a test provisioned on the shared brokers (the database and moto go away by themselves)."""
     try:
         if provider.spec.kind == "nats" and provider.stream:
-            provider._run(provider._js.delete_stream(provider.stream))
+            try:
+                provider._run(provider._js.delete_stream(provider.stream))
+            except ProviderError:
+                pass  # another provider of the same test deleted it already
         elif provider.spec.kind.startswith("amqp"):
             channel = provider.channel
             for queue in (provider.options.queue, provider.dead_queue):
@@ -107,3 +115,46 @@ def make_config(providers):
         return config
 
     return make
+
+
+def test_database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def listener_process():
+    """Start `listen_queues` (or the slow-dispatch variant) as a real process on the test database."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str, slow: float | None = None) -> subprocess.Popen:
+        env = {**os.environ, "DATABASE_URL": test_database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+        if slow is None:
+            command = [sys.executable, str(ROOT / "manage.py"), "listen_queues", *args]
+        else:
+            env["SLOW_DISPATCH_SECONDS"] = str(slow)
+            command = [sys.executable, str(ROOT / "tests" / "queues" / "slow_listener.py"), *args]
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+def wait_until(predicate, timeout: float = 20, what: str = "condition"):
+    """Poll the database (not a sleep-and-hope): return as soon as `predicate()` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
