@@ -72,14 +72,21 @@ class AmqpProvider(Provider):
         return self._channel
 
     def _connect(self) -> None:
-        self._connection = pika.BlockingConnection(pika.URLParameters(self.spec.url))
+        parameters = pika.URLParameters(self.spec.url)
+        # Named, so ops staff can tell Eventhub's connections apart in RabbitMQ's management UI.
+        parameters.client_properties = {"connection_name": f"eventhub {self.spec.event}"}
+        self._connection = pika.BlockingConnection(parameters)
+        self._generation += 1
+        channel = self._reopen_channel()
+        if self.spec.provision:
+            self._declare(channel)
+
+    def _reopen_channel(self):
         channel = self._connection.channel()
         channel.confirm_delivery()
         channel.basic_qos(prefetch_count=max(1, self.spec.batch_size))
         self._channel = channel
-        self._generation += 1
-        if self.spec.provision:
-            self._declare(channel)
+        return channel
 
     def _declare(self, channel) -> None:
         o = self.options
@@ -87,16 +94,31 @@ class AmqpProvider(Provider):
         channel.exchange_declare(dlx, "fanout", durable=True)
         channel.queue_declare(self.dead_queue, durable=True)
         channel.queue_bind(self.dead_queue, dlx)
-        arguments: dict = {"x-dead-letter-exchange": dlx}
-        if self.quorum:
-            arguments.update({"x-queue-type": "quorum", "x-delivery-limit": self.spec.broker_max_receives})
-        elif o.max_priority:
-            arguments["x-max-priority"] = o.max_priority
-        channel.queue_declare(o.queue, durable=o.durable, exclusive=o.exclusive, auto_delete=o.auto_delete,
-                              arguments=arguments)
+        self._declare_queue(channel)
+        channel = self._channel
         if o.is_exchange:
             channel.exchange_declare(o.target, o.exchange_type, durable=o.durable, auto_delete=o.auto_delete)
             channel.queue_bind(o.queue, o.target, routing_key=o.routing_key)
+
+    def _declare_queue(self, channel) -> None:
+        o = self.options
+        dlx = f"{o.queue}.dlx"
+        arguments: dict = {"x-dead-letter-exchange": dlx}
+        if self.quorum:
+            # A quorum queue delivers a message delivery-limit + 1 times before dead-lettering it.
+            arguments.update({"x-queue-type": "quorum", "x-delivery-limit": self.spec.broker_max_receives - 1})
+        elif o.max_priority:
+            arguments["x-max-priority"] = o.max_priority
+        try:
+            channel.queue_declare(o.queue, durable=o.durable, exclusive=o.exclusive, auto_delete=o.auto_delete,
+                                  arguments=arguments)
+        except ChannelClosedByBroker as exc:
+            if exc.reply_code != PRECONDITION_FAILED:
+                raise
+            # The queue exists with other arguments (made elsewhere, or before max_deliveries was edited):
+            # RabbitMQ cannot change them in place, so use it as it is.
+            log.warning("%s: using the existing queue as it is: %s", self.spec.event, exc.reply_text)
+            self._reopen_channel().queue_declare(o.queue, passive=True)
 
     def _consume(self) -> None:
         channel = self.channel
