@@ -79,7 +79,8 @@ class Consumer:
 
     def poll_once(self, wait: float | None = None) -> int:
         """Receive one batch and handle it; returns how many messages there were (0 = idle)."""
-        close_old_connections()  # drop a connection a database outage left unusable
+        if not connection.in_atomic_block:  # (django-q2's sync mode runs tasks inside its transaction)
+            close_old_connections()  # drop a connection a database outage left unusable
         if wait is None:
             wait = min(self.config.wait_seconds, MAX_WAIT_SECONDS)
         messages = self.provider.receive(self.config.batch_size, wait)
