@@ -4,7 +4,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -20,6 +20,13 @@ def _handlers_model():
     from handlers.models import EventHandler
 
     return EventHandler
+
+
+def _change_url(obj) -> str:
+    try:
+        return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    except NoReverseMatch:  # that model is not in the admin (yet)
+        return ""
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -66,8 +73,7 @@ class QueueConfigAdmin(admin.ModelAdmin):
     @admin.display(description="handlers listening")
     def listening_handlers(self, obj: QueueConfig) -> str:
         handlers = _handlers_model().objects.filter(event=obj.event).only("pk", "name", "active")
-        rows = [(reverse("admin:handlers_eventhandler_change", args=[h.pk]), h.name,
-                 "" if h.active else " (inactive)") for h in handlers]
+        rows = [(_change_url(h), h.name, "" if h.active else " (inactive)") for h in handlers]
         return format_html_join(", ", '<a href="{}">{}</a>{}', rows) if rows else "none"
 
     @admin.action(description="Enable the selected queues")
