@@ -121,7 +121,8 @@ class NatsProvider(Provider):
         try:
             raw = self._run(self._sub.fetch(max(1, max_messages), timeout=max(wait, 0.05)))
         except ProviderError as exc:
-            if isinstance(exc.__cause__, NatsTimeout):
+            # nats-py ends an empty fetch with its own TimeoutError, or asyncio's from deeper down.
+            if isinstance(exc.__cause__, NatsTimeout | TimeoutError):
                 return []
             raise
         return [self._message(msg) for msg in raw]
