@@ -228,3 +228,22 @@ CONDUCTOR_RETRIES = env_int("CONDUCTOR_RETRIES", 2)
 CONDUCTOR_RETRY_BACKOFF_SECONDS = float(env_int("CONDUCTOR_RETRY_BACKOFF_MS", 500)) / 1000
 # How often the django-q2 sweep completes WAIT tasks whose duration is over.
 WORKFLOW_WAIT_SWEEP_MINUTES = env_int("WORKFLOW_WAIT_SWEEP_MINUTES", 1, minimum=1)
+
+# --- queues ---
+# Broker endpoints use each ecosystem's own variable names. SQS: boto3 reads AWS_REGION /
+# AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_SQS and its credential chain itself; nothing is stored here.
+AMQP_URL = os.environ.get("AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/"
+NATS_URL = os.environ.get("NATS_URL") or "nats://127.0.0.1:4222"
+# Defaults of a queue config created for a handler's event (queues.configs.ensure_config).
+QUEUES_DEFAULTS = {
+    "batch_size": env_int("QUEUES_BATCH_SIZE", 10, minimum=1),
+    "wait_seconds": env_int("QUEUES_WAIT_SECONDS", 20),
+    "visibility_timeout": env_int("QUEUES_VISIBILITY_TIMEOUT", 60),
+    "max_deliveries": env_int("QUEUES_MAX_DELIVERIES", 5, minimum=1),
+    "poll_interval_minutes": env_int("QUEUES_POLL_INTERVAL_MINUTES", 1, minimum=1),
+}
+# A body larger than this is quarantined unread.
+QUEUES_MAX_MESSAGE_BYTES = env_int("QUEUES_MAX_MESSAGE_BYTES", 256 * 1024, minimum=1)
+# django-q2: every enabled queue config gets a schedule draining it for at most this many seconds.
+QUEUES_SCHEDULES = env_bool("QUEUES_SCHEDULES", True)
+QUEUES_DRAIN_SECONDS = env_int("QUEUES_DRAIN_SECONDS", 50, minimum=1)

@@ -1,1 +1,234 @@
-from django.contrib import admin  # noqa: F401
+import json
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from . import quarantine
+from .models import InternalMessage, ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
+from .providers.base import provider_for
+
+ALIVE_SECONDS = 60
+
+
+def _handlers_model():
+    # Only the admin looks at handlers; queues' logic never imports them.
+    from handlers.models import EventHandler
+
+    return EventHandler
+
+
+def _change_url(obj) -> str:
+    try:
+        return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    except NoReverseMatch:  # that model is not in the admin (yet)
+        return ""
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(QueueConfig)
+class QueueConfigAdmin(admin.ModelAdmin):
+    list_display = ("event", "kind", "enabled", "handler_count", "depth", "dead_letter_depth", "last_poll_at",
+                    "short_error")
+    list_filter = ("kind", "enabled", "unmatched")
+    search_fields = ("event",)
+    actions = ("enable", "disable", "refresh_depth")
+    readonly_fields = ("event", "listening_handlers", "depth", "dead_letter_depth", "last_poll_at", "last_error",
+                       "last_error_at", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("kind", "name", "event", "enabled", "unmatched", "listening_handlers")}),
+        ("Connection", {"fields": ("url", "url_ref", "region", "endpoint_url", "provision", "authorized_accounts")}),
+        ("Consuming", {"fields": ("batch_size", "wait_seconds", "visibility_timeout", "max_deliveries",
+                                  "poll_interval_minutes")}),
+        ("Health", {"fields": ("depth", "dead_letter_depth", "last_poll_at", "last_error", "last_error_at",
+                               "created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request):
+        handlers = (_handlers_model().objects.filter(event=OuterRef("event")).order_by()
+                    .values("event").annotate(n=Count("id")).values("n"))
+        return super().get_queryset(request).annotate(
+            _handlers=Subquery(handlers, output_field=IntegerField())
+        )
+
+    @admin.display(description="handlers", ordering="_handlers")
+    def handler_count(self, obj: QueueConfig) -> int:
+        return obj._handlers or 0
+
+    @admin.display(description="last error")
+    def short_error(self, obj: QueueConfig) -> str:
+        return obj.last_error[:80]
+
+    @admin.display(description="handlers listening")
+    def listening_handlers(self, obj: QueueConfig) -> str:
+        handlers = _handlers_model().objects.filter(event=obj.event).only("pk", "name", "active")
+        rows = [(_change_url(h), h.name, "" if h.active else " (inactive)") for h in handlers]
+        return format_html_join(", ", '<a href="{}">{}</a>{}', rows) if rows else "none"
+
+    @admin.action(description="Enable the selected queues")
+    def enable(self, request, queryset) -> None:
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable the selected queues")
+    def disable(self, request, queryset) -> None:
+        self._set_enabled(request, queryset, False)
+
+    def _set_enabled(self, request, queryset, enabled: bool) -> None:
+        changed = 0
+        for config in queryset.exclude(enabled=enabled):
+            config.enabled = enabled
+            config.save()  # through save(): the schedule and the listeners' change stamp follow
+            changed += 1
+        self.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {changed} queue(s).")
+
+    @admin.action(description="Ask the broker for the depth now")
+    def refresh_depth(self, request, queryset) -> None:
+        for config in queryset:
+            provider = provider_for(config.spec())
+            try:
+                depth = provider.depth()
+            except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
+                self.message_user(request, f"{config.event}: {exc}", messages.ERROR)
+                continue
+            finally:
+                provider.close()
+            QueueConfig.objects.filter(pk=config.pk).update(depth=depth.ready, dead_letter_depth=depth.dead)
+            self.message_user(request, f"{config.event}: {depth.ready} ready, {depth.dead} dead-lettered.")
+
+
+class QuarantineForm(forms.ModelForm):
+    operation = forms.ChoiceField(
+        choices=[("", "Keep in quarantine"), ("retry", "Retry: publish to its queue again"),
+                 ("discard", "Discard")],
+        required=False,
+    )
+    edited_payload = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 90, "style": "font-family: monospace"}), required=False,
+        help_text="For a retry: the JSON to send instead of the quarantined payload; leave empty to send it as is.",
+    )
+    note = forms.CharField(required=False, help_text="For a discard: the reason (required).")
+
+    class Meta:
+        model = QuarantinedMessage
+        fields = ()
+
+    def clean(self):
+        data = super().clean()
+        if data.get("operation") == "discard" and not data.get("note", "").strip():
+            self.add_error("note", "Say why the message is discarded.")
+        raw = data.get("edited_payload", "").strip()
+        data["payload"] = None
+        if raw:
+            try:
+                data["payload"] = json.loads(raw)
+            except ValueError as exc:
+                self.add_error("edited_payload", f"Not JSON: {exc}")
+        if self.instance.status != QuarantinedMessage.Status.QUARANTINED and data.get("operation"):
+            raise forms.ValidationError(f"This message is {self.instance.get_status_display().lower()} already.")
+        return data
+
+
+@admin.register(QuarantinedMessage)
+class QuarantinedMessageAdmin(admin.ModelAdmin):
+    form = QuarantineForm
+    list_display = ("message_id", "event", "reason", "delivery_count", "status", "quarantined_at", "short_error")
+    list_filter = ("status", "reason", "event")
+    search_fields = ("message_id", "event")
+    date_hierarchy = "quarantined_at"
+    list_select_related = ("resolved_by",)
+    actions = ("retry_as_received",)
+    readonly_fields = ("event", "message_id", "status", "reason", "last_error", "delivery_count", "pretty_payload",
+                       "raw_body", "pretty_history", "quarantined_at", "resolved_at", "resolved_by", "resolution")
+    fieldsets = (
+        (None, {"fields": ("event", "message_id", "status", "reason", "last_error", "delivery_count",
+                           "quarantined_at")}),
+        ("Message", {"fields": ("pretty_payload", "raw_body", "pretty_history")}),
+        ("Resolution", {"fields": ("operation", "edited_payload", "note", "resolved_at", "resolved_by",
+                                   "resolution")}),
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="last error")
+    def short_error(self, obj) -> str:
+        return obj.last_error[:80]
+
+    @admin.display(description="payload")
+    def pretty_payload(self, obj) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2)) if obj.payload is not None else "-"
+
+    @admin.display(description="delivery history")
+    def pretty_history(self, obj) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.history, indent=2))
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None and obj.payload is not None:
+            form.base_fields["edited_payload"].initial = json.dumps(obj.payload, indent=2)
+        return form
+
+    def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
+        operation = data.get("operation")
+        if operation == "retry":
+            payload = data["payload"] if data["payload"] != obj.payload else None
+            quarantine.retry(obj, user=request.user, payload=payload)
+            self.message_user(request, f"Republished {obj.message_id} to {obj.event}.")
+        elif operation == "discard":
+            quarantine.discard(obj, reason=data["note"], user=request.user)
+            self.message_user(request, f"Discarded {obj.message_id}.")
+
+    @admin.action(description="Retry the selected messages as received")
+    def retry_as_received(self, request, queryset) -> None:
+        done, failed = 0, []
+        for item in queryset.filter(status=QuarantinedMessage.Status.QUARANTINED):
+            try:
+                quarantine.retry(item, user=request.user)
+                done += 1
+            except Exception as exc:  # noqa: BLE001 - reported to the user per message
+                failed.append(f"{item.message_id}: {exc}")
+        self.message_user(request, f"Republished {done} message(s).")
+        for problem in failed:
+            self.message_user(request, problem, messages.ERROR)
+
+
+@admin.register(ReceivedMessage)
+class ReceivedMessageAdmin(ReadOnlyAdmin):
+    list_display = ("message_id", "event", "delivery_count", "outcome", "received_at")
+    list_filter = ("outcome", "event")
+    search_fields = ("message_id",)
+    date_hierarchy = "received_at"
+
+
+@admin.register(ListenerHeartbeat)
+class ListenerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("consumer", "event", "hostname", "pid", "alive", "last_beat_at", "messages", "short_error",
+                    "stopped_at")
+    list_filter = ("hostname", "event")
+
+    @admin.display(boolean=True)
+    def alive(self, obj) -> bool:
+        return obj.stopped_at is None and obj.last_beat_at > timezone.now() - timedelta(seconds=ALIVE_SECONDS)
+
+    @admin.display(description="last error")
+    def short_error(self, obj) -> str:
+        return obj.last_error[:80]
+
+
+@admin.register(InternalMessage)
+class InternalMessageAdmin(ReadOnlyAdmin):
+    list_display = ("message_id", "queue", "delivery_count", "visible_at", "dead_lettered_at", "created_at")
+    list_filter = ("queue",)
+    search_fields = ("message_id",)

@@ -1,6 +1,11 @@
-"""The registry of queue kinds: the prefix of an event string (`sqs:orders`) names one of these."""
+"""The registry of queue kinds: the prefix of an event string (`sqs:orders`) names one of these.
+
+Each kind maps to its provider class by dotted path, imported only when a queue of that kind is
+used, so the embedded default (the `conductor` database queue) never needs a broker library.
+"""
 
 from dataclasses import dataclass
+from importlib import import_module
 
 
 @dataclass(frozen=True)
@@ -8,16 +13,21 @@ class QueueKind:
     name: str
     label: str
     broker: str
+    provider_path: str
+
+    def provider_class(self) -> type:
+        module, _, attr = self.provider_path.rpartition(".")
+        return getattr(import_module(module), attr)
 
 
 KINDS: dict[str, QueueKind] = {
     kind.name: kind
     for kind in (
-        QueueKind("sqs", "AWS SQS", "sqs"),
-        QueueKind("conductor", "Internal (database)", "database"),
-        QueueKind("amqp_queue", "RabbitMQ queue", "amqp"),
-        QueueKind("amqp_exchange", "RabbitMQ exchange", "amqp"),
-        QueueKind("nats", "NATS JetStream", "nats"),
+        QueueKind("sqs", "AWS SQS", "sqs", "queues.providers.sqs.SqsProvider"),
+        QueueKind("conductor", "Internal (database)", "database", "queues.providers.internal.InternalProvider"),
+        QueueKind("amqp_queue", "RabbitMQ queue", "amqp", "queues.providers.amqp.AmqpProvider"),
+        QueueKind("amqp_exchange", "RabbitMQ exchange", "amqp", "queues.providers.amqp.AmqpProvider"),
+        QueueKind("nats", "NATS JetStream", "nats", "queues.providers.nats.NatsProvider"),
     )
 }
 
@@ -28,6 +38,13 @@ class UnknownQueueKind(ValueError):
     def __init__(self, kind: str):
         super().__init__(f"unknown queue kind {kind!r}; valid kinds are {', '.join(KINDS)}")
         self.kind = kind
+
+
+def kind_of(name: str) -> QueueKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise UnknownQueueKind(name) from None
 
 
 def split_event(event: str) -> tuple[str, str]:

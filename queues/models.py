@@ -1,1 +1,346 @@
-from django.db import models  # noqa: F401
+import os
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from .kinds import KIND_CHOICES, KINDS
+from .providers.base import QueueSpec
+
+AWS_ACCOUNT = re.compile(r"^\d{12}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def resolve_reference(name: str) -> str | None:
+    """A secret named by reference: the environment first, then a setting of that name."""
+    if name in os.environ:
+        return os.environ[name]
+    value = getattr(settings, name, None)
+    return value if isinstance(value, str) else None
+
+
+class QueueConfig(models.Model):
+    class Unmatched(models.TextChoices):
+        RECORD = "record", "Record and acknowledge"
+        QUARANTINE = "quarantine", "Quarantine"
+
+    kind = models.CharField(max_length=32, choices=KIND_CHOICES, help_text="The broker, e.g. <code>sqs</code>.")
+    name = models.CharField(
+        max_length=1000,
+        help_text="Queue name as in the event string after <code>kind:</code>, e.g. <code>orders</code>, an SQS "
+        "URL or ARN, <code>orders?exchangeType=topic&amp;routingKey=order.*</code> (AMQP) or a NATS subject.",
+    )
+    event = models.CharField(max_length=1040, unique=True, editable=False, help_text="<code>kind:name</code>.")
+    enabled = models.BooleanField(default=True, help_text="Only enabled queues are consumed.")
+    url = models.CharField(
+        max_length=500, blank=True,
+        help_text="Broker URL without a password, e.g. <code>amqp://rabbit.internal:5672/</code>; "
+        "empty means AMQP_URL / NATS_URL from the settings.",
+    )
+    url_ref = models.CharField(
+        "URL reference", max_length=100, blank=True,
+        help_text="Name of an environment variable or setting holding a URL with credentials, "
+        "e.g. <code>AMQP_URL_ORDERS</code>. Wins over the URL field. The secret is never stored.",
+    )
+    region = models.CharField(max_length=40, blank=True, help_text="SQS region, e.g. <code>eu-west-1</code>; "
+                              "empty means boto3's AWS_REGION / AWS_DEFAULT_REGION.")
+    endpoint_url = models.CharField(
+        max_length=500, blank=True,
+        help_text="SQS endpoint, e.g. <code>http://127.0.0.1:5000</code>; empty means AWS_ENDPOINT_URL_SQS or AWS.",
+    )
+    batch_size = models.PositiveIntegerField(default=10, help_text="Messages per receive, e.g. 10 (SQS: 1-10).")
+    wait_seconds = models.PositiveIntegerField(default=20, help_text="Long-polling wait, e.g. 20 (SQS: 0-20).")
+    visibility_timeout = models.PositiveIntegerField(
+        default=60, help_text="Seconds a received message stays hidden before it is delivered again, e.g. 60."
+    )
+    max_deliveries = models.PositiveIntegerField(
+        default=5, help_text="Deliveries before a message is quarantined, e.g. 5."
+    )
+    unmatched = models.CharField(
+        max_length=16, choices=Unmatched.choices, default=Unmatched.RECORD,
+        help_text="What happens to a message no active handler matches.",
+    )
+    poll_interval_minutes = models.PositiveIntegerField(
+        default=1, help_text="How often the django-q2 schedule drains this queue, in minutes, e.g. 1."
+    )
+    authorized_accounts = models.JSONField(
+        default=list, blank=True,
+        help_text='SQS only: AWS account ids allowed to send, e.g. <code>["123456789012"]</code>.',
+    )
+    provision = models.BooleanField(
+        default=True, help_text="Create the queue, stream or dead-letter queue when missing."
+    )
+    # Kept up to date by the listener, shown in the admin.
+    depth = models.IntegerField(null=True, blank=True, editable=False, help_text="Approximate ready messages.")
+    dead_letter_depth = models.IntegerField(null=True, blank=True, editable=False)
+    last_poll_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["event"]
+
+    def __str__(self) -> str:
+        return self.event
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.event = f"{self.kind}:{self.name}"
+        if "update_fields" in kwargs and kwargs["update_fields"] is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "event"}
+        super().save(*args, **kwargs)
+
+    # Validation ---------------------------------------------------------------------------------
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+
+        def add(field: str, message: str) -> None:
+            errors.setdefault(field, []).append(message)
+
+        if self.kind not in KINDS:
+            add("kind", f"unknown queue kind {self.kind!r}; valid kinds are {', '.join(KINDS)}")
+        if not (self.name or "").strip():
+            add("name", "a queue name is required")
+        self._clean_connection(add)
+        if self.kind == "sqs":
+            self._clean_sqs(add)
+        elif self.kind in ("amqp_queue", "amqp_exchange"):
+            self._clean_amqp(add)
+        elif self.kind == "nats":
+            self._clean_nats(add)
+        if self.batch_size < 1:
+            add("batch_size", "must be at least 1")
+        if self.max_deliveries < 1:
+            add("max_deliveries", "must be at least 1")
+        if self.poll_interval_minutes < 1:
+            add("poll_interval_minutes", "must be at least 1 minute")
+        if self.kind != "sqs" and self.authorized_accounts:
+            add("authorized_accounts", "only SQS queues have authorized accounts")
+        event = f"{self.kind}:{self.name}"
+        if QueueConfig.objects.filter(event=event).exclude(pk=self.pk).exists():
+            add("name", f"a queue config for {event} exists already")
+        if errors:
+            raise ValidationError(errors)
+
+    def _clean_connection(self, add) -> None:
+        if self.url:
+            parts = urlsplit(self.url)
+            if parts.password:
+                add("url", "must not hold a password: put the URL in an environment variable and name it in "
+                           "'URL reference'")
+            if self.kind == "sqs":
+                add("url", "SQS uses the endpoint URL and region fields, not a broker URL")
+        if self.url_ref:
+            if not ENV_NAME.match(self.url_ref):
+                add("url_ref", "must be the name of an environment variable or setting, e.g. AMQP_URL_ORDERS")
+            elif resolve_reference(self.url_ref) is None:
+                add("url_ref", f"{self.url_ref} is neither set in the environment nor a setting")
+
+    def _clean_sqs(self, add) -> None:
+        if self.batch_size > 10:
+            add("batch_size", "SQS receives at most 10 messages at a time")
+        if self.wait_seconds > 20:
+            add("wait_seconds", "SQS long polling waits at most 20 seconds")
+        if self.visibility_timeout > 43200:
+            add("visibility_timeout", "SQS allows at most 43200 seconds (12 hours)")
+        if self.max_deliveries > 999:
+            add("max_deliveries", "SQS redrive allows at most 999 receives")
+        accounts = self.authorized_accounts
+        if not isinstance(accounts, list) or not all(isinstance(a, str) and AWS_ACCOUNT.match(a) for a in accounts):
+            add("authorized_accounts", 'must be a list of 12-digit AWS account ids, e.g. ["123456789012"]')
+        name = self.name or ""
+        if name.startswith("arn:") and len(name.split(":")) != 6:
+            add("name", "an SQS ARN looks like arn:aws:sqs:<region>:<account>:<queue>")
+        elif name.startswith(("http://", "https://")) and len(urlsplit(name).path.strip("/").split("/")) != 2:
+            add("name", "an SQS URL looks like https://sqs.<region>.amazonaws.com/<account>/<queue>")
+        elif not name.startswith(("arn:", "http")) and not re.match(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$", name):
+            add("name", "an SQS queue name has 1-80 letters, digits, '-' or '_' (FIFO queues end in .fifo)")
+
+    def _clean_amqp(self, add) -> None:
+        from .providers.amqp_options import AmqpOptionsError, parse_amqp_name
+
+        try:
+            parse_amqp_name(self.kind, self.name or "")
+        except AmqpOptionsError as exc:
+            add("name", str(exc))
+
+    def _clean_nats(self, add) -> None:
+        name = self.name or ""
+        if not re.match(r"^[^\s*>]+$", name) or name.startswith(".") or name.endswith(".") or ".." in name:
+            add("name", "a NATS subject like orders.created: no spaces or wildcards, no empty tokens")
+
+    # What providers get ---------------------------------------------------------------------------
+
+    def connection_url(self) -> str:
+        if self.url_ref:
+            return resolve_reference(self.url_ref) or ""
+        if self.url:
+            return self.url
+        if self.kind in ("amqp_queue", "amqp_exchange"):
+            return settings.AMQP_URL
+        if self.kind == "nats":
+            return settings.NATS_URL
+        return ""
+
+    def spec(self) -> QueueSpec:
+        return QueueSpec(
+            kind=self.kind, name=self.name, url=self.connection_url(), region=self.region,
+            endpoint_url=self.endpoint_url, batch_size=self.batch_size, wait_seconds=self.wait_seconds,
+            visibility_timeout=self.visibility_timeout, max_deliveries=self.max_deliveries,
+            authorized_accounts=tuple(self.authorized_accounts or ()), provision=self.provision,
+            max_message_bytes=settings.QUEUES_MAX_MESSAGE_BYTES,
+        )
+
+    def note_poll(self, error: str = "") -> None:
+        now = timezone.now()
+        fields: dict[str, Any] = {"last_poll_at": now}
+        if error:
+            fields.update(last_error=error[:4000], last_error_at=now)
+        QueueConfig.objects.filter(pk=self.pk).update(**fields)
+
+
+class InternalMessage(models.Model):
+    """A message of the `conductor` kind: Eventhub's own queue, a table in its database."""
+
+    queue = models.CharField(max_length=1000, help_text="Queue name, e.g. <code>shipping:wait_ref</code>.")
+    message_id = models.CharField(max_length=255, default="")
+    body = models.TextField()
+    delivery_count = models.PositiveIntegerField(default=0)
+    visible_at = models.DateTimeField(default=timezone.now, help_text="Deliverable from this time on.")
+    receipt = models.CharField(max_length=36, blank=True, help_text="Token of the current claim.")
+    dead_lettered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["queue", "dead_lettered_at", "visible_at"], name="internal_msg_ready")]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.message_id}"
+
+
+class ReceivedMessage(models.Model):
+    """One delivery of one message, as received: the audit record. Read-only in the admin."""
+
+    class Outcome(models.TextChoices):
+        RECEIVED = "RECEIVED", "Received"
+        ACKNOWLEDGED = "ACKNOWLEDGED", "Acknowledged"
+        RETURNED = "RETURNED", "Returned for redelivery"
+        QUARANTINED = "QUARANTINED", "Quarantined"
+
+    config = models.ForeignKey(QueueConfig, null=True, blank=True, on_delete=models.SET_NULL)
+    event = models.CharField(max_length=1040, db_index=True)
+    message_id = models.CharField(max_length=255, db_index=True)
+    payload = models.JSONField(null=True, blank=True)
+    raw_body = models.TextField(blank=True, help_text="The body as received when it is not JSON.")
+    delivery_count = models.PositiveIntegerField(default=1)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RECEIVED)
+    detail = models.TextField(blank=True, help_text="Why the outcome is what it is (errors, reasons).")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.message_id} #{self.delivery_count}"
+
+    @classmethod
+    def record(cls, config: QueueConfig, message, outcome: str = Outcome.RECEIVED, detail: str = ""):
+        row = cls.objects.create(
+            config=config if config.pk else None, event=config.event, message_id=message.message_id[:255],
+            payload=message.payload if message.readable else None,
+            raw_body="" if message.readable else message.body, delivery_count=message.delivery_count,
+            outcome=outcome, detail=detail or message.parse_error,
+        )
+        message.record_id = row.pk
+        return row
+
+
+class QuarantinedMessage(models.Model):
+    """A message Eventhub gave up on, kept whatever its broker, until ops staff retry or discard it."""
+
+    class Reason(models.TextChoices):
+        MAX_DELIVERIES = "max_deliveries", "Too many deliveries"
+        UNREADABLE = "unreadable", "Unreadable"
+        REJECTED = "rejected", "Rejected by processing"
+
+    class Status(models.TextChoices):
+        QUARANTINED = "QUARANTINED", "Quarantined"
+        RETRIED = "RETRIED", "Retried"
+        DISCARDED = "DISCARDED", "Discarded"
+
+    config = models.ForeignKey(QueueConfig, null=True, blank=True, on_delete=models.SET_NULL)
+    event = models.CharField(max_length=1040, db_index=True)
+    message_id = models.CharField(max_length=255, db_index=True)
+    payload = models.JSONField(null=True, blank=True)
+    raw_body = models.TextField(blank=True)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    last_error = models.TextField(blank=True)
+    delivery_count = models.PositiveIntegerField(default=1)
+    history = models.JSONField(default=list, blank=True, help_text="Each delivery: count, time, outcome, detail.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUARANTINED, db_index=True)
+    quarantined_at = models.DateTimeField(default=timezone.now, db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    resolution = models.TextField(blank=True, help_text="The discard reason, or what the retry sent.")
+
+    class Meta:
+        ordering = ["-quarantined_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.message_id}"
+
+    @classmethod
+    def from_message(cls, config: QueueConfig, message, reason: str, error: str) -> "QuarantinedMessage":
+        past = ReceivedMessage.objects.filter(event=config.event, message_id=message.message_id[:255])
+        history = [
+            {"delivery": r.delivery_count, "received_at": r.received_at.isoformat(), "outcome": r.outcome,
+             "detail": r.detail}
+            for r in past.order_by("received_at", "id")
+        ]
+        return cls.objects.create(
+            config=config if config.pk else None, event=config.event, message_id=message.message_id[:255],
+            payload=message.payload if message.readable else None,
+            raw_body="" if message.readable else message.body, reason=reason, last_error=error,
+            delivery_count=message.delivery_count, history=history,
+        )
+
+    def body_to_send(self, payload: Any = None) -> str:
+        import json
+
+        if payload is not None:
+            return json.dumps(payload)
+        return json.dumps(self.payload) if self.payload is not None or not self.raw_body else self.raw_body
+
+    def mark(self, status: str, user, resolution: str) -> None:
+        self.status = status
+        self.resolved_at = timezone.now()
+        self.resolved_by = user if user is not None and getattr(user, "is_authenticated", False) else None
+        self.resolution = resolution
+        self.save(update_fields=["status", "resolved_at", "resolved_by", "resolution"])
+
+
+class ListenerHeartbeat(models.Model):
+    """One row per consumer of a running (or stopped) `listen_queues`; the admin shows listener health."""
+
+    consumer = models.CharField(max_length=300, unique=True, help_text="host:pid:config of the consumer.")
+    config = models.ForeignKey(QueueConfig, null=True, blank=True, on_delete=models.SET_NULL)
+    event = models.CharField(max_length=1040)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_beat_at = models.DateTimeField(default=timezone.now)
+    messages = models.PositiveBigIntegerField(default=0, help_text="Messages handled since start.")
+    last_error = models.TextField(blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["event", "hostname", "pid"]
+
+    def __str__(self) -> str:
+        return self.consumer

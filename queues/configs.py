@@ -1,0 +1,69 @@
+"""Queue configs: created with the settings' defaults when a handler needs one, and kept in step with
+their django-q2 schedules."""
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+
+from .kinds import split_event
+from .models import QueueConfig
+
+log = logging.getLogger(__name__)
+TASK = "queues.tasks.drain_queue"
+
+
+def default_config(event: str) -> QueueConfig:
+    """An unsaved config for `event` with the defaults from settings (QUEUES_DEFAULTS)."""
+    kind, name = split_event(event)
+    return QueueConfig(kind=kind, name=name, event=event, **settings.QUEUES_DEFAULTS)
+
+
+def ensure_config(event: str) -> QueueConfig:
+    """The config of `event`, created with the settings' defaults if it has none.
+
+    Raises ValidationError if the event cannot be a queue (unknown kind, bad name for its kind)."""
+    existing = QueueConfig.objects.filter(event=event).first()
+    if existing is not None:
+        return existing
+    config = default_config(event)
+    config.full_clean(exclude=["event"], validate_unique=False)
+    with transaction.atomic():
+        config, created = QueueConfig.objects.get_or_create(event=event, defaults={
+            field: getattr(config, field) for field in ("kind", "name", *settings.QUEUES_DEFAULTS)
+        })
+    if created:
+        log.info("created queue config %s with the default settings", event)
+    return config
+
+
+def config_for(event: str) -> QueueConfig:
+    """The saved config of `event`, or an unsaved one with defaults (for publishing to any queue)."""
+    return QueueConfig.objects.filter(event=event).first() or default_config(event)
+
+
+def schedule_name(config: QueueConfig) -> str:
+    return f"drain queue {config.pk}"
+
+
+def sync_schedule(config: QueueConfig) -> None:
+    """Create, update or remove the django-q2 schedule of `config`, found by its name."""
+    from django_q.models import Schedule
+
+    name = schedule_name(config)
+    if not (settings.QUEUES_SCHEDULES and config.enabled):
+        Schedule.objects.filter(name=name).delete()
+        return
+    Schedule.objects.update_or_create(name=name, defaults={
+        "func": TASK,
+        "args": repr((config.pk, settings.QUEUES_DRAIN_SECONDS)),
+        "schedule_type": Schedule.MINUTES,
+        "minutes": config.poll_interval_minutes,
+        "repeats": -1,
+    })
+
+
+def remove_schedule(config: QueueConfig) -> None:
+    from django_q.models import Schedule
+
+    Schedule.objects.filter(name=schedule_name(config)).delete()

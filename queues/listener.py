@@ -1,0 +1,248 @@
+"""Consuming queues: one batch at a time, through one entry point (`handlers.dispatch.dispatch_batch`).
+
+`handle_batch` is shared by `listen_queues` and the django-q2 drain task. Unreadable messages and those
+delivered more often than the queue allows go to quarantine without being dispatched; dispatch decides
+for the rest, and only after it returned (its work committed) are messages acknowledged.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+
+from django.db import close_old_connections, connection
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from .models import ListenerHeartbeat, QueueConfig, ReceivedMessage
+from .providers.base import Decision, Message, Provider, provider_for
+from .quarantine import Reason, quarantine
+
+log = logging.getLogger(__name__)
+Outcome = ReceivedMessage.Outcome
+HEARTBEAT_SECONDS = 5
+STATS_SECONDS = 30
+MAX_WAIT_SECONDS = 10  # a long poll never outlasts this, so SIGTERM is honoured within it
+BACKOFF_MAX_SECONDS = 60
+
+
+def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message]) -> int:
+    from handlers import dispatch  # the one call from queues into handlers; looked up at call time
+
+    to_dispatch = []
+    for message in messages:
+        if not message.readable:
+            quarantine(config, provider, message, Reason.UNREADABLE, message.parse_error)
+        elif message.delivery_count > config.max_deliveries:
+            quarantine(config, provider, message, Reason.MAX_DELIVERIES, _too_many(config, message))
+        else:
+            to_dispatch.append(message)
+    if to_dispatch:
+        decisions = dispatch.dispatch_batch(config, to_dispatch)
+        acked = [m.record_id for m, d in zip(to_dispatch, decisions, strict=True) if act(config, provider, m, d)]
+        ReceivedMessage.objects.filter(pk__in=[pk for pk in acked if pk]).update(outcome=Outcome.ACKNOWLEDGED)
+    return len(messages)
+
+
+def act(config: QueueConfig, provider: Provider, message: Message, decision: Decision) -> bool:
+    """Carry out one decision; True when the message was simply acknowledged."""
+    if decision.action == "ack":
+        provider.ack(message)
+        return True
+    if decision.action == "quarantine":
+        quarantine(config, provider, message, Reason.REJECTED, decision.reason)
+    elif message.delivery_count >= config.max_deliveries:
+        quarantine(config, provider, message, Reason.MAX_DELIVERIES, decision.reason or _too_many(config, message))
+    else:
+        provider.nack(message)
+        ReceivedMessage.objects.filter(pk=message.record_id).update(outcome=Outcome.RETURNED, detail=decision.reason)
+    return False
+
+
+def _too_many(config: QueueConfig, message: Message) -> str:
+    return f"delivered {message.delivery_count} times; the queue allows {config.max_deliveries}"
+
+
+class Consumer:
+    """One queue config's provider plus its bookkeeping (heartbeat, last poll, depth)."""
+
+    def __init__(self, config: QueueConfig, name: str | None = None):
+        self.config = config
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{config.pk}"
+        self.provider = provider_for(config.spec())
+        self.stopping = threading.Event()
+        self._handled = 0
+        self._last_beat = 0.0
+        self._last_stats = 0.0
+
+    def poll_once(self, wait: float | None = None) -> int:
+        """Receive one batch and handle it; returns how many messages there were (0 = idle)."""
+        if not connection.in_atomic_block:  # (django-q2's sync mode runs tasks inside its transaction)
+            close_old_connections()  # drop a connection a database outage left unusable
+        if wait is None:
+            wait = min(self.config.wait_seconds, MAX_WAIT_SECONDS)
+        messages = self.provider.receive(self.config.batch_size, wait)
+        handled = handle_batch(self.config, self.provider, messages) if messages else 0
+        self._handled += handled
+        self.beat()
+        return handled
+
+    def beat(self, error: str = "") -> None:
+        now = time.monotonic()
+        if error or now - self._last_beat >= HEARTBEAT_SECONDS:
+            self._last_beat = now
+            self.config.note_poll(error)
+            ListenerHeartbeat.objects.update_or_create(consumer=self.name, defaults={
+                "config": self.config, "event": self.config.event, "hostname": socket.gethostname(),
+                "pid": os.getpid(), "last_beat_at": timezone.now(), "messages": self._handled,
+                "last_error": error[:4000], "stopped_at": None,
+            })
+        if now - self._last_stats >= STATS_SECONDS:
+            self._last_stats = now
+            self.refresh_depth()
+
+    def refresh_depth(self) -> None:
+        try:
+            depth = self.provider.depth()
+        except Exception as exc:  # noqa: BLE001 - depth is informative; an outage shows up in polls
+            log.info("%s: depth unavailable: %s", self.config.event, exc)
+            return
+        QueueConfig.objects.filter(pk=self.config.pk).update(depth=depth.ready, dead_letter_depth=depth.dead)
+
+    def failed(self, exc: Exception) -> None:
+        """An outage: log it, show it in the admin if the database answers, drop the connection."""
+        log.warning("%s: %s", self.config.event, exc, exc_info=not getattr(exc, "retryable", False))
+        self.provider.close()
+        try:
+            self.beat(error=f"{type(exc).__name__}: {exc}")
+        except Exception as db_exc:  # noqa: BLE001 - the database may be what is down
+            log.warning("%s: could not record the error: %s", self.config.event, db_exc)
+
+    def close(self) -> None:
+        self.provider.close()
+        try:
+            ListenerHeartbeat.objects.filter(consumer=self.name).update(stopped_at=timezone.now(),
+                                                                        messages=self._handled)
+        except Exception as exc:  # noqa: BLE001 - shutting down during a database outage
+            log.warning("%s: could not record the stop: %s", self.config.event, exc)
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until `stop` or this consumer's own `stopping` is set; the batch in hand is finished first."""
+        backoff = 1.0
+        try:
+            while not (stop.is_set() or self.stopping.is_set()):
+                try:
+                    self.poll_once()
+                    backoff = 1.0
+                except Exception as exc:  # noqa: BLE001 - the loop must outlive any outage
+                    self.failed(exc)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+        finally:
+            self.close()
+            connection.close()
+
+
+class Listener:
+    """The consumers of every enabled queue config (or of the chosen events), kept in step with the configs."""
+
+    def __init__(self, events: list[str] | None = None):
+        self.events = events or []
+        self.consumers: dict[int, Consumer] = {}
+        self.stamp: tuple | None = None
+        self.stop = threading.Event()
+        self.threads: dict[int, threading.Thread] = {}
+
+    def configs(self):
+        configs = QueueConfig.objects.filter(enabled=True)
+        return configs.filter(event__in=self.events) if self.events else configs
+
+    @staticmethod
+    def change_stamp() -> tuple:
+        """Cheap: any config added, edited, disabled or removed changes it."""
+        row = QueueConfig.objects.aggregate(n=Count("id"), changed=Max("updated_at"))
+        return row["n"], row["changed"]
+
+    def reload(self) -> bool:
+        """Bring the consumers in step with the configs; True if anything changed."""
+        stamp = self.change_stamp()
+        if stamp == self.stamp:
+            return False
+        self.stamp = stamp
+        wanted = {c.pk: c for c in self.configs()}
+        for pk in list(self.consumers):
+            if pk not in wanted or wanted[pk].updated_at != self.consumers[pk].config.updated_at:
+                self.retire(pk)
+        for pk, config in wanted.items():
+            if pk not in self.consumers:
+                self._add(config)
+        return True
+
+    def _add(self, config: QueueConfig) -> None:
+        try:
+            self.consumers[config.pk] = Consumer(config)
+        except Exception as exc:  # noqa: BLE001 - a config that cannot work must not stop the others
+            log.error("cannot consume %s: %s", config.event, exc)
+            config.note_poll(f"{type(exc).__name__}: {exc}")
+            return
+        log.info("consuming %s", config.event)
+
+    def retire(self, pk: int) -> None:
+        consumer = self.consumers.pop(pk)
+        log.info("stopping consumer of %s (config changed or removed)", consumer.config.event)
+        consumer.stopping.set()
+        if pk not in self.threads:
+            consumer.close()
+
+    def run_once(self, wait: float | None = None) -> int:
+        """One step without threads: reload, then one batch from every consumer. Returns messages handled."""
+        self.reload()
+        handled = 0
+        for consumer in list(self.consumers.values()):
+            try:
+                handled += consumer.poll_once(wait)
+            except Exception as exc:  # noqa: BLE001 - one queue's outage must not stop the others
+                consumer.failed(exc)
+        return handled
+
+    def run(self, reload_seconds: float = 2.0) -> None:
+        """Run every consumer in its own thread until `stop` is set; reload the configs meanwhile."""
+        backoff = 1.0
+        while not self.stop.is_set():
+            try:
+                self.reload()
+                self._start_threads()
+                backoff = 1.0
+                self.stop.wait(reload_seconds)
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is down: retry, never crash
+                log.warning("listener: cannot read the queue configs: %s", exc)
+                close_old_connections()
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+        self.join()
+
+    def _start_threads(self) -> None:
+        for pk, thread in list(self.threads.items()):
+            if not thread.is_alive():
+                del self.threads[pk]
+        for pk, consumer in self.consumers.items():
+            if pk not in self.threads:
+                thread = threading.Thread(target=consumer.run, args=(self.stop,), name=consumer.config.event)
+                self.threads[pk] = thread
+                thread.start()
+
+    def join(self, timeout: float = MAX_WAIT_SECONDS + 20) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in list(self.threads.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        for pk in list(self.consumers):
+            self.retire(pk)
+
+
+def stale_heartbeats(seconds: int = 60):
+    return ListenerHeartbeat.objects.filter(stopped_at__isnull=True,
+                                            last_beat_at__lt=timezone.now() - timedelta(seconds=seconds))

@@ -1,0 +1,43 @@
+"""`manage.py listen_queues [--queue EVENT ...] [--once]`: consume every enabled queue config."""
+
+import logging
+import signal
+
+from django.core.management.base import BaseCommand
+
+from queues.listener import Listener
+
+log = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Consume the enabled queues continuously (long polling) until SIGTERM or SIGINT."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--queue", action="append", dest="queues", metavar="EVENT",
+                            help="Only this queue config's event, e.g. sqs:orders (repeatable).")
+        parser.add_argument("--once", action="store_true", help="Poll every queue once, then exit.")
+
+    def handle(self, *args, queues=None, once=False, **options) -> None:
+        listener = Listener(events=queues)
+        if once:
+            try:
+                handled = listener.run_once()
+            finally:
+                listener.close()
+            self.stdout.write(f"handled {handled} message(s)")
+            return
+        self._stop_on_signals(listener)
+        log.info("listen_queues started")
+        listener.run()
+        log.info("listen_queues stopped")
+
+    @staticmethod
+    def _stop_on_signals(listener: Listener) -> None:
+        def stop(signum, frame) -> None:
+            # Only a flag: the consumers finish and acknowledge the batch they hold, then exit.
+            log.info("received %s, finishing the current batches", signal.Signals(signum).name)
+            listener.stop.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)

@@ -1,0 +1,11 @@
+"""Queue providers: one class per broker behind the interface of `base.Provider`.
+
+Nothing here imports from the other apps; the kind registry (`queues.kinds`) names each class.
+"""
+
+from .base import ConfigurationError, Decision, Message, Provider, ProviderError, QueueDepth, QueueSpec, provider_for
+
+__all__ = [
+    "ConfigurationError", "Decision", "Message", "Provider", "ProviderError", "QueueDepth", "QueueSpec",
+    "provider_for",
+]

@@ -1,0 +1,107 @@
+"""The `conductor` kind: Eventhub's own queue, rows of `queues.InternalMessage` in its database.
+
+Delivery: at least once. A receive claims rows by moving their `visible_at` past the visibility timeout
+and stamping a fresh receipt; a consumer that dies simply lets the claim expire and the row is delivered
+again. Claims are safe with several consumers: on PostgreSQL the candidate rows are locked with
+`SELECT ... FOR UPDATE SKIP LOCKED` (concurrent consumers take different rows and never wait on each
+other); SQLite has no row locks, but Eventhub opens every SQLite transaction with BEGIN IMMEDIATE, so
+claims are serialized by the database's write lock.
+
+ack: deletes the row, only if our receipt still holds it (an expired claim re-taken by another consumer
+is theirs now). nack(delay): makes the row visible again after `delay` seconds (None: the visibility
+timeout, i.e. nothing to do). Delivery count: a column, incremented by each claim.
+Dead-lettering: a row claimed `max_deliveries + 1` times is no longer delivered; it keeps its body and
+gets `dead_lettered_at` (the backstop behind Eventhub's quarantine).
+Ordering: oldest first within a queue (by id), best effort once messages are redelivered.
+Options: none beyond the queue config's timings; publishing inside a transaction commits with it.
+"""
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+from django.db import DatabaseError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .base import Message, Provider, ProviderError, QueueDepth, make_message
+
+log = logging.getLogger(__name__)
+IDLE_POLL_SECONDS = 0.25  # how often an empty queue is looked at again while long-polling
+
+
+class InternalProvider(Provider):
+    kind = "conductor"
+
+    @property
+    def _rows(self):
+        from queues.models import InternalMessage
+
+        return InternalMessage.objects.filter(queue=self.spec.name)
+
+    def receive(self, max_messages: int, wait: float) -> list[Message]:
+        deadline = time.monotonic() + wait
+        while True:
+            messages = self._guarded(self._claim, max_messages)
+            remaining = deadline - time.monotonic()
+            if messages or remaining <= 0:
+                return messages
+            time.sleep(min(IDLE_POLL_SECONDS, remaining))
+
+    def _claim(self, max_messages: int) -> list[Message]:
+        now = timezone.now()
+        limit = self.spec.broker_max_receives
+        with transaction.atomic():
+            ready = self._rows.filter(dead_lettered_at__isnull=True, visible_at__lte=now)
+            ready.filter(delivery_count__gte=limit).update(dead_lettered_at=now)
+            # SKIP LOCKED: rows another consumer is claiming right now are simply not ours this time.
+            ids = list(
+                ready.filter(delivery_count__lt=limit).order_by("id")
+                .select_for_update(skip_locked=True).values_list("id", flat=True)[:max_messages]
+            )
+            if not ids:
+                return []
+            receipt = uuid.uuid4().hex
+            hidden_until = now + timedelta(seconds=self.spec.visibility_timeout)
+            self._rows.filter(id__in=ids).update(
+                delivery_count=F("delivery_count") + 1, visible_at=hidden_until, receipt=receipt
+            )
+            rows = list(self._rows.filter(id__in=ids, receipt=receipt).order_by("id"))
+        return [make_message(r.message_id, r.body, r.delivery_count, (r.pk, receipt), self.spec) for r in rows]
+
+    def ack(self, message: Message) -> None:
+        pk, receipt = message.handle
+        if not self._guarded(lambda: self._rows.filter(pk=pk, receipt=receipt).delete()[0]):
+            log.warning("ack of %s on %s came after its claim expired", message.message_id, self.spec.event)
+
+    def nack(self, message: Message, delay: float | None = None) -> None:
+        if delay is None:
+            return  # already hidden until its visibility timeout
+        pk, receipt = message.handle
+        visible_at = timezone.now() + timedelta(seconds=delay)
+        self._guarded(lambda: self._rows.filter(pk=pk, receipt=receipt).update(visible_at=visible_at))
+
+    def publish(self, body: str, *, message_id: str | None = None) -> str:
+        from queues.models import InternalMessage
+
+        message_id = message_id or uuid.uuid4().hex
+        self._guarded(lambda: InternalMessage.objects.create(queue=self.spec.name, message_id=message_id, body=body))
+        return message_id
+
+    def depth(self) -> QueueDepth:
+        now = timezone.now()
+        live = self._rows.filter(dead_lettered_at__isnull=True)
+        return QueueDepth(
+            ready=live.filter(visible_at__lte=now).count(), in_flight=live.filter(visible_at__gt=now).count(),
+            dead=self._rows.filter(dead_lettered_at__isnull=False).count(),
+        )
+
+    def close(self) -> None:
+        """Nothing to drop: Django owns the database connection."""
+
+    def _guarded(self, call, *args):
+        try:
+            return call(*args)
+        except DatabaseError as exc:
+            raise ProviderError(f"database queue {self.spec.event}: {exc}") from exc

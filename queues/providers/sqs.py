@@ -1,0 +1,214 @@
+"""The `sqs` kind: AWS SQS through boto3.
+
+Delivery: at least once (standard queues), exactly-once publish within the deduplication window for
+FIFO queues. receive long-polls (WaitTimeSeconds, at most 20 s) for up to 10 messages and hides them
+for the queue config's visibility timeout. ack deletes the message with its receipt handle (after
+Eventhub committed its work); nack(delay) changes its visibility so it comes back after `delay` seconds
+(None: the visibility timeout is left to run). Delivery count: SQS's ApproximateReceiveCount.
+Ordering: none for standard queues; per message group for FIFO queues (`.fifo` names), where Eventhub
+publishes with the group id `eventhub` and the message id as deduplication id.
+
+The queue name may be a name, a queue URL or an ARN; it is resolved exactly with GetQueueUrl (with the
+owner account of a URL or ARN), never by prefix. With `provision` on, a missing queue named by its plain
+name is created, with a dead-letter queue `<name>-dlq` (redrive after max_deliveries + 1 receives, so
+Eventhub quarantines first) and a queue policy allowing `sqs:SendMessage` from exactly the authorized
+accounts; an existing queue gets its redrive and policy brought in step.
+
+Options: region and endpoint from the config, else boto3's own AWS_REGION / AWS_DEFAULT_REGION and
+AWS_ENDPOINT_URL_SQS; credentials only through boto3's default chain (never stored by Eventhub).
+The message id given to publish travels as the message attribute `eventhub-message-id` (SQS assigns its
+own MessageId), and as the deduplication id on FIFO queues.
+"""
+
+import json
+import logging
+import uuid
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+
+from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth, make_message
+
+log = logging.getLogger(__name__)
+ID_ATTRIBUTE = "eventhub-message-id"
+FIFO_GROUP = "eventhub"
+
+
+def parse_queue_ref(name: str) -> tuple[str, str | None, str | None]:
+    """(queue name, owner account, region) from a name, URL or ARN."""
+    if name.startswith("arn:"):
+        _, _, _, region, account, queue = name.split(":", 5)
+        return queue, account or None, region or None
+    if name.startswith(("http://", "https://")):
+        account, _, queue = urlsplit(name).path.strip("/").partition("/")
+        return queue, account or None, None
+    return name, None, None
+
+
+def policy_document(queue_arn: str, accounts: tuple[str, ...]) -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Id": f"{queue_arn}/eventhub-senders",
+        "Statement": [{
+            "Sid": "EventhubAuthorizedSenders",
+            "Effect": "Allow",
+            "Principal": {"AWS": [f"arn:aws:iam::{account}:root" for account in accounts]},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+        }],
+    })
+
+
+class SqsProvider(Provider):
+    kind = "sqs"
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.queue_name, self.owner, arn_region = parse_queue_ref(spec.name)
+        self.region = spec.region or arn_region or None
+        self.fifo = self.queue_name.endswith(".fifo")
+        self._client = None
+        self._url: str | None = None
+
+    # Connection ---------------------------------------------------------------------------------
+
+    @property
+    def client(self):
+        if self._client is None:
+            try:
+                self._client = boto3.session.Session().client(
+                    "sqs", region_name=self.region, endpoint_url=self.spec.endpoint_url or None,
+                    config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=30),
+                )
+            except NoRegionError:
+                raise ConfigurationError(
+                    f"{self.spec.event}: no AWS region; set the config's region or AWS_REGION"
+                ) from None
+        return self._client
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = self._call(self._resolve)
+        return self._url
+
+    def _resolve(self) -> str:
+        args = {"QueueName": self.queue_name}
+        if self.owner:
+            args["QueueOwnerAWSAccountId"] = self.owner
+        try:
+            url = self.client.get_queue_url(**args)["QueueUrl"]
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
+            if not (self.spec.provision and self.owner is None):
+                raise ConfigurationError(f"SQS queue {self.spec.name!r} does not exist") from None
+            return self._create(self.queue_name)
+        if self.spec.provision:
+            self._bring_in_step(url)
+        return url
+
+    def _create(self, name: str) -> str:
+        base = name.removesuffix(".fifo")
+        fifo = {"FifoQueue": "true"} if self.fifo else {}
+        dlq_name = f"{base}-dlq" + (".fifo" if self.fifo else "")
+        dlq_url = self.client.create_queue(QueueName=dlq_name, Attributes={**fifo})["QueueUrl"]
+        url = self.client.create_queue(QueueName=name, Attributes={
+            **fifo,
+            "VisibilityTimeout": str(self.spec.visibility_timeout),
+            "ReceiveMessageWaitTimeSeconds": str(min(int(self.spec.wait_seconds), 20)),
+        })["QueueUrl"]
+        log.info("created SQS queue %s with dead-letter queue %s", url, dlq_url)
+        self._bring_in_step(url, dlq_url)
+        return url
+
+    def _bring_in_step(self, url: str, dlq_url: str | None = None) -> None:
+        """Redrive to the dead-letter queue and the sender policy, as the config says."""
+        attributes = {"VisibilityTimeout": str(self.spec.visibility_timeout)}
+        if dlq_url:
+            attributes["RedrivePolicy"] = json.dumps({
+                "deadLetterTargetArn": self._arn(dlq_url), "maxReceiveCount": str(self.spec.broker_max_receives)
+            })
+        if self.spec.authorized_accounts:
+            attributes["Policy"] = policy_document(self._arn(url), self.spec.authorized_accounts)
+        self.client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+
+    def _arn(self, url: str) -> str:
+        return self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def attributes(self, *names: str) -> dict:
+        return self._call(lambda: self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=list(names)))[
+            "Attributes"
+        ]
+
+    # The interface ------------------------------------------------------------------------------
+
+    def receive(self, max_messages: int, wait: float) -> list[Message]:
+        response = self._call(lambda: self.client.receive_message(
+            QueueUrl=self.url, MaxNumberOfMessages=max(1, min(max_messages, 10)),
+            WaitTimeSeconds=max(0, min(int(wait), 20)), VisibilityTimeout=self.spec.visibility_timeout,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"], MessageAttributeNames=[ID_ATTRIBUTE],
+        ))
+        return [self._message(raw) for raw in response.get("Messages", [])]
+
+    def _message(self, raw: dict) -> Message:
+        given = raw.get("MessageAttributes", {}).get(ID_ATTRIBUTE, {}).get("StringValue")
+        count = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        return make_message(given or raw["MessageId"], raw["Body"], count, raw["ReceiptHandle"], self.spec)
+
+    def ack(self, message: Message) -> None:
+        self._call(lambda: self.client.delete_message(QueueUrl=self.url, ReceiptHandle=message.handle))
+
+    def nack(self, message: Message, delay: float | None = None) -> None:
+        if delay is None:
+            return
+        self._call(lambda: self.client.change_message_visibility(
+            QueueUrl=self.url, ReceiptHandle=message.handle, VisibilityTimeout=int(delay)
+        ))
+
+    def publish(self, body: str, *, message_id: str | None = None) -> str:
+        args: dict = {"QueueUrl": self.url, "MessageBody": body}
+        if message_id:
+            args["MessageAttributes"] = {ID_ATTRIBUTE: {"DataType": "String", "StringValue": message_id}}
+        if self.fifo:
+            args["MessageGroupId"] = FIFO_GROUP
+            args["MessageDeduplicationId"] = message_id or uuid.uuid4().hex
+        response = self._call(lambda: self.client.send_message(**args))
+        return message_id or response["MessageId"]
+
+    def depth(self) -> QueueDepth:
+        attrs = self.attributes("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                                "RedrivePolicy")
+        dead = None
+        if "RedrivePolicy" in attrs:
+            dlq_arn = json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"]
+            name, account, _ = parse_queue_ref(dlq_arn)
+            dlq_url = self._call(lambda: self.client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account))
+            dead = int(self._call(lambda: self.client.get_queue_attributes(
+                QueueUrl=dlq_url["QueueUrl"], AttributeNames=["ApproximateNumberOfMessages"]
+            ))["Attributes"]["ApproximateNumberOfMessages"])
+        return QueueDepth(ready=int(attrs["ApproximateNumberOfMessages"]),
+                          in_flight=int(attrs["ApproximateNumberOfMessagesNotVisible"]), dead=dead)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+        self._url = None
+
+    def _call(self, call):
+        try:
+            return call()
+        except ProviderError:
+            raise
+        except ClientError as exc:
+            raise ProviderError(f"SQS {self.spec.name}: {exc}", retryable=not _missing(exc)) from exc
+        except BotoCoreError as exc:
+            raise ProviderError(f"SQS {self.spec.name}: {exc}") from exc
+
+
+def _missing(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    return code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")

@@ -1,0 +1,63 @@
+"""Quarantine: where a message goes when Eventhub gives up on it, and how ops staff get it back out."""
+
+import json
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from .models import QuarantinedMessage, QueueConfig, ReceivedMessage
+from .providers.base import Message, Provider
+
+log = logging.getLogger(__name__)
+Reason = QuarantinedMessage.Reason
+Status = QuarantinedMessage.Status
+
+
+class NotQuarantined(ValueError):
+    """Only a message still in quarantine can be retried or discarded."""
+
+
+def quarantine(
+    config: QueueConfig, provider: Provider, message: Message, reason: str, error: str
+) -> QuarantinedMessage:
+    """Keep the message in the quarantine table, then (only then) acknowledge it on the broker."""
+    with transaction.atomic():
+        if message.record_id is None:
+            ReceivedMessage.record(config, message, outcome=ReceivedMessage.Outcome.QUARANTINED, detail=error)
+        else:
+            ReceivedMessage.objects.filter(pk=message.record_id).update(
+                outcome=ReceivedMessage.Outcome.QUARANTINED, detail=error
+            )
+        item = QuarantinedMessage.from_message(config, message, reason, error)
+    provider.ack(message)
+    log.warning("quarantined %s from %s (%s): %s", message.message_id, config.event, reason, error)
+    return item
+
+
+def _check_open(item: QuarantinedMessage) -> None:
+    if item.status != Status.QUARANTINED:
+        raise NotQuarantined(f"message {item.message_id} is {item.get_status_display().lower()} already")
+
+
+def retry(item: QuarantinedMessage, *, user=None, payload: Any = None) -> str:
+    """Publish the message (or `payload` instead of it) to its queue again; returns the new message id.
+
+    The retry gets its own id, `<original id>.retry<quarantine id>`: brokers that deduplicate on the
+    message id (JetStream, SQS FIFO) would drop a resend under the original one, and the retry's
+    processing must not be taken for a duplicate of the delivery that failed."""
+    from .publish import publish_raw
+
+    _check_open(item)
+    message_id = f"{item.message_id}.retry{item.pk}"
+    publish_raw(item.event, item.body_to_send(payload), message_id=message_id)
+    edited = f" with edited payload {json.dumps(payload)}" if payload is not None else ""
+    item.mark(Status.RETRIED, user, f"republished to {item.event} as {message_id}{edited}")
+    return message_id
+
+
+def discard(item: QuarantinedMessage, *, reason: str, user=None) -> None:
+    _check_open(item)
+    if not reason.strip():
+        raise ValueError("a reason is required to discard a quarantined message")
+    item.mark(Status.DISCARDED, user, reason.strip())

@@ -1,0 +1,27 @@
+"""`listen_queues` whose dispatch records the batch, then sleeps: messages stay in flight long enough
+for a test to signal or kill the process. Arguments are passed to the command."""
+
+import os
+import sys
+import time
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+from handlers import dispatch  # noqa: E402
+
+recorded_and_acked = dispatch.dispatch_batch
+
+
+def slow_dispatch(config, messages):
+    decisions = recorded_and_acked(config, messages)
+    time.sleep(float(os.environ.get("SLOW_DISPATCH_SECONDS", "60")))
+    return decisions
+
+
+dispatch.dispatch_batch = slow_dispatch
+call_command("listen_queues", *sys.argv[1:])

@@ -1,0 +1,121 @@
+"""What RabbitMQ and NATS JetStream queues do beyond the contract: Conductor's AMQP options, dead-lettering
+kept on the broker, classic queues, and reconnecting after the broker dropped the connection."""
+
+import json
+import subprocess
+
+import pika
+import pytest
+from django.conf import settings
+
+from queues.providers.amqp_options import parse_amqp_name
+from queues.providers.base import ProviderError
+
+from .conftest import make_spec, unique_name
+
+
+def test_it_reads_conductors_amqp_options_with_conductors_defaults():
+    plain = parse_amqp_name("amqp_queue", "orders")
+    assert (plain.queue, plain.durable, plain.exclusive, plain.auto_delete, plain.delivery_mode) == (
+        "orders", True, False, False, 2)
+    exchange = parse_amqp_name(
+        "amqp_exchange", "events?exchangeType=direct&bindQueueName=mine&routingKey=order.created&durable=false"
+        "&deliveryMode=1&maxPriority=5",
+    )
+    assert (exchange.target, exchange.queue, exchange.exchange_type, exchange.routing_key) == (
+        "events", "mine", "direct", "order.created")
+    assert (exchange.durable, exchange.delivery_mode, exchange.max_priority) == (False, 1, 5)
+    assert parse_amqp_name("amqp_exchange", "events").queue == "bound_to_events"
+
+
+def test_it_consumes_an_exchange_through_its_bound_queue_and_routing_key(providers):
+    suffix = unique_name("nats").rsplit(".", 1)[1]
+    name = f"eh.test.x.{suffix}?exchangeType=direct&routingKey=wanted&bindQueueName=eh.test.b.{suffix}"
+    provider = providers(make_spec("amqp_exchange", name=name))
+    provider.publish('{"routed": true}', message_id="in")
+    with pytest.raises(ProviderError, match="no queue is bound"):
+        providers(make_spec("amqp_exchange", name=name.replace("wanted", "other"), provision=False)).publish("{}")
+    [message] = provider.receive(10, 2)
+    assert (message.message_id, message.payload) == ("in", {"routed": True})
+
+
+def test_it_dead_letters_to_a_kept_queue_after_the_delivery_limit(providers):
+    provider = providers(make_spec("amqp_queue", max_deliveries=1))
+    provider.publish('{"doomed": 1}', message_id="dl")
+    for _ in range(2):  # the quorum queue delivers max_deliveries + 1 times, then dead-letters
+        [message] = provider.receive(1, 2)
+        provider.nack(message)
+    assert provider.receive(1, 1) == []
+    assert provider.depth().dead == 1
+    channel = provider.channel
+    _, properties, body = channel.basic_get(provider.dead_queue, auto_ack=True)
+    assert (properties.message_id, body) == ("dl", b'{"doomed": 1}')
+
+
+def test_it_counts_redeliveries_on_a_classic_queue_as_it_can(providers):
+    provider = providers(make_spec("amqp_queue", name=f"{unique_name('amqp_queue')}?durable=false&autoDelete=true",
+                                   visibility_timeout=0))
+    provider.publish("{}", message_id="classic")
+    assert [provider.receive(1, 2)[0].delivery_count for _ in range(3)] == [1, 2, 2]
+
+
+def _close_from_the_broker(connection_name: str) -> None:
+    listing = subprocess.run(["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+                             capture_output=True, text=True, check=True, timeout=60).stdout
+    [line] = [line for line in listing.splitlines() if connection_name in line]
+    subprocess.run(["rabbitmqctl", "-q", "close_connection", line.split("\t")[0], "test: broker went away"],
+                   check=True, timeout=60, capture_output=True)
+
+
+def test_it_reconnects_after_the_broker_dropped_the_connection(providers):
+    provider = providers(make_spec("amqp_queue"))
+    provider.publish(json.dumps({"n": 1}), message_id="survivor")
+    [held] = provider.receive(1, 2)
+    _close_from_the_broker(f"eventhub {provider.spec.event}")
+    with pytest.raises(ProviderError):
+        provider.receive(1, 1)  # notices the dropped connection
+    with pytest.raises(ProviderError, match="will be delivered again"):
+        provider.ack(held)
+    [again] = provider.receive(1, 3)
+    assert (again.message_id, again.delivery_count) == ("survivor", 2)
+    provider.ack(again)
+
+
+def test_it_keeps_nats_messages_past_their_maximum_deliveries(providers):
+    provider = providers(make_spec("nats", max_deliveries=1, visibility_timeout=0))
+    provider.publish('{"kept": true}', message_id="kept")
+    counts = [m.delivery_count for _ in range(3) for m in provider.receive(1, 1)]
+    assert counts == [1, 2]  # max_deliver is max_deliveries + 1
+    depth = provider.depth()
+    assert (depth.ready, depth.dead) == (0, 1)
+
+
+def test_it_uses_the_jetstream_stream_that_already_holds_the_subject(providers):
+    spec = make_spec("nats")
+    first = providers(spec)
+    first.publish("{}", message_id="one")  # creates EH_<subject>
+    other = providers(make_spec("nats", name=spec.name, provision=False))
+    [message] = other.receive(1, 2)
+    assert other.stream == first.stream and message.message_id == "one"
+
+
+def test_it_sends_the_amqp_delivery_mode_it_was_given(providers):
+    name = f"{unique_name('amqp_queue')}?deliveryMode=1"
+    provider = providers(make_spec("amqp_queue", name=name))
+    provider.publish("{}", message_id="transient")
+    connection = pika.BlockingConnection(pika.URLParameters(settings.AMQP_URL))
+    try:
+        _, properties, _ = connection.channel().basic_get(provider.options.queue, auto_ack=False)
+        assert properties.delivery_mode == 1
+    finally:
+        connection.close()
+
+
+def test_it_uses_an_existing_queue_whose_arguments_differ(providers):
+    first = providers(make_spec("amqp_queue", max_deliveries=1))
+    first.publish("{}", message_id="before-edit")
+    edited = providers(make_spec("amqp_queue", name=first.spec.name, max_deliveries=5))
+    [message] = edited.receive(1, 2)
+    assert message.message_id == "before-edit"
+    edited.publish("{}", message_id="after-edit")
+    assert [m.message_id for m in edited.receive(1, 2)] == ["after-edit"]

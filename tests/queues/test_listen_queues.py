@@ -1,0 +1,107 @@
+"""`listen_queues` driven through its one-step methods: Listener.run_once() and `--once`."""
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from queues.listener import Listener
+from queues.models import InternalMessage, ListenerHeartbeat, QueueConfig, ReceivedMessage
+from queues.publish import publish
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Outcome = ReceivedMessage.Outcome
+
+
+def test_it_records_and_acknowledges_each_message(make_config):
+    config = make_config("conductor")
+    for n in range(3):
+        publish(config.event, {"n": n}, message_id=f"m-{n}")
+    assert Listener().run_once(wait=0) == 3
+    records = ReceivedMessage.objects.order_by("message_id")
+    assert [(r.message_id, r.payload, r.outcome, r.config_id) for r in records] == [
+        (f"m-{n}", {"n": n}, Outcome.ACKNOWLEDGED, config.pk) for n in range(3)
+    ]
+    assert not InternalMessage.objects.exists()
+
+
+def test_it_writes_a_heartbeat_per_consumer_and_the_last_poll(make_config):
+    first, second = make_config("conductor"), make_config("conductor")
+    publish(first.event, {"a": 1})
+    listener = Listener()
+    listener.run_once(wait=0)
+    beats = {beat.config_id: beat for beat in ListenerHeartbeat.objects.all()}
+    assert set(beats) == {first.pk, second.pk}
+    assert beats[first.pk].messages == 1 and beats[first.pk].stopped_at is None
+    assert QueueConfig.objects.get(pk=first.pk).last_poll_at is not None
+    assert QueueConfig.objects.get(pk=first.pk).depth == 0
+    listener.close()
+    assert not ListenerHeartbeat.objects.filter(stopped_at__isnull=True).exists()
+
+
+def test_it_starts_consuming_a_queue_added_while_it_runs(make_config):
+    listener = Listener()
+    assert listener.run_once(wait=0) == 0
+    config = make_config("conductor")
+    publish(config.event, {"late": True})
+    assert listener.run_once(wait=0) == 1
+
+
+def test_it_stops_consuming_a_queue_that_was_disabled(make_config):
+    config = make_config("conductor")
+    listener = Listener()
+    listener.run_once(wait=0)
+    config.enabled = False
+    config.save()
+    publish(config.event, {"held": True})
+    assert listener.run_once(wait=0) == 0
+    assert InternalMessage.objects.count() == 1
+
+
+def test_it_uses_the_edited_settings_of_a_queue(make_config):
+    config = make_config("conductor", batch_size=1)
+    for n in range(4):
+        publish(config.event, {"n": n})
+    listener = Listener()
+    assert listener.run_once(wait=0) == 1
+    config.batch_size = 3
+    config.save()
+    assert listener.run_once(wait=0) == 3
+
+
+def test_it_only_consumes_the_queues_it_was_given(make_config):
+    chosen, other = make_config("conductor"), make_config("conductor")
+    publish(chosen.event, {"x": 1})
+    publish(other.event, {"x": 2})
+    assert Listener(events=[chosen.event]).run_once(wait=0) == 1
+    assert InternalMessage.objects.get().queue == other.name
+
+
+def test_it_keeps_consuming_other_queues_while_a_broker_is_down(make_config):
+    down = QueueConfig.objects.create(kind="amqp_queue", name="eh.test.down", url="amqp://127.0.0.1:1/",
+                                      wait_seconds=0)
+    up = make_config("conductor")
+    publish(up.event, {"fine": True})
+    listener = Listener()
+    assert listener.run_once(wait=0) == 1
+    assert listener.run_once(wait=0) == 0  # and again: the outage is retried, not fatal
+    down.refresh_from_db()
+    assert "RabbitMQ unavailable" in down.last_error and down.last_error_at is not None
+    assert "RabbitMQ unavailable" in ListenerHeartbeat.objects.get(config=down).last_error
+
+
+def test_it_reports_a_config_that_cannot_work_without_stopping(make_config):
+    broken = QueueConfig.objects.create(kind="amqp_queue", name="q?exchangeType=bogus")
+    up = make_config("conductor")
+    publish(up.event, {})
+    assert Listener().run_once(wait=0) == 1
+    broken.refresh_from_db()
+    assert "exchangeType='bogus'" in broken.last_error
+
+
+def test_it_polls_once_from_the_command_line(make_config):
+    config = make_config("conductor")
+    publish(config.event, json.loads('{"from": "cli"}'))
+    call_command("listen_queues", "--once", "--queue", config.event)
+    assert ReceivedMessage.objects.get().payload == {"from": "cli"}
+    assert ListenerHeartbeat.objects.get().stopped_at is not None

@@ -1,0 +1,117 @@
+"""The quarantine path on every broker: keep the message in the table, then acknowledge it; retry and discard."""
+
+import json
+
+import pytest
+
+from handlers import dispatch
+from queues import quarantine
+from queues.listener import Listener
+from queues.models import InternalMessage, QuarantinedMessage, ReceivedMessage
+from queues.providers.base import Decision
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Reason = QuarantinedMessage.Reason
+
+
+def drain(listener: Listener, expected: int, rounds: int = 5) -> int:
+    """One-step polls until `expected` messages were handled: brokers take a moment to hand a requeued
+    message back."""
+    handled = 0
+    for _ in range(rounds):
+        handled += listener.run_once(wait=2)
+        if handled >= expected:
+            break
+    return handled
+
+
+def nack_everything(monkeypatch) -> None:
+    def record_and_nack(config, messages):
+        return [Decision.nack("workflow engine unavailable") for _ in dispatch.__dict__["_real"](config, messages)]
+
+    monkeypatch.setitem(dispatch.__dict__, "_real", dispatch.dispatch_batch)
+    monkeypatch.setattr(dispatch, "dispatch_batch", record_and_nack)
+
+
+def test_it_quarantines_an_unreadable_message_then_acknowledges_it(kind, make_config, providers):
+    config = make_config(kind)
+    providers(config.spec()).publish("not json {", message_id="bad-1")
+    listener = Listener(events=[config.event])
+    assert drain(listener, 1) == 1
+    listener.close()
+
+    item = QuarantinedMessage.objects.get()
+    assert (item.event, item.message_id, item.reason) == (config.event, "bad-1", Reason.UNREADABLE)
+    assert item.raw_body == "not json {" and item.payload is None
+    assert "not JSON" in item.last_error
+    assert ReceivedMessage.objects.get().outcome == ReceivedMessage.Outcome.QUARANTINED
+    assert providers(config.spec()).receive(10, 1) == []
+
+
+def test_it_quarantines_a_message_that_failed_on_every_delivery(kind, make_config, providers, monkeypatch):
+    nack_everything(monkeypatch)
+    config = make_config(kind, max_deliveries=2, visibility_timeout=0, batch_size=1)
+    providers(config.spec()).publish(json.dumps({"order": 7}), message_id="m-7")
+    listener = Listener(events=[config.event])
+    assert drain(listener, 2) == 2
+    listener.close()
+
+    item = QuarantinedMessage.objects.get()
+    assert (item.reason, item.payload, item.delivery_count) == (Reason.MAX_DELIVERIES, {"order": 7}, 2)
+    assert item.last_error == "workflow engine unavailable"
+    assert [(h["delivery"], h["outcome"]) for h in item.history] == [(1, "RETURNED"), (2, "QUARANTINED")]
+    assert providers(config.spec()).receive(10, 1) == []
+
+
+def test_it_retries_a_quarantined_message_with_an_edited_payload(kind, make_config, providers):
+    config = make_config(kind)
+    providers(config.spec()).publish("{broken", message_id="m-edit")
+    listener = Listener(events=[config.event])
+    drain(listener, 1)
+    item = QuarantinedMessage.objects.get()
+
+    new_id = quarantine.retry(item, payload={"fixed": True})
+    assert drain(listener, 1) == 1
+    listener.close()
+
+    item.refresh_from_db()
+    assert item.status == QuarantinedMessage.Status.RETRIED
+    assert "edited payload" in item.resolution
+    retried = ReceivedMessage.objects.get(outcome=ReceivedMessage.Outcome.ACKNOWLEDGED)
+    assert (retried.message_id, retried.payload) == (new_id, {"fixed": True})
+    assert new_id.startswith("m-edit.retry")
+
+
+def test_it_skips_dispatch_for_a_message_already_delivered_too_often(make_config, monkeypatch):
+    config = make_config("conductor", max_deliveries=1)
+    InternalMessage.objects.create(queue=config.name, message_id="old", body="{}", delivery_count=1)
+    monkeypatch.setattr(dispatch, "dispatch_batch", lambda *a: pytest.fail("dispatched a message past its maximum"))
+    Listener(events=[config.event]).run_once(wait=0)
+    item = QuarantinedMessage.objects.get()
+    assert (item.reason, item.delivery_count) == (Reason.MAX_DELIVERIES, 2)
+    assert not InternalMessage.objects.exists()
+
+
+def test_it_quarantines_what_dispatch_rejects(make_config, monkeypatch):
+    config = make_config("conductor")
+    monkeypatch.setattr(dispatch, "dispatch_batch", lambda c, ms: [Decision.quarantine("no handler matched")] * len(ms))
+    InternalMessage.objects.create(queue=config.name, message_id="m", body='{"a": 1}')
+    Listener(events=[config.event]).run_once(wait=0)
+    item = QuarantinedMessage.objects.get()
+    assert (item.reason, item.last_error) == (Reason.REJECTED, "no handler matched")
+    assert not InternalMessage.objects.exists()
+
+
+def test_it_discards_only_with_a_reason(make_config, django_user_model):
+    config = make_config("conductor")
+    InternalMessage.objects.create(queue=config.name, message_id="m", body="nope")
+    Listener(events=[config.event]).run_once(wait=0)
+    item = QuarantinedMessage.objects.get()
+    with pytest.raises(ValueError, match="reason is required"):
+        quarantine.discard(item, reason="  ")
+    user = django_user_model.objects.create_user("ops")
+    quarantine.discard(item, reason="test message from staging", user=user)
+    item.refresh_from_db()
+    assert (item.status, item.resolution, item.resolved_by) == ("DISCARDED", "test message from staging", user)
+    with pytest.raises(quarantine.NotQuarantined):
+        quarantine.retry(item)
