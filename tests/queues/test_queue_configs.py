@@ -102,4 +102,4 @@ def test_it_keeps_a_schedule_in_step_with_each_config():
     config.save()
     assert Schedule.objects.filter(name=schedule_name(config)).count() == 1
     config.delete()
-    assert not Schedule.objects.exists()
+    assert not Schedule.objects.filter(name=schedule_name(config)).exists()
