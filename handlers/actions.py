@@ -1,11 +1,15 @@
 """The registry of action kinds an event handler can run.
 
-Each kind knows how to check its body at registration; execution against the workflow engine is
-added to the same registry entries, so a kind is described in one place.
+Each kind knows how to check its body at registration and how to execute its (substituted) body
+against the workflow engine, so a kind is described in one place.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from workflows.engine import WorkflowEngine
+from workflows.errors import InvalidRequest
 
 Problems = list[tuple[str, str]]
 
@@ -79,19 +83,115 @@ def _check_update_variables(body: dict) -> Problems:
 
 
 @dataclass(frozen=True)
+class ActionContext:
+    """Where an action comes from: added to workflow input and task output, and stored as the trigger."""
+
+    message_id: str
+    event: str
+    execution_id: str
+    handler: str
+
+    @property
+    def event_keys(self) -> dict:
+        # Conductor's flat keys, dots and all.
+        return {"conductor.event.messageId": self.message_id, "conductor.event.name": self.event}
+
+    @property
+    def trigger(self) -> dict:
+        return {"messageId": self.message_id, "event": self.event, "executionId": self.execution_id,
+                "handler": self.handler}
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    output: dict
+    workflow_id: str
+
+
+def _required_text(body: dict, key: str) -> str:
+    value = body.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidRequest(f"{key} resolved to {value!r}: nothing in the message filled it in")
+    return str(value)
+
+
+def _optional_object(body: dict, key: str) -> dict:
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{key} resolved to {type(value).__name__}, not a JSON object")
+    return value
+
+
+def _run_start_workflow(engine: WorkflowEngine, body: dict, context: ActionContext) -> ActionResult:
+    version = body.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise InvalidRequest(f"version resolved to {version!r}, not a whole number")
+    workflow_id = engine.start_workflow(
+        _required_text(body, "name"),
+        version,
+        {**_optional_object(body, "input"), **context.event_keys},
+        body.get("correlationId"),
+        _optional_object(body, "taskToDomain") or None,
+        body.get("idempotencyKey"),
+        trigger=context.trigger,
+    )
+    return ActionResult({"workflowId": workflow_id}, workflow_id)
+
+
+def _task_target(body: dict) -> dict:
+    if body.get("taskId"):
+        return {"task_id": str(body["taskId"])}
+    return {"workflow_id": _required_text(body, "workflowId"), "task_ref_name": _required_text(body, "taskRefName")}
+
+
+def _run_task_update(method: str) -> Callable[[WorkflowEngine, dict, ActionContext], ActionResult]:
+    def run(engine: WorkflowEngine, body: dict, context: ActionContext) -> ActionResult:
+        # `input` is accepted as a synonym of `output`: the product's own examples write it so.
+        output = {**_optional_object(body, "input"), **_optional_object(body, "output"), **context.event_keys}
+        target = _task_target(body)
+        task_id = getattr(engine, method)(**target, output=output, reason=body.get("reasonForIncompletion"),
+                                          trigger=context.trigger)
+        workflow_id = target.get("workflow_id") or str(body.get("workflowId") or "")
+        return ActionResult({"taskId": task_id, "workflowId": workflow_id}, workflow_id)
+
+    return run
+
+
+def _run_terminate(engine: WorkflowEngine, body: dict, context: ActionContext) -> ActionResult:
+    workflow_id = _required_text(body, "workflowId")
+    engine.terminate_workflow(workflow_id, body.get("terminationReason") or f"terminated by {context.handler}")
+    return ActionResult({"workflowId": workflow_id}, workflow_id)
+
+
+def _run_update_variables(engine: WorkflowEngine, body: dict, context: ActionContext) -> ActionResult:
+    workflow_id = _required_text(body, "workflowId")
+    variables = _optional_object(body, "variables")
+    engine.update_variables(workflow_id, variables, bool(body.get("appendArray")))
+    return ActionResult({"workflowId": workflow_id, "variables": variables}, workflow_id)
+
+
+@dataclass(frozen=True)
 class ActionKind:
     name: str
     check_body: Callable[[dict], Problems]
+    run: Callable[[WorkflowEngine, dict, ActionContext], ActionResult]
+
+    def execute(self, engine: WorkflowEngine, body: Any, context: ActionContext) -> ActionResult:
+        if not isinstance(body, dict):
+            raise InvalidRequest(f"the {self.name} body is not a JSON object")
+        return self.run(engine, body, context)
 
 
 ACTION_KINDS: dict[str, ActionKind] = {
     kind.name: kind
     for kind in (
-        ActionKind("start_workflow", _check_start_workflow),
-        ActionKind("complete_task", _check_task_update),
-        ActionKind("fail_task", _check_task_update),
-        ActionKind("terminate_workflow", _check_terminate),
-        ActionKind("update_workflow_variables", _check_update_variables),
+        ActionKind("start_workflow", _check_start_workflow, _run_start_workflow),
+        ActionKind("complete_task", _check_task_update, _run_task_update("complete_task")),
+        ActionKind("fail_task", _check_task_update, _run_task_update("fail_task")),
+        ActionKind("terminate_workflow", _check_terminate, _run_terminate),
+        ActionKind("update_workflow_variables", _check_update_variables, _run_update_variables),
     )
 }
 

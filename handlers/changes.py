@@ -3,6 +3,8 @@
 from django.db import transaction
 from django.db.models import Max
 
+from queues.configs import ensure_config
+
 from .models import EventHandler, HandlerRevision
 
 Change = HandlerRevision.Change
@@ -28,6 +30,7 @@ def save_handler(handler: EventHandler, *, user, source: str, change: str | None
     if change is None:
         change = Change.CHANGED if handler.pk else Change.CREATED
     handler.save()
+    ensure_config(handler.event)
     revision = _record(handler, handler.name, change, source, user)
     EventHandler.objects.filter(pk=handler.pk).update(revision=revision.number)
     handler.revision = revision.number

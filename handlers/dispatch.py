@@ -1,19 +1,222 @@
-"""The one entry point from queues into handlers: the listener and the django-q2 drain task hand every
-readable batch here, then act on the decisions (ack once this has committed, nack, quarantine).
+"""The one entry point from queues into handlers: a batch of messages in, one decision per message out.
 
-For now each message is recorded and acknowledged; matching handlers and running their actions
-replaces this body, keeping the signature.
+The listener and the django-q2 drain task hand every readable batch here and act on the decisions
+once this has returned: its work is committed by then, so a message is acknowledged only after its
+records (and, with the built-in engine, its actions' effects) are in the database.
+
+For each message: every active handler of the queue's event is matched, its condition evaluated
+against the payload (inline JSON expanded), and each action of a matching handler substituted and
+executed through the workflow engine. One ActionExecution records each action, or the handler when its
+condition was false or failed.
+
+Exactly once: the batch is one transaction and each action a savepoint inside it holding the action's
+effect and its record together, so a crash anywhere rolls back both and the redelivered message runs
+again from a clean slate. A redelivery after commit finds the final records and runs nothing twice; it
+records the suppressed duplicate instead, pointing at the original.
 """
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 from queues.models import QueueConfig, ReceivedMessage
 from queues.providers.base import Decision, Message
+from workflows.engine import WorkflowEngine, get_engine
+from workflows.errors import EngineError, TaskAlreadyFinished
+from workflows.params import substitute
+
+from .actions import ACTION_KINDS, ActionContext
+from .conditions import ConditionResult, evaluate_batch
+from .models import HANDLER_LEVEL, ActionExecution, EventHandler, ExecutionStatus, HandlerRevision
+from .payload import expand_inline_json
+
+logger = logging.getLogger(__name__)
+Status = ExecutionStatus
 
 
-def dispatch_batch(config: QueueConfig, messages: list[Message]) -> list[Decision]:
-    """One decision per message, in order. Each message is recorded as a ReceivedMessage (its id is set
-    on `message.record_id`) before this returns; nothing here touches the broker."""
-    decisions = []
-    for message in messages:
-        ReceivedMessage.record(config, message)
-        decisions.append(Decision.ack())
+@dataclass
+class Delivery:
+    """One message on its way through dispatch, with what became of it."""
+
+    message: Message
+    record: ReceivedMessage
+    matched: int = 0
+    transient: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+
+    @property
+    def message_id(self) -> str:
+        return self.record.message_id
+
+
+@dataclass
+class Batch:
+    config: QueueConfig
+    engine: WorkflowEngine
+    handlers: list[EventHandler]
+    revisions: dict[str, HandlerRevision]
+    prior: dict[tuple[str, str, int], ActionExecution]
+
+
+def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: WorkflowEngine | None = None,
+                   records: list[ReceivedMessage] | None = None) -> list[Decision]:
+    """One decision per message, in order. Every message is recorded (`message.record_id` set)."""
+    with transaction.atomic():
+        records = records or record_deliveries(config, messages)
+        deliveries = [Delivery(message, record) for message, record in zip(messages, records, strict=True)]
+        batch = _prepare(config, engine or get_engine(), [d.message_id for d in deliveries])
+        payloads = [expand_inline_json(d.message.payload) for d in deliveries]
+        conditions = evaluate_batch([(h.condition, h.evaluator_type) for h in batch.handlers], payloads)
+        for delivery, results in zip(deliveries, conditions, strict=True):
+            for handler, result in zip(batch.handlers, results, strict=True):
+                _run_handler(batch, delivery, handler, result)
+        decisions = [_decide(config, delivery) for delivery in deliveries]
+        ReceivedMessage.objects.bulk_update([d.record for d in deliveries], ["detail"])
     return decisions
+
+
+def record_deliveries(config: QueueConfig, messages: list[Message]) -> list[ReceivedMessage]:
+    records = ReceivedMessage.objects.bulk_create(
+        ReceivedMessage(
+            config=config if config.pk else None, event=config.event, message_id=message.message_id[:255],
+            payload=message.payload, delivery_count=message.delivery_count,
+        )
+        for message in messages
+    )
+    for message, record in zip(messages, records, strict=True):
+        message.record_id = record.pk
+    return records
+
+
+def _prepare(config: QueueConfig, engine: WorkflowEngine, message_ids: list[str]) -> Batch:
+    # Read on every batch: a handler changed in the admin or the API applies to the next message.
+    handlers = list(EventHandler.objects.filter(event=config.event, active=True).order_by("name"))
+    revisions = {
+        r.handler_name: r
+        for r in HandlerRevision.objects.filter(handler__in=handlers).order_by("number")
+    }
+    prior = {
+        (e.message_id, e.handler_name, e.index): e
+        for e in ActionExecution.objects.filter(
+            event=config.event, message_id__in=message_ids, duplicate_of__isnull=True
+        )
+    }
+    return Batch(config, engine, handlers, revisions, prior)
+
+
+def _new_execution(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, **fields: Any):
+    return ActionExecution(
+        execution_id=f"{delivery.message_id}_{max(index, 0)}", delivery=delivery.record,
+        event=batch.config.event, message_id=delivery.message_id, handler=handler, handler_name=handler.name,
+        revision=batch.revisions.get(handler.name), index=index, **fields,
+    )
+
+
+def _suppressed(batch: Batch, delivery: Delivery, handler: EventHandler, index: int) -> bool:
+    """Record and skip a redelivery of something already final."""
+    original = batch.prior.get((delivery.message_id, handler.name, index))
+    if original is None or not original.is_final:
+        return False
+    now = timezone.now()
+    _new_execution(
+        batch, delivery, handler, index, action=original.action, status=Status.SKIPPED,
+        reason=f"duplicate delivery: already {original.status} (execution {original.pk}); not run again",
+        duplicate_of=original, started_at=now, finished_at=now,
+    ).save()
+    delivery.summary.append(f"{handler.name}[{index}]: duplicate of {original.status}")
+    return True
+
+
+def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result: ConditionResult) -> None:
+    if result.matched:
+        delivery.matched += 1
+        for index, action in enumerate(handler.actions):
+            if not _suppressed(batch, delivery, handler, index):
+                _run_action(batch, delivery, handler, index, action)
+        return
+    if _suppressed(batch, delivery, handler, HANDLER_LEVEL):
+        return
+    if result.failed:
+        status, reason = Status.FAILED, f"the condition failed: {result.error}"
+    else:
+        status, reason = Status.SKIPPED, f"condition {handler.condition!r} returned {result.value}, not true"
+    now = timezone.now()
+    _new_execution(
+        batch, delivery, handler, HANDLER_LEVEL, status=status, reason=reason, error=result.error or "",
+        condition_value=result.value, started_at=now, finished_at=now,
+    ).save()
+    delivery.summary.append(f"{handler.name}: {status} ({reason})")
+
+
+def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, action: dict) -> None:
+    execution = batch.prior.get((delivery.message_id, handler.name, index)) or _new_execution(
+        batch, delivery, handler, index, action=action.get("action", "")
+    )
+    execution.delivery = delivery.record
+    execution.attempts += 1
+    execution.started_at = timezone.now()
+    kind = ACTION_KINDS[execution.action]
+    payload = delivery.message.payload
+    source = expand_inline_json(payload) if action.get("expandInlineJSON") else payload
+    execution.input = substitute(action.get(kind.name), source)
+    context = ActionContext(delivery.message_id, batch.config.event, execution.execution_id, handler.name)
+    try:
+        with transaction.atomic():  # the effect and its record commit together, or neither does
+            outcome = kind.execute(batch.engine, execution.input, context)
+            _finish(execution, Status.COMPLETED, output=outcome.output, workflow_id=outcome.workflow_id)
+    except EngineError as exc:
+        if exc.retryable:
+            _retry_later(batch, delivery, execution, exc)
+        else:
+            status = Status.SKIPPED if isinstance(exc, TaskAlreadyFinished) else Status.FAILED
+            _finish(execution, status, error=str(exc))
+    except DatabaseError:
+        raise  # the database itself failed: the whole batch is redelivered
+    except Exception as exc:  # a defect must cost one FAILED record, not the queue
+        logger.exception("Action %s of %s failed unexpectedly", index, handler.name)
+        _finish(execution, Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+    delivery.summary.append(f"{handler.name}[{index}] {execution.action}: {execution.status}")
+
+
+def _finish(execution: ActionExecution, status: str, *, output=None, workflow_id: str = "", error: str = "") -> None:
+    execution.status = status
+    execution.output = output
+    execution.workflow_id = workflow_id or execution.workflow_id
+    execution.error = error
+    execution.retryable = False
+    execution.finished_at = timezone.now()
+    execution.save()
+
+
+def _retry_later(batch: Batch, delivery: Delivery, execution: ActionExecution, exc: EngineError) -> None:
+    last_chance = delivery.message.delivery_count >= batch.config.max_deliveries
+    if last_chance:
+        # The message goes to quarantine now; its record must say so rather than stay IN_PROGRESS.
+        error = f"gave up after {delivery.message.delivery_count} deliveries: {exc}"
+        _finish(execution, Status.FAILED, error=error)
+        execution.retryable = True
+        execution.save(update_fields=["retryable"])
+    else:
+        execution.status = Status.IN_PROGRESS
+        execution.error = str(exc)
+        execution.retryable = True
+        execution.save()
+    delivery.transient.append(f"{execution.handler_name}[{execution.index}]: {exc}")
+
+
+def _decide(config: QueueConfig, delivery: Delivery) -> Decision:
+    if delivery.transient:
+        reason = "; ".join(delivery.transient)
+        delivery.record.detail = f"returned for redelivery: {reason}"
+        return Decision.nack(reason)
+    if not delivery.matched:
+        why = "; ".join(delivery.summary) or f"no active handler listens on {config.event}"
+        delivery.record.detail = f"unmatched: {why}"
+        if config.unmatched == QueueConfig.Unmatched.QUARANTINE:
+            return Decision.quarantine(f"no active handler matched: {why}")
+        return Decision.ack()
+    delivery.record.detail = "; ".join(delivery.summary)
+    return Decision.ack()

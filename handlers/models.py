@@ -7,7 +7,9 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.utils import timezone
 
+from queues.configs import default_config
 from queues.kinds import KINDS, UnknownQueueKind, split_event
+from queues.models import QueueConfig
 
 from .actions import ACTION_KINDS, action_problems
 from .conditions import EVALUATOR_TYPES, compile_problem, evaluator_of
@@ -168,8 +170,17 @@ class EventHandler(models.Model):
             split_event(self.event)
         except UnknownQueueKind as exc:
             add("event", "event", f"must be <kind>:<queue>; {exc}")
+            return
         except ValueError as exc:
             add("event", "event", str(exc))
+            return
+        if not QueueConfig.objects.filter(event=self.event).exists():
+            # Saving the handler creates this queue's config: it must be one the queue can have.
+            try:
+                default_config(self.event).full_clean(exclude=["event"], validate_unique=False)
+            except ValidationError as exc:
+                for message in exc.messages:
+                    add("event", "event", f"cannot be consumed as a queue: {message}")
 
 
 class HandlerRevision(models.Model):
@@ -257,3 +268,83 @@ class ApiKey(models.Model):
 
 
 __all__ = ["ACTION_KINDS", "ApiKey", "EventHandler", "HandlerRevision"]
+
+
+class ExecutionStatus(models.TextChoices):
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+
+FINAL_STATUSES = {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.SKIPPED}
+HANDLER_LEVEL = -1  # the `index` of a record about a whole handler (its condition), not one action
+
+
+class ActionExecution(models.Model):
+    """What one handler did with one message: one row per action, or one for the handler when its
+    condition was false or failed. The audit record: written by dispatch, read-only everywhere else.
+
+    `(event, message_id, handler_name, index)` is unique among originals, so a redelivered message
+    cannot run a finished action again; the suppressed duplicate gets a row of its own that points at
+    the original (`duplicate_of`).
+    """
+
+    execution_id = models.CharField(
+        max_length=300, db_index=True, help_text="Conductor's id, <code>&lt;messageId&gt;_&lt;index&gt;</code>."
+    )
+    delivery = models.ForeignKey(
+        "queues.ReceivedMessage", null=True, blank=True, on_delete=models.CASCADE, related_name="executions",
+        help_text="The delivery of the message that produced this record.",
+    )
+    event = models.CharField(max_length=1040)
+    message_id = models.CharField(max_length=255)
+    handler = models.ForeignKey(
+        EventHandler, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    handler_name = models.CharField(max_length=255, db_index=True)
+    revision = models.ForeignKey(
+        HandlerRevision, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions",
+        help_text="The handler as it was when it ran.",
+    )
+    index = models.IntegerField(help_text="The action's index in the handler; -1 for the handler's condition.")
+    action = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=16, choices=ExecutionStatus.choices, db_index=True)
+    condition_value = models.TextField(blank=True, help_text="What the condition returned.")
+    reason = models.TextField(blank=True, help_text="Why it was skipped or failed, in words.")
+    input = models.JSONField(null=True, blank=True, help_text="The action's body after substitution.")
+    output = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    retryable = models.BooleanField(default=False, help_text="The last error may pass if the message comes again.")
+    attempts = models.PositiveIntegerField(default=0)
+    workflow_id = models.CharField(max_length=64, blank=True, db_index=True)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "message_id", "handler_name", "index"],
+                condition=models.Q(duplicate_of__isnull=True),
+                name="one_execution_per_action",
+            )
+        ]
+        indexes = [models.Index(fields=["message_id", "event"], name="execution_message")]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id} {self.handler_name} {self.status}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds() * 1000
+        return None

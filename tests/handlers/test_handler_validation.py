@@ -6,6 +6,8 @@ from handlers.models import CONDUCTOR_NAMES, EventHandler
 
 from .seeds import SEEDS, START_SHIPPING
 
+pytestmark = pytest.mark.django_db
+
 
 def problems(data: dict) -> dict[str, str]:
     handler = EventHandler()
@@ -108,3 +110,7 @@ def test_it_rejects_fields_of_the_wrong_type_with_their_paths():
 
 def test_it_rejects_a_name_that_is_too_long():
     assert "name" in problems({**START_SHIPPING, "name": "x" * 256})
+
+
+def test_it_rejects_an_event_whose_queue_cannot_exist():
+    assert "cannot be consumed as a queue" in problems({**START_SHIPPING, "event": "sqs:has spaces!"})["event"]

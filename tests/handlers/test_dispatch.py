@@ -1,0 +1,243 @@
+import json
+import uuid
+
+import pytest
+
+from handlers.changes import save_handler
+from handlers.dispatch import dispatch_batch
+from handlers.models import ActionExecution, EventHandler, HandlerRevision
+from queues.configs import ensure_config
+from queues.models import QueueConfig, ReceivedMessage
+from queues.providers.base import Message
+from workflows.engine import BuiltinEngine
+from workflows.errors import EngineUnavailable
+from workflows.models import Task, Workflow
+
+from ..workflows.conftest import ADDRESS, register, shipping_definition
+from .seeds import COMPLETE_DOCUSIGN, FAIL_DOCUSIGN, START_SHIPPING
+
+pytestmark = pytest.mark.django_db
+
+
+def handler(data: dict, **changes) -> EventHandler:
+    item = EventHandler()
+    item.apply_conductor({**data, **changes})
+    item.full_clean()
+    save_handler(item, user=None, source="test")
+    return item
+
+
+def message(payload, delivery_count: int = 1, message_id: str | None = None) -> Message:
+    return Message(message_id=message_id or uuid.uuid4().hex, body=json.dumps(payload),
+                   delivery_count=delivery_count, payload=payload)
+
+
+def dispatch(event: str, *messages: Message, **kwargs):
+    return dispatch_batch(ensure_config(event), list(messages), **kwargs)
+
+
+@pytest.fixture
+def shipping():
+    return register(shipping_definition())
+
+
+@pytest.fixture
+def customer_message():
+    return message({"customer": {"name": ADDRESS["name"], "address": ADDRESS}})
+
+
+def start_shipping() -> Workflow:
+    handler(START_SHIPPING, event="conductor:shipping_start")
+    dispatch("conductor:shipping_start", message({"customer": {"name": ADDRESS["name"], "address": ADDRESS}}))
+    return Workflow.objects.get()
+
+
+def test_a_message_starts_the_workflow_with_the_customer_address(shipping, customer_message):
+    handler(START_SHIPPING, event="conductor:shipping_start")
+    [decision] = dispatch("conductor:shipping_start", customer_message)
+    assert decision.action == "ack"
+    workflow = Workflow.objects.get()
+    assert workflow.input["address"] == {key: ADDRESS[key] for key in ("street", "city", "zip")}
+    assert workflow.input["customerName"] == ADDRESS["name"]
+    assert workflow.input["conductor.event.messageId"] == customer_message.message_id
+    assert workflow.input["conductor.event.name"] == "conductor:shipping_start"
+    execution = ActionExecution.objects.get()
+    assert (execution.status, execution.action, execution.attempts) == ("COMPLETED", "start_workflow", 1)
+    assert execution.execution_id == f"{customer_message.message_id}_0"
+    assert execution.output == {"workflowId": workflow.id} and execution.workflow_id == workflow.id
+    assert execution.delivery_id == customer_message.record_id
+    assert execution.revision == HandlerRevision.objects.get(handler_name="start_shipping_workflow")
+    # The two-way trail: the workflow names the message and execution that started it.
+    assert workflow.trigger["messageId"] == customer_message.message_id
+    assert workflow.trigger["executionId"] == execution.execution_id
+    assert "start_shipping_workflow[0] start_workflow: COMPLETED" in ReceivedMessage.objects.get().detail
+
+
+def test_a_completed_message_completes_the_human_task_and_the_workflow_moves_on(shipping):
+    workflow = start_shipping()
+    handler(COMPLETE_DOCUSIGN, event="conductor:docusign_completed")
+    [decision] = dispatch("conductor:docusign_completed", message({"workflowInstanceId": workflow.id}))
+    assert decision.action == "ack"
+    human = Task.objects.get(workflow=workflow, reference_task_name="human_docusign_step_ref")
+    assert human.status == "COMPLETED"
+    assert Task.objects.get(workflow=workflow, reference_task_name="ship_order_ref").status == "SCHEDULED"
+    execution = ActionExecution.objects.get(handler_name="complete_docusign_human_task_event")
+    assert execution.status == "COMPLETED" and execution.workflow_id == workflow.id
+    assert execution.output["taskId"] == human.id
+
+
+def test_a_failed_message_fails_the_human_task_and_the_workflow(shipping):
+    workflow = start_shipping()
+    handler(FAIL_DOCUSIGN, event="conductor:docusign_failed")
+    dispatch("conductor:docusign_failed", message({"workflowInstanceId": workflow.id}))
+    workflow.refresh_from_db()
+    assert workflow.status == "FAILED"
+    assert ActionExecution.objects.get(handler_name="fail_docusign_human_task_event").status == "COMPLETED"
+
+
+def test_a_false_condition_gives_one_skipped_record_and_the_message_is_acknowledged(shipping, customer_message):
+    handler(START_SHIPPING, event="conductor:shipping_start", condition="$.customer.address.country == 'FR'")
+    [decision] = dispatch("conductor:shipping_start", customer_message)
+    assert decision.action == "ack"
+    execution = ActionExecution.objects.get()
+    assert (execution.status, execution.index, execution.condition_value) == ("SKIPPED", -1, "false")
+    assert "country == 'FR'" in execution.reason
+    assert not Workflow.objects.exists()
+    assert ReceivedMessage.objects.get().detail.startswith("unmatched: start_shipping_workflow: SKIPPED")
+
+
+def test_an_unknown_workflow_gives_a_failed_record_and_the_message_is_acknowledged(customer_message):
+    handler(START_SHIPPING, event="conductor:shipping_start")
+    [decision] = dispatch("conductor:shipping_start", customer_message)
+    assert decision.action == "ack"
+    execution = ActionExecution.objects.get()
+    assert execution.status == "FAILED" and not execution.retryable
+    assert "shipping_workflow" in execution.error
+
+
+def test_a_condition_error_fails_that_handler_only(shipping, customer_message):
+    handler(START_SHIPPING, event="conductor:shipping_start")
+    handler(START_SHIPPING, name="broken_condition", event="conductor:shipping_start", condition="$.x.y.z")
+    dispatch("conductor:shipping_start", customer_message)
+    broken = ActionExecution.objects.get(handler_name="broken_condition")
+    assert broken.status == "FAILED" and "TypeError" in broken.error
+    assert ActionExecution.objects.get(handler_name="start_shipping_workflow").status == "COMPLETED"
+    assert Workflow.objects.count() == 1
+
+
+def test_a_redelivered_message_does_not_run_again_and_the_duplicate_is_recorded(shipping, customer_message):
+    handler(START_SHIPPING, event="conductor:shipping_start")
+    dispatch("conductor:shipping_start", customer_message)
+    again = message(customer_message.payload, delivery_count=2, message_id=customer_message.message_id)
+    [decision] = dispatch("conductor:shipping_start", again)
+    assert decision.action == "ack"
+    assert Workflow.objects.count() == 1
+    original, duplicate = ActionExecution.objects.order_by("id")
+    assert duplicate.duplicate_of == original and duplicate.status == "SKIPPED"
+    assert duplicate.delivery_id == again.record_id
+    assert "duplicate delivery" in duplicate.reason
+
+
+def test_a_task_that_does_not_exist_yet_keeps_the_message_until_the_deliveries_run_out(shipping):
+    workflow = start_shipping()
+    handler(COMPLETE_DOCUSIGN, event="conductor:docusign_completed",
+            actions=[{"action": "complete_task", "complete_task": {
+                "workflowId": "${workflowInstanceId}", "taskRefName": "not_scheduled_yet_ref"}}])
+    config = ensure_config("conductor:docusign_completed")
+    first = message({"workflowInstanceId": workflow.id}, message_id="m-1")
+    [decision] = dispatch_batch(config, [first])
+    assert decision.action == "nack"
+    execution = ActionExecution.objects.get(handler_name="complete_docusign_human_task_event")
+    assert (execution.status, execution.attempts, execution.retryable) == ("IN_PROGRESS", 1, True)
+    last = message(first.payload, delivery_count=config.max_deliveries, message_id="m-1")
+    [decision] = dispatch_batch(config, [last])
+    assert decision.action == "nack"  # the listener quarantines it: this was the last delivery
+    execution.refresh_from_db()
+    assert (execution.status, execution.attempts) == ("FAILED", 2)
+    assert "gave up after" in execution.error
+
+
+def test_a_finished_task_gives_a_skipped_record(shipping):
+    workflow = start_shipping()
+    handler(COMPLETE_DOCUSIGN, event="conductor:docusign_completed")
+    dispatch("conductor:docusign_completed", message({"workflowInstanceId": workflow.id}))
+    dispatch("conductor:docusign_completed", message({"workflowInstanceId": workflow.id}))
+    late = ActionExecution.objects.filter(handler_name="complete_docusign_human_task_event").order_by("id").last()
+    assert late.status == "SKIPPED" and "already" in late.error
+
+
+def test_an_engine_outage_returns_the_message_and_records_the_attempt(shipping, customer_message):
+    class Down(BuiltinEngine):
+        def start_workflow(self, *args, **kwargs):
+            raise EngineUnavailable("Conductor did not answer")
+
+    handler(START_SHIPPING, event="conductor:shipping_start")
+    [decision] = dispatch("conductor:shipping_start", customer_message, engine=Down())
+    assert decision.action == "nack" and "did not answer" in decision.reason
+    assert ActionExecution.objects.get().status == "IN_PROGRESS"
+    again = message(customer_message.payload, delivery_count=2, message_id=customer_message.message_id)
+    dispatch("conductor:shipping_start", again)
+    execution = ActionExecution.objects.get()
+    assert (execution.status, execution.attempts) == ("COMPLETED", 2)
+    assert Workflow.objects.count() == 1
+
+
+def test_an_action_effect_and_its_record_commit_together(shipping, customer_message):
+    class CrashAfterEffect(BuiltinEngine):
+        def start_workflow(self, *args, **kwargs):
+            super().start_workflow(*args, **kwargs)
+            raise RuntimeError("the process dies here")
+
+    handler(START_SHIPPING, event="conductor:shipping_start")
+    dispatch("conductor:shipping_start", customer_message, engine=CrashAfterEffect())
+    assert not Workflow.objects.exists()  # the effect was rolled back with its failed record
+    assert ActionExecution.objects.get().status == "FAILED"
+
+
+def test_inactive_handlers_do_nothing_and_changes_apply_to_the_next_message(shipping):
+    item = handler(START_SHIPPING, event="conductor:shipping_start", active=False)
+    dispatch("conductor:shipping_start", message({"customer": {}}))
+    assert not ActionExecution.objects.exists()
+    item.active = True
+    save_handler(item, user=None, source="test")
+    dispatch("conductor:shipping_start", message({"customer": {}}))
+    assert ActionExecution.objects.get().status == "COMPLETED"
+
+
+def test_unmatched_messages_can_be_quarantined(customer_message):
+    config = ensure_config("conductor:nobody_listens")
+    config.unmatched = QueueConfig.Unmatched.QUARANTINE
+    config.save()
+    [decision] = dispatch_batch(config, [customer_message])
+    assert decision.action == "quarantine" and "no active handler" in decision.reason
+
+
+def test_inline_json_is_expanded_for_actions_that_ask(shipping):
+    handler(START_SHIPPING, event="conductor:shipping_start", actions=[{
+        "action": "start_workflow", "expandInlineJSON": True,
+        "start_workflow": {"name": "shipping_workflow", "input": {"address": "${order.address}"}}}])
+    dispatch("conductor:shipping_start", message({"order": json.dumps({"address": ADDRESS})}))
+    assert Workflow.objects.get().input["address"] == ADDRESS
+
+
+def test_missing_parameters_fail_the_action_with_a_clear_error(shipping):
+    handler(COMPLETE_DOCUSIGN, event="conductor:docusign_completed")
+    dispatch("conductor:docusign_completed", message({"something": "else"}))
+    execution = ActionExecution.objects.get()
+    assert execution.status == "FAILED" and "workflowId resolved to None" in execution.error
+
+
+def test_terminate_and_update_variables_act_on_the_workflow(shipping):
+    workflow = start_shipping()
+    handler(START_SHIPPING, name="vars", event="conductor:vars", actions=[{
+        "action": "update_workflow_variables", "update_workflow_variables": {
+            "workflowId": "${id}", "variables": {"tags": ["${tag}"]}, "appendArray": True}}])
+    handler(START_SHIPPING, name="stop", event="conductor:stop", actions=[{
+        "action": "terminate_workflow", "terminate_workflow": {"workflowId": "${id}", "terminationReason": "${why}"}}])
+    dispatch("conductor:vars", message({"id": workflow.id, "tag": "a"}))
+    dispatch("conductor:vars", message({"id": workflow.id, "tag": "b"}))
+    workflow.refresh_from_db()
+    assert workflow.variables["tags"] == ["a", "b"]
+    dispatch("conductor:stop", message({"id": workflow.id, "why": "customer cancelled"}))
+    workflow.refresh_from_db()
+    assert workflow.status == "TERMINATED"
