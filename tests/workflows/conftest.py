@@ -48,15 +48,18 @@ def one_task(task_type: str, ref: str = "step_ref", **extra) -> dict:
 
 
 @pytest.fixture
-def short_lived_connections():
-    """Close each live-server request thread's database connection at the end of its request.
+def live_api(live_server):
+    """The live server, left with no request thread holding the database when the test ends.
 
-    With CONN_MAX_AGE > 0 a connection outlives its request; a kept-alive HTTP connection's thread
-    can then still hold one when the test database is dropped.
+    Request threads close their connection after each request (CONN_MAX_AGE 0), and teardown
+    waits for the threads of kept-alive HTTP connections, which clients close in their own
+    teardown (fixtures using this one are torn down first).
     """
     saved = connections.settings["default"]["CONN_MAX_AGE"]
     connections.settings["default"]["CONN_MAX_AGE"] = 0
-    yield
+    yield live_server
+    for thread in list(getattr(live_server.thread.httpd, "_threads", None) or []):
+        thread.join(timeout=10)
     connections.settings["default"]["CONN_MAX_AGE"] = saved
 
 
