@@ -224,6 +224,9 @@ class ConductorEngine:
         if response.status_code < 400:
             return response
         message = _error_message(response)
+        # The error's traceback keeps this frame, and so the response, alive: close its socket file
+        # now, or the connection stays open (half-used) for as long as someone holds the error.
+        response.raw.close()
         if response.status_code == 404:
             raise not_found(message)
         if response.status_code == 409:

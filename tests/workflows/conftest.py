@@ -1,4 +1,8 @@
+import contextlib
 import copy
+import socket
+import sys
+import threading
 import uuid
 
 import pytest
@@ -48,16 +52,34 @@ def one_task(task_type: str, ref: str = "step_ref", **extra) -> dict:
 
 
 @pytest.fixture
-def short_lived_connections():
-    """Close each live-server request thread's database connection at the end of its request.
+def live_api(live_server):
+    """The live server, left with no request thread holding the database when the test ends.
 
-    With CONN_MAX_AGE > 0 a connection outlives its request; a kept-alive HTTP connection's thread
-    can then still hold one when the test database is dropped.
+    Request threads close their connection after each request (CONN_MAX_AGE 0); at teardown,
+    after the test's clients are closed, the threads of kept-alive HTTP connections are ended.
+    Otherwise such a thread may close its (shared, in-memory SQLite) connection only after the
+    server has stopped sharing it, or hold a PostgreSQL session while the test database is dropped.
     """
     saved = connections.settings["default"]["CONN_MAX_AGE"]
     connections.settings["default"]["CONN_MAX_AGE"] = 0
-    yield
+    yield live_server
+    end_request_threads()
     connections.settings["default"]["CONN_MAX_AGE"] = saved
+
+
+def end_request_threads() -> None:
+    """Shut down the socket of each live-server request thread (daemons socketserver does not track)."""
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        if not thread.name.endswith("(process_request_thread)"):
+            continue
+        frame = frames.get(thread.ident)
+        while frame is not None and not isinstance(frame.f_locals.get("request"), socket.socket):
+            frame = frame.f_back
+        if frame is not None:
+            with contextlib.suppress(OSError):
+                frame.f_locals["request"].shutdown(socket.SHUT_RDWR)
+        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ address, its HUMAN task completed through the API, its shipping task done by a p
 """
 
 from concurrent.futures import wait
+from types import SimpleNamespace
 
 import pytest
 from conductor.client.automator.task_runner import TaskRunner
@@ -27,11 +28,22 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def configuration(live_server, django_user_model, short_lived_connections) -> Configuration:
+def configuration(live_api, django_user_model) -> Configuration:
     user = django_user_model.objects.create_superuser(username="sdk", password="pw-sdk", email="")
     key, secret = ApiKey.issue(user, "sdk")
-    return Configuration(server_api_url=live_server.url + "/api",
+    return Configuration(server_api_url=live_api.url + "/api",
                          authentication_settings=AuthenticationSettings(key_id=key.key_id, key_secret=secret))
+
+
+@pytest.fixture
+def sdk(configuration) -> SimpleNamespace:
+    """The SDK's clients; their kept-alive connections are closed after the test, so no server
+    thread outlives it holding the database."""
+    clients = SimpleNamespace(metadata=OrkesMetadataClient(configuration), workflows=OrkesWorkflowClient(configuration),
+                              tasks=OrkesTaskClient(configuration), configuration=configuration)
+    yield clients
+    for client in (clients.metadata, clients.workflows, clients.tasks):
+        client.api_client.rest_client.close()
 
 
 def shipping_def() -> WorkflowDef:
@@ -56,6 +68,7 @@ def run_worker_once(configuration: Configuration, task_name: str, execute) -> No
         wait(list(runner._running_tasks), timeout=30)
     finally:
         runner._executor.shutdown(wait=True)
+        runner.task_client.api_client.rest_client.close()
 
 
 def ship(task) -> dict:
@@ -67,35 +80,31 @@ def decline(task) -> dict:
     raise RuntimeError("the carrier refused the parcel")
 
 
-def start_shipping(configuration: Configuration) -> str:
-    OrkesMetadataClient(configuration).register_workflow_def(shipping_def(), overwrite=True)
-    workflows = OrkesWorkflowClient(configuration)
-    workflow_id = workflows.start_workflow(
+def start_shipping(sdk: SimpleNamespace) -> str:
+    sdk.metadata.register_workflow_def(shipping_def(), overwrite=True)
+    workflow_id = sdk.workflows.start_workflow(
         StartWorkflowRequest(name="shipping_workflow", input={"address": ADDRESS}, correlation_id="order-1")
     )
-    tasks = OrkesTaskClient(configuration)
-    tasks.update_task_by_ref_name(workflow_id, "human_docusign_step_ref", "COMPLETED",
-                                  {"signedBy": "ada@example.com"})
+    sdk.tasks.update_task_by_ref_name(workflow_id, "human_docusign_step_ref", "COMPLETED",
+                                      {"signedBy": "ada@example.com"})
     return workflow_id
 
 
-def test_it_registers_reads_and_starts_with_the_sdk(configuration):
-    metadata = OrkesMetadataClient(configuration)
-    metadata.register_workflow_def(shipping_def(), overwrite=True)
-    assert metadata.get_workflow_def("shipping_workflow").tasks[0].task_reference_name == "human_docusign_step_ref"
+def test_it_registers_reads_and_starts_with_the_sdk(sdk):
+    sdk.metadata.register_workflow_def(shipping_def(), overwrite=True)
+    assert sdk.metadata.get_workflow_def("shipping_workflow").tasks[0].task_reference_name == "human_docusign_step_ref"
     assert WorkflowDefinition.objects.get().definition["tasks"][1]["type"] == "SIMPLE"
-    workflows = OrkesWorkflowClient(configuration)
-    workflow_id = workflows.start_workflow_by_name("shipping_workflow", {"address": ADDRESS}, correlationId="o-2")
-    workflow = workflows.get_workflow(workflow_id, include_tasks=True)
+    workflow_id = sdk.workflows.start_workflow_by_name("shipping_workflow", {"address": ADDRESS}, correlationId="o-2")
+    workflow = sdk.workflows.get_workflow(workflow_id, include_tasks=True)
     assert (workflow.workflow_id, workflow.status, workflow.correlation_id) == (workflow_id, "RUNNING", "o-2")
     assert workflow.input == {"address": ADDRESS}
     assert [t.reference_task_name for t in workflow.tasks] == ["human_docusign_step_ref"]
 
 
-def test_it_runs_the_shipping_workflow_to_completed_with_the_sdk(configuration):
-    workflow_id = start_shipping(configuration)
-    run_worker_once(configuration, "ship_order", ship)
-    workflow = OrkesWorkflowClient(configuration).get_workflow(workflow_id, include_tasks=True)
+def test_it_runs_the_shipping_workflow_to_completed_with_the_sdk(sdk):
+    workflow_id = start_shipping(sdk)
+    run_worker_once(sdk.configuration, "ship_order", ship)
+    workflow = sdk.workflows.get_workflow(workflow_id, include_tasks=True)
     assert workflow.status == "COMPLETED"
     assert workflow.output == {"trackingNumber": "TRK-SW1Y4LB"}
     ship_task = workflow.tasks[1]
@@ -103,29 +112,27 @@ def test_it_runs_the_shipping_workflow_to_completed_with_the_sdk(configuration):
     assert ship_task.output_data == {"trackingNumber": "TRK-SW1Y4LB", "signer": "ada@example.com"}
 
 
-def test_it_ends_failed_when_the_worker_fails_the_task(configuration):
-    workflow_id = start_shipping(configuration)
-    run_worker_once(configuration, "ship_order", decline)
+def test_it_ends_failed_when_the_worker_fails_the_task(sdk):
+    workflow_id = start_shipping(sdk)
+    run_worker_once(sdk.configuration, "ship_order", decline)
     workflow = Workflow.objects.get(pk=workflow_id)
     assert workflow.status == WorkflowStatus.FAILED
     assert "the carrier refused the parcel" in workflow.reason_for_incompletion
 
 
-def test_it_completes_a_wait_task_by_reference_name_with_the_sdk(configuration):
+def test_it_completes_a_wait_task_by_reference_name_with_the_sdk(sdk):
     definition = WorkflowDef(name="wait_for_payment", version=1, tasks=[
         WorkflowTask(name="wait", task_reference_name="wait_ref", type="WAIT")])
-    OrkesMetadataClient(configuration).register_workflow_def(definition, overwrite=True)
-    workflows = OrkesWorkflowClient(configuration)
-    workflow_id = workflows.start_workflow(StartWorkflowRequest(name="wait_for_payment", input={}))
-    task_id = OrkesTaskClient(configuration).update_task_by_ref_name(workflow_id, "wait_ref", "COMPLETED",
-                                                                     {"paid": True})
-    workflow = workflows.get_workflow(workflow_id, include_tasks=True)
+    sdk.metadata.register_workflow_def(definition, overwrite=True)
+    workflow_id = sdk.workflows.start_workflow(StartWorkflowRequest(name="wait_for_payment", input={}))
+    task_id = sdk.tasks.update_task_by_ref_name(workflow_id, "wait_ref", "COMPLETED", {"paid": True})
+    workflow = sdk.workflows.get_workflow(workflow_id, include_tasks=True)
     assert workflow.status == "COMPLETED"
     assert (workflow.tasks[0].task_id, workflow.tasks[0].output_data) == (task_id, {"result": {"paid": True}})
 
 
-def test_it_terminates_with_the_sdk(configuration):
-    workflow_id = start_shipping(configuration)
-    OrkesWorkflowClient(configuration).terminate_workflow(workflow_id, reason="customer cancelled")
+def test_it_terminates_with_the_sdk(sdk):
+    workflow_id = start_shipping(sdk)
+    sdk.workflows.terminate_workflow(workflow_id, reason="customer cancelled")
     workflow = Workflow.objects.get(pk=workflow_id)
     assert (workflow.status, workflow.reason_for_incompletion) == (WorkflowStatus.TERMINATED, "customer cancelled")

@@ -25,8 +25,7 @@ def engine(request, django_user_model):
     if request.param == "builtin":
         yield BuiltinEngine()
         return
-    live_server = request.getfixturevalue("live_server")
-    request.getfixturevalue("short_lived_connections")
+    live_server = request.getfixturevalue("live_api")
     user = django_user_model.objects.create_superuser(username="engine", password="pw-engine", email="")
     key, secret = ApiKey.issue(user, "remote engine")
     remote = ConductorEngine(live_server.url + "/api", key.key_id, secret, timeout=10, retries=0)
