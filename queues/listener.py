@@ -41,8 +41,15 @@ def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message
             to_dispatch.append(message)
     if to_dispatch:
         decisions = dispatch.dispatch_batch(config, to_dispatch)
-        acked = [m.record_id for m, d in zip(to_dispatch, decisions, strict=True) if act(config, provider, m, d)]
-        ReceivedMessage.objects.filter(pk__in=[pk for pk in acked if pk]).update(outcome=Outcome.ACKNOWLEDGED)
+        if len(decisions) != len(to_dispatch):
+            raise RuntimeError(f"dispatch decided {len(decisions)} of {len(to_dispatch)} messages")
+        acked: list[int | None] = []
+        try:
+            for message, decision in zip(to_dispatch, decisions, strict=True):
+                if act(config, provider, message, decision):
+                    acked.append(message.record_id)
+        finally:  # even when the broker fails half-way, the records say which ones were acknowledged
+            ReceivedMessage.objects.filter(pk__in=[pk for pk in acked if pk]).update(outcome=Outcome.ACKNOWLEDGED)
     return len(messages)
 
 

@@ -105,3 +105,24 @@ def test_it_polls_once_from_the_command_line(make_config):
     call_command("listen_queues", "--once", "--queue", config.event)
     assert ReceivedMessage.objects.get().payload == {"from": "cli"}
     assert ListenerHeartbeat.objects.get().stopped_at is not None
+
+
+def test_it_lets_a_message_come_back_when_the_database_fails_mid_batch(make_config, monkeypatch):
+    from django.db import OperationalError
+
+    from handlers import dispatch
+
+    config = make_config("conductor", visibility_timeout=0)
+    publish(config.event, {"survives": True}, message_id="outage")
+    listener = Listener()
+    def database_down(config, messages):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dispatch, "dispatch_batch", database_down)
+        assert listener.run_once(wait=0) == 0  # logged and recorded, not raised
+    config.refresh_from_db()
+    assert "server closed the connection" in config.last_error
+    assert listener.run_once(wait=0) == 1
+    record = ReceivedMessage.objects.get()
+    assert (record.message_id, record.delivery_count, record.outcome) == ("outage", 2, Outcome.ACKNOWLEDGED)
