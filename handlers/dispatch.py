@@ -5,6 +5,8 @@ For now each message is recorded and acknowledged; matching handlers and running
 replaces this body, keeping the signature.
 """
 
+from django.db import transaction
+
 from queues.models import QueueConfig, ReceivedMessage
 from queues.providers.base import Decision, Message
 
@@ -12,8 +14,7 @@ from queues.providers.base import Decision, Message
 def dispatch_batch(config: QueueConfig, messages: list[Message]) -> list[Decision]:
     """One decision per message, in order. Each message is recorded as a ReceivedMessage (its id is set
     on `message.record_id`) before this returns; nothing here touches the broker."""
-    decisions = []
-    for message in messages:
-        ReceivedMessage.record(config, message)
-        decisions.append(Decision.ack())
-    return decisions
+    with transaction.atomic():  # one commit for the batch: the records exist before anything is acknowledged
+        for message in messages:
+            ReceivedMessage.record(config, message)
+    return [Decision.ack() for _ in messages]
