@@ -10,7 +10,6 @@ import os
 import socket
 import threading
 import time
-from datetime import timedelta
 
 from django.db import close_old_connections, connection
 from django.db.models import Count, Max
@@ -246,7 +245,3 @@ class Listener:
         for pk in list(self.consumers):
             self.retire(pk)
 
-
-def stale_heartbeats(seconds: int = 60):
-    return ListenerHeartbeat.objects.filter(stopped_at__isnull=True,
-                                            last_beat_at__lt=timezone.now() - timedelta(seconds=seconds))
