@@ -247,3 +247,5 @@ QUEUES_MAX_MESSAGE_BYTES = env_int("QUEUES_MAX_MESSAGE_BYTES", 256 * 1024, minim
 # django-q2: every enabled queue config gets a schedule draining it for at most this many seconds.
 QUEUES_SCHEDULES = env_bool("QUEUES_SCHEDULES", True)
 QUEUES_DRAIN_SECONDS = env_int("QUEUES_DRAIN_SECONDS", 50, minimum=1)
+# pika logs every connection step at INFO.
+LOGGING["loggers"]["pika"] = {"level": "WARNING"}

@@ -95,16 +95,21 @@ class QueueConfigAdmin(admin.ModelAdmin):
     @admin.action(description="Ask the broker for the depth now")
     def refresh_depth(self, request, queryset) -> None:
         for config in queryset:
-            provider = provider_for(config.spec())
             try:
-                depth = provider.depth()
+                depth = _depth_of(config)
             except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
                 self.message_user(request, f"{config.event}: {exc}", messages.ERROR)
                 continue
-            finally:
-                provider.close()
             QueueConfig.objects.filter(pk=config.pk).update(depth=depth.ready, dead_letter_depth=depth.dead)
             self.message_user(request, f"{config.event}: {depth.ready} ready, {depth.dead} dead-lettered.")
+
+
+def _depth_of(config: QueueConfig):
+    provider = provider_for(config.spec())
+    try:
+        return provider.depth()
+    finally:
+        provider.close()
 
 
 class QuarantineForm(forms.ModelForm):

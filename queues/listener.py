@@ -10,7 +10,6 @@ import os
 import socket
 import threading
 import time
-from datetime import timedelta
 
 from django.db import close_old_connections, connection
 from django.db.models import Count, Max
@@ -41,16 +40,21 @@ def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message
             to_dispatch.append(message)
     if to_dispatch:
         decisions = dispatch.dispatch_batch(config, to_dispatch)
-        acked = [m.record_id for m, d in zip(to_dispatch, decisions, strict=True) if act(config, provider, m, d)]
-        ReceivedMessage.objects.filter(pk__in=[pk for pk in acked if pk]).update(outcome=Outcome.ACKNOWLEDGED)
+        if len(decisions) != len(to_dispatch):
+            raise RuntimeError(f"dispatch decided {len(decisions)} of {len(to_dispatch)} messages")
+        to_ack = [m for m, d in zip(to_dispatch, decisions, strict=True) if d.action == "ack"]
+        for message, decision in zip(to_dispatch, decisions, strict=True):
+            if decision.action != "ack":
+                settle(config, provider, message, decision)
+        provider.ack_batch(to_ack)
+        ReceivedMessage.objects.filter(pk__in=[m.record_id for m in to_ack if m.record_id]).update(
+            outcome=Outcome.ACKNOWLEDGED
+        )
     return len(messages)
 
 
-def act(config: QueueConfig, provider: Provider, message: Message, decision: Decision) -> bool:
-    """Carry out one decision; True when the message was simply acknowledged."""
-    if decision.action == "ack":
-        provider.ack(message)
-        return True
+def settle(config: QueueConfig, provider: Provider, message: Message, decision: Decision) -> None:
+    """Carry out a nack or quarantine decision (acks go to the broker together, in one batch)."""
     if decision.action == "quarantine":
         quarantine(config, provider, message, Reason.REJECTED, decision.reason)
     elif message.delivery_count >= config.max_deliveries:
@@ -58,7 +62,6 @@ def act(config: QueueConfig, provider: Provider, message: Message, decision: Dec
     else:
         provider.nack(message)
         ReceivedMessage.objects.filter(pk=message.record_id).update(outcome=Outcome.RETURNED, detail=decision.reason)
-    return False
 
 
 def _too_many(config: QueueConfig, message: Message) -> str:
@@ -242,7 +245,3 @@ class Listener:
         for pk in list(self.consumers):
             self.retire(pk)
 
-
-def stale_heartbeats(seconds: int = 60):
-    return ListenerHeartbeat.objects.filter(stopped_at__isnull=True,
-                                            last_beat_at__lt=timezone.now() - timedelta(seconds=seconds))

@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from .kinds import KIND_CHOICES, KINDS
-from .providers.base import QueueSpec
+from .providers.base import ConfigurationError, QueueSpec
 
 AWS_ACCOUNT = re.compile(r"^\d{12}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -179,7 +179,10 @@ class QueueConfig(models.Model):
 
     def connection_url(self) -> str:
         if self.url_ref:
-            return resolve_reference(self.url_ref) or ""
+            url = resolve_reference(self.url_ref)
+            if not url:
+                raise ConfigurationError(f"{self.event}: {self.url_ref} (the URL reference) is not set")
+            return url
         if self.url:
             return self.url
         if self.kind in ("amqp_queue", "amqp_exchange"):

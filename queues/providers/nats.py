@@ -15,8 +15,8 @@ the work-queue stream, where they are counted as the dead-letter depth.
 Ordering: stream order, except for redeliveries.
 Options: the config's URL, else NATS_URL. The message id given to publish travels as the
 `Nats-Msg-Id` header (JetStream deduplicates on it); without one a message is named
-`<stream>:<sequence>`. Reconnection: nats-py reconnects by itself; a call that fails meanwhile raises
-ProviderError and the next call after close() connects again.
+`<stream>:<sequence>`. Reconnection: nats-py retries a dropped connection a few times by itself; a call that fails
+meanwhile raises ProviderError, and the next call after close() connects again.
 """
 
 import asyncio
@@ -35,6 +35,7 @@ from .base import ConfigurationError, Message, Provider, ProviderError, QueueDep
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT = 30.0  # beyond the longest fetch (20 s) and a reconnect attempt
+RECONNECT_ATTEMPTS = 3
 
 
 def token(subject: str) -> str:
@@ -86,8 +87,11 @@ class NatsProvider(Provider):
 
     async def _connect(self) -> None:
         if self._nc is None or self._nc.is_closed:
-            self._nc = await nats.connect(self.spec.url, connect_timeout=3, max_reconnect_attempts=-1,
-                                          reconnect_time_wait=1, allow_reconnect=True)
+            # A few quick attempts only: nats-py applies the same limit to the first connection, which would
+            # otherwise hang while the server is down. Longer outages end in ProviderError, and the
+            # consumer's backoff reconnects.
+            self._nc = await nats.connect(self.spec.url, connect_timeout=3, max_reconnect_attempts=RECONNECT_ATTEMPTS,
+                                          reconnect_time_wait=1, allow_reconnect=True, error_cb=self._log_error)
             self._js = self._nc.jetstream()
         self.stream = await self._stream()
         config = ConsumerConfig(
@@ -100,6 +104,9 @@ class NatsProvider(Provider):
             except NatsError as exc:
                 log.warning("%s: keeping the existing consumer %s: %s", self.spec.event, self.durable, exc)
         self._sub = await self._js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+
+    async def _log_error(self, exc: Exception) -> None:
+        log.info("%s: NATS connection: %r", self.spec.event, exc)
 
     async def _stream(self) -> str:
         try:

@@ -34,6 +34,7 @@ from .base import ConfigurationError, Message, Provider, ProviderError, QueueDep
 log = logging.getLogger(__name__)
 ID_ATTRIBUTE = "eventhub-message-id"
 FIFO_GROUP = "eventhub"
+POLICY_ID_SUFFIX = "/eventhub-senders"  # marks a queue policy Eventhub wrote
 
 
 def parse_queue_ref(name: str) -> tuple[str, str | None, str | None]:
@@ -50,7 +51,7 @@ def parse_queue_ref(name: str) -> tuple[str, str | None, str | None]:
 def policy_document(queue_arn: str, accounts: tuple[str, ...]) -> str:
     return json.dumps({
         "Version": "2012-10-17",
-        "Id": f"{queue_arn}/eventhub-senders",
+        "Id": f"{queue_arn}{POLICY_ID_SUFFIX}",
         "Statement": [{
             "Sid": "EventhubAuthorizedSenders",
             "Effect": "Allow",
@@ -133,7 +134,13 @@ class SqsProvider(Provider):
             })
         if self.spec.authorized_accounts:
             attributes["Policy"] = policy_document(self._arn(url), self.spec.authorized_accounts)
+        elif POLICY_ID_SUFFIX in self._current_policy(url):
+            attributes["Policy"] = ""  # ours, and no account is authorized any more; others' policies stay
         self.client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+
+    def _current_policy(self, url: str) -> str:
+        response = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
+        return response.get("Attributes", {}).get("Policy", "")
 
     def _arn(self, url: str) -> str:
         return self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -160,6 +167,13 @@ class SqsProvider(Provider):
 
     def ack(self, message: Message) -> None:
         self._call(lambda: self.client.delete_message(QueueUrl=self.url, ReceiptHandle=message.handle))
+
+    def ack_batch(self, messages: list[Message]) -> None:
+        for start in range(0, len(messages), 10):  # DeleteMessageBatch takes at most 10 entries
+            entries = [{"Id": str(n), "ReceiptHandle": m.handle} for n, m in enumerate(messages[start:start + 10])]
+            response = self._call(lambda e=entries: self.client.delete_message_batch(QueueUrl=self.url, Entries=e))
+            if response.get("Failed"):
+                raise ProviderError(f"SQS {self.spec.name}: could not delete {response['Failed']}")
 
     def nack(self, message: Message, delay: float | None = None) -> None:
         if delay is None:

@@ -64,8 +64,9 @@ def make_spec(kind: str, **overrides) -> QueueSpec:
 def destroy(provider: Provider) -> None:
     """Remove what a test provisioned on the shared brokers (the database and moto go away by themselves)."""
     try:
-        if provider.spec.kind == "nats" and provider.stream:
+        if provider.spec.kind == "nats":
             try:
+                provider._ensure()  # finds the stream even if this provider was never used
                 provider._run(provider._js.delete_stream(provider.stream))
             except ProviderError:
                 pass  # another provider of the same test deleted it already

@@ -105,3 +105,78 @@ def test_it_polls_once_from_the_command_line(make_config):
     call_command("listen_queues", "--once", "--queue", config.event)
     assert ReceivedMessage.objects.get().payload == {"from": "cli"}
     assert ListenerHeartbeat.objects.get().stopped_at is not None
+
+
+def test_it_lets_a_message_come_back_when_the_database_fails_mid_batch(make_config, monkeypatch):
+    from django.db import OperationalError
+
+    from handlers import dispatch
+
+    config = make_config("conductor", visibility_timeout=0)
+    publish(config.event, {"survives": True}, message_id="outage")
+    listener = Listener()
+    def database_down(config, messages):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dispatch, "dispatch_batch", database_down)
+        assert listener.run_once(wait=0) == 0  # logged and recorded, not raised
+    config.refresh_from_db()
+    assert "server closed the connection" in config.last_error
+    assert listener.run_once(wait=0) == 1
+    record = ReceivedMessage.objects.get()
+    assert (record.message_id, record.delivery_count, record.outcome) == ("outage", 2, Outcome.ACKNOWLEDGED)
+
+
+def test_it_retries_with_backoff_while_a_broker_stays_down(monkeypatch):
+    from queues import listener as listener_module
+    from queues.listener import Consumer
+
+    waits: list[float] = []
+    config = QueueConfig.objects.create(kind="amqp_queue", name="eh.test.down", url="amqp://127.0.0.1:1/",
+                                        wait_seconds=0)
+
+    class RecordingStop:
+        """Stands in for the SIGTERM flag: records each backoff and asks to stop after the third."""
+
+        def is_set(self) -> bool:
+            return len(waits) >= 3
+
+        def wait(self, seconds: float) -> None:
+            waits.append(seconds)
+
+    monkeypatch.setattr(listener_module, "BACKOFF_MAX_SECONDS", 3)
+    Consumer(config).run(RecordingStop())
+    assert waits == [1.0, 2.0, 3]
+    beat = ListenerHeartbeat.objects.get(config=config)
+    assert "RabbitMQ unavailable" in beat.last_error and beat.stopped_at is not None
+
+
+def test_it_survives_the_database_being_down_when_reading_the_configs(make_config, monkeypatch):
+    import threading
+
+    from django.db import OperationalError
+
+    config = make_config("conductor")
+    publish(config.event, {"after": "outage"})
+    real_stamp, calls = Listener.change_stamp, []
+
+    def flaky_stamp():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("the database system is starting up")
+        return real_stamp()
+
+    monkeypatch.setattr(Listener, "change_stamp", staticmethod(flaky_stamp))
+    listener = Listener()
+    thread = threading.Thread(target=listener.run, kwargs={"reload_seconds": 0.1})
+    thread.start()
+    try:
+        from .conftest import wait_until
+
+        wait_until(lambda: ReceivedMessage.objects.filter(outcome=Outcome.ACKNOWLEDGED).exists(), what="the message")
+    finally:
+        listener.stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert len(calls) >= 2

@@ -113,3 +113,19 @@ def test_it_reports_the_depth_of_the_queue(kind, providers):
     depth = provider.depth()
     assert depth.ready == 2
     assert depth.dead == 0
+
+
+def test_it_forgets_messages_acknowledged_together(kind, providers):
+    provider = providers(make_spec(kind))
+    for n in range(12):
+        provider.publish(json.dumps({"n": n}), message_id=f"m-{n}")
+    received: list = []
+    for _ in range(6):  # RabbitMQ hands out no more than the prefetch (10) until some are acknowledged
+        batch = provider.receive(10, 1)
+        provider.ack_batch(batch)
+        received += batch
+        if len(received) >= 12:
+            break
+    assert sorted(m.payload["n"] for m in received) == list(range(12))
+    assert provider.receive(10, 1) == []
+    assert provider.depth().ready == 0

@@ -103,3 +103,16 @@ def test_it_keeps_a_schedule_in_step_with_each_config():
     assert Schedule.objects.filter(name=schedule_name(config)).count() == 1
     config.delete()
     assert not Schedule.objects.filter(name=schedule_name(config)).exists()
+
+
+def test_it_reports_a_url_reference_that_went_missing(monkeypatch):
+    from queues.listener import Listener
+
+    monkeypatch.setenv("AMQP_URL_GONE", "amqp://guest:guest@127.0.0.1:5672/")
+    config = QueueConfig(kind="amqp_queue", name="eh.test.gone", url_ref="AMQP_URL_GONE")
+    config.full_clean()
+    config.save()
+    monkeypatch.delenv("AMQP_URL_GONE")
+    assert Listener().run_once(wait=0) == 0
+    config.refresh_from_db()
+    assert "AMQP_URL_GONE (the URL reference) is not set" in config.last_error

@@ -111,3 +111,18 @@ def test_it_shows_listener_health_and_the_audit_tables(admin_client):
     for model in ("listenerheartbeat", "receivedmessage", "internalmessage", "quarantinedmessage"):
         response = admin_client.get(reverse(f"admin:queues_{model}_changelist"))
         assert response.status_code == 200, model
+
+
+def test_it_asks_the_broker_for_the_depth_on_request(admin_client):
+    from queues.publish import publish
+
+    config = ensure_config("conductor:depth")
+    broken = QueueConfig.objects.create(kind="amqp_queue", name="eh.test.nowhere", url="amqp://127.0.0.1:1/")
+    publish(config.event, {})
+    publish(config.event, {})
+    response = admin_client.post(reverse("admin:queues_queueconfig_changelist"),
+                                 {"action": "refresh_depth", "_selected_action": [config.pk, broken.pk]}, follow=True)
+    notes = [str(m) for m in response.context["messages"]]
+    assert "conductor:depth: 2 ready, 0 dead-lettered." in notes
+    assert any("RabbitMQ unavailable" in note for note in notes)
+    assert QueueConfig.objects.get(pk=config.pk).depth == 2

@@ -78,3 +78,14 @@ def test_it_says_when_sqs_cannot_be_reached(providers):
     with pytest.raises(ProviderError) as caught:
         provider.receive(1, 0)
     assert caught.value.retryable
+
+
+def test_it_withdraws_its_policy_when_no_account_is_authorized_any_more(sqs, providers):
+    name = make_spec("sqs").name
+    provider = providers(make_spec("sqs", name=name, authorized_accounts=("111122223333",)))
+    provider.receive(1, 0)
+    assert "111122223333" in sqs.get_queue_attributes(QueueUrl=provider.url, AttributeNames=["Policy"])[
+        "Attributes"]["Policy"]
+    providers(make_spec("sqs", name=name)).receive(1, 0)
+    attributes = sqs.get_queue_attributes(QueueUrl=provider.url, AttributeNames=["Policy"]).get("Attributes", {})
+    assert "111122223333" not in attributes.get("Policy", "")

@@ -6,6 +6,7 @@ import signal
 from django.core.management.base import BaseCommand
 
 from queues.listener import Listener
+from queues.models import QueueConfig
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, queues=None, once=False, **options) -> None:
         listener = Listener(events=queues)
+        known = set(QueueConfig.objects.filter(event__in=queues or []).values_list("event", flat=True))
+        for event in sorted(set(queues or []) - known):
+            # Not an error: the config may be created later, and is then picked up without a restart.
+            log.warning("no queue config for %s yet; it is consumed once one is created and enabled", event)
         if once:
             try:
                 handled = listener.run_once()
