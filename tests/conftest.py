@@ -26,3 +26,7 @@ def superuser(django_user_model):
 def api(superuser) -> APIClient:
     """An API client acting as a superuser, through a DRF token."""
     return token_client(superuser)
+
+
+# Broker fixtures for every test package (queues, dispatch end to end, crash tests).
+from .brokers import kind, listener_process, make_config, providers, sqs_server  # noqa: E402, F401

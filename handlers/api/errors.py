@@ -110,7 +110,8 @@ def conductor_exception_handler(exc, context):
         request,
         exc.status_code,
         message,
-        retryable=exc.status_code in (429, 503),
+        # An error may know better than its status code (a task not scheduled *yet* is a 404 worth retrying).
+        retryable=getattr(exc, "retryable", exc.status_code in (429, 503)),
         validationErrors=[{"path": path, "message": msg} for path, msg in problems] if problems else None,
         error=getattr(exc, "error_code", None),
     )

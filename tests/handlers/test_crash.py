@@ -15,8 +15,7 @@ from handlers.models import ActionExecution, EventHandler
 from queues.models import ReceivedMessage
 from workflows.models import Workflow
 
-from ..queues.conftest import ROOT, wait_until
-from ..queues.conftest import test_database_url as database_url
+from ..brokers import ROOT, database_url, wait_until
 from ..workflows.conftest import one_task, register
 
 pytestmark = pytest.mark.django_db(transaction=True)

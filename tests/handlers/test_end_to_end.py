@@ -8,7 +8,7 @@ from queues.listener import Listener
 from queues.publish import publish
 from workflows.models import Task, Workflow
 
-from ..queues.conftest import KINDS
+from ..brokers import KINDS
 from ..workflows.conftest import ADDRESS, register, shipping_definition
 from .seeds import COMPLETE_DOCUSIGN, FAIL_DOCUSIGN, START_SHIPPING
 

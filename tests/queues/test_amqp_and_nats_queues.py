@@ -11,7 +11,7 @@ from django.conf import settings
 from queues.providers.amqp_options import parse_amqp_name
 from queues.providers.base import ProviderError
 
-from .conftest import make_spec, unique_name
+from ..brokers import make_spec, unique_name
 
 
 def test_it_reads_conductors_amqp_options_with_conductors_defaults():

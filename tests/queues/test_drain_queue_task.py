@@ -20,7 +20,7 @@ from queues.models import InternalMessage, ListenerHeartbeat, ReceivedMessage
 from queues.publish import publish
 from queues.tasks import drain_queue
 
-from .conftest import ROOT
+from ..brokers import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from django.db import connection
 from queues.models import InternalMessage
 from queues.providers.internal import InternalProvider
 
-from .conftest import make_spec
+from ..brokers import make_spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -172,7 +172,7 @@ def test_it_survives_the_database_being_down_when_reading_the_configs(make_confi
     thread = threading.Thread(target=listener.run, kwargs={"reload_seconds": 0.1})
     thread.start()
     try:
-        from .conftest import wait_until
+        from ..brokers import wait_until
 
         wait_until(lambda: ReceivedMessage.objects.filter(outcome=Outcome.ACKNOWLEDGED).exists(), what="the message")
     finally:

@@ -9,7 +9,7 @@ import pytest
 from queues.listener import Listener
 from queues.models import InternalMessage, ListenerHeartbeat, ReceivedMessage
 
-from .conftest import wait_until
+from ..brokers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Outcome = ReceivedMessage.Outcome

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .conftest import make_spec
+from ..brokers import make_spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

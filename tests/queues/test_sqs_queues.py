@@ -7,7 +7,7 @@ import pytest
 
 from queues.providers.base import ConfigurationError, ProviderError
 
-from .conftest import make_spec
+from ..brokers import make_spec
 
 
 @pytest.fixture

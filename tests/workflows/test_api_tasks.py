@@ -36,6 +36,7 @@ def test_it_refuses_a_second_completion_with_409(api, started):
 def test_it_answers_404_for_a_task_not_scheduled_yet(api, started):
     response = api.post(f"/api/tasks/{started}/ship_order_ref/COMPLETED/", {}, format="json")
     assert response.status_code == 404 and "yet" in response.json()["message"]
+    assert response.json()["retryable"] is True  # the task may still come: worth asking again
     assert api.post(f"/api/tasks/{started}/human_docusign_step_ref/DONE", {}, format="json").status_code == 400
 
 

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from workflows.event_task import UnknownSink, event_payload, resolve_sink
@@ -34,3 +36,25 @@ def test_it_builds_the_payload_from_the_task_input_and_the_workflow():
         "workflowVersion": 2, "correlationId": "order-7", "event_produced": "conductor:shipping_workflow:notify_ref",
     }
     assert task_input == {"orderId": 7, "address": {"city": "Oslo"}}
+
+
+@pytest.mark.django_db
+def test_an_event_task_publishes_to_the_internal_queue_and_completes():
+    from queues.models import InternalMessage
+    from workflows.engine import BuiltinEngine
+    from workflows.models import Task, Workflow
+
+    from .conftest import one_task, register
+
+    definition = register(one_task("EVENT", ref="notify_ref", sink="conductor",
+                                   inputParameters={"orderId": "${workflow.input.orderId}"}))
+    workflow_id = BuiltinEngine().start_workflow(definition.name, input={"orderId": 42}, correlation_id="c-9")
+    task = Task.objects.get(workflow_id=workflow_id)
+    assert task.status == "COMPLETED" and task.output["event_produced"] == f"conductor:{definition.name}:notify_ref"
+    message = InternalMessage.objects.get()
+    assert message.queue == f"{definition.name}:notify_ref" and message.message_id == task.id
+    assert json.loads(message.body) == {
+        "orderId": 42, "workflowInstanceId": workflow_id, "workflowType": definition.name, "workflowVersion": 1,
+        "correlationId": "c-9", "event_produced": f"conductor:{definition.name}:notify_ref",
+    }
+    assert Workflow.objects.get(pk=workflow_id).status == "COMPLETED"

@@ -43,6 +43,7 @@ class EngineProblem(exceptions.APIException):
     def __init__(self, error: EngineError):
         super().__init__(error.message)
         self.status_code = error.http_status
+        self.retryable = error.retryable
 
 
 def query_bool(request, name: str, default: bool) -> bool:

@@ -1,5 +1,5 @@
-"""Real brokers for the queue tests: moto's SQS server on loopback (started here), RabbitMQ and NATS
-JetStream as running on this machine (tests/services.sh), and the database queue."""
+"""Real brokers for the tests: moto's SQS server on loopback (started here), RabbitMQ and NATS JetStream
+as running on this machine (tests/services.sh), and the database queue."""
 
 import os
 import subprocess
@@ -14,7 +14,7 @@ from moto.server import ThreadedMotoServer
 from queues.models import QueueConfig
 from queues.providers.base import Provider, ProviderError, QueueSpec, provider_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 KINDS = ["conductor", "sqs", "amqp_queue", "amqp_exchange", "nats"]
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_REGION": "us-east-1"}
@@ -118,7 +118,7 @@ def make_config(providers):
     return make
 
 
-def test_database_url() -> str:
+def database_url() -> str:
     from django.db import connection
 
     db = connection.settings_dict
@@ -133,7 +133,7 @@ def listener_process():
     started: list[subprocess.Popen] = []
 
     def start(*args: str, slow: float | None = None) -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": test_database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
         if slow is None:
             command = [sys.executable, str(ROOT / "manage.py"), "listen_queues", *args]
         else:
