@@ -249,3 +249,8 @@ QUEUES_SCHEDULES = env_bool("QUEUES_SCHEDULES", True)
 QUEUES_DRAIN_SECONDS = env_int("QUEUES_DRAIN_SECONDS", 50, minimum=1)
 # pika logs every connection step at INFO.
 LOGGING["loggers"]["pika"] = {"level": "WARNING"}
+
+# --- handlers ---
+# JavaScript conditions: each evaluation's time limit and the V8 isolate's memory limit.
+CONDITION_TIME_LIMIT_SECONDS = env_int("CONDITION_TIME_LIMIT_MS", 1000, minimum=10) / 1000
+CONDITION_MEMORY_LIMIT_BYTES = env_int("CONDITION_MEMORY_LIMIT_MB", 64, minimum=16) * 1024 * 1024
