@@ -247,3 +247,9 @@ QUEUES_MAX_MESSAGE_BYTES = env_int("QUEUES_MAX_MESSAGE_BYTES", 256 * 1024, minim
 # django-q2: every enabled queue config gets a schedule draining it for at most this many seconds.
 QUEUES_SCHEDULES = env_bool("QUEUES_SCHEDULES", True)
 QUEUES_DRAIN_SECONDS = env_int("QUEUES_DRAIN_SECONDS", 50, minimum=1)
+
+# --- handlers: audit records ---
+# Received messages and finished executions older than this are deleted by a django-q2 schedule
+# (handlers.tasks.purge_old_records), which runs every RECORDS_PURGE_INTERVAL_MINUTES.
+RECORDS_RETENTION_DAYS = env_int("RECORDS_RETENTION_DAYS", 30, minimum=1)
+RECORDS_PURGE_INTERVAL_MINUTES = env_int("RECORDS_PURGE_INTERVAL_MINUTES", 60, minimum=1)

@@ -10,7 +10,8 @@ MAX_TEXT = 1040  # the longest event; no filter value is longer than a stored on
 
 
 def _text(help_text: str) -> serializers.CharField:
-    return serializers.CharField(required=False, max_length=MAX_TEXT, help_text=help_text)
+    # Blank is allowed and means "no filter", as an omitted parameter does (DRF reads `?x=` so anyway).
+    return serializers.CharField(required=False, allow_blank=True, max_length=MAX_TEXT, help_text=help_text)
 
 
 class TimeRangeFilter(serializers.Serializer):
@@ -25,6 +26,11 @@ class TimeRangeFilter(serializers.Serializer):
         return fields
 
     def validate(self, attrs: dict) -> dict:
+        # DRF takes `?to=` for an omitted optional field; an empty time is a mistake worth saying so.
+        blank = {name: "must be an ISO-8601 date-time, not empty" for name in ("from", "to")
+                 if self.initial_data.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
         if "from" in attrs and "to" in attrs and attrs["from"] > attrs["to"]:
             raise serializers.ValidationError({"to": "must not be before from"})
         return attrs
@@ -33,7 +39,7 @@ class TimeRangeFilter(serializers.Serializer):
 class ExecutionFilter(TimeRangeFilter):
     handler = _text("Handler name, exactly.")
     event = _text("Event, exactly, e.g. sqs:shipping_start.")
-    status = serializers.ChoiceField(choices=ExecutionStatus.choices, required=False)
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices, required=False, allow_blank=True)
     messageId = _text("Message id, exactly.")  # noqa: N815
     workflowId = _text("Workflow id, exactly.")  # noqa: N815
 
@@ -41,10 +47,11 @@ class ExecutionFilter(TimeRangeFilter):
 class MessageFilter(ExecutionFilter):
     handler = _text("Messages with an execution of this handler.")
     status = serializers.ChoiceField(
-        choices=ExecutionStatus.choices, required=False, help_text="Messages with an execution in this status."
+        choices=ExecutionStatus.choices, required=False, allow_blank=True,
+        help_text="Messages with an execution in this status.",
     )
     workflowId = _text("Messages with an execution on this workflow.")  # noqa: N815
-    outcome = serializers.ChoiceField(choices=ReceivedMessage.Outcome.choices, required=False)
+    outcome = serializers.ChoiceField(choices=ReceivedMessage.Outcome.choices, required=False, allow_blank=True)
 
 
 class ExecutionSerializer(serializers.ModelSerializer):

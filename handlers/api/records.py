@@ -11,7 +11,7 @@ on received messages; a dry-run, which runs and writes nothing, the view permiss
 
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -45,8 +45,23 @@ class RecordPagination(LimitOffsetPagination):
     default_limit = 50
     max_limit = 500
 
+    def get_limit(self, request) -> int:
+        return self._bounded(request, self.limit_query_param, 1, self.max_limit, self.default_limit)
+
     def get_offset(self, request) -> int:
-        return min(super().get_offset(request), MAX_OFFSET)
+        return self._bounded(request, self.offset_query_param, 0, MAX_OFFSET, 0)
+
+    @staticmethod
+    def _bounded(request, name: str, low: int, high: int, default: int) -> int:
+        # Strict where DRF falls back silently: a wrong page size is the client's mistake, said so.
+        raw = request.query_params.get(name)
+        if raw is None:
+            return default
+        field = serializers.IntegerField(min_value=low, max_value=high)
+        try:
+            return field.run_validation(raw)
+        except serializers.ValidationError as exc:
+            raise ConductorValidationError([(name, str(message)) for message in exc.detail]) from None
 
     def get_schema_operation_parameters(self, view) -> list:
         parameters = super().get_schema_operation_parameters(view)
@@ -70,19 +85,23 @@ def messages() -> QuerySet:
 def filter_executions(queryset: QuerySet, params: dict) -> QuerySet:
     fields = {"handler": "handler_name", "event": "event", "status": "status", "messageId": "message_id",
               "workflowId": "workflow_id", "from": "created_at__gte", "to": "created_at__lt"}
-    return queryset.filter(**{lookup: params[name] for name, lookup in fields.items() if name in params})
+    return queryset.filter(**_given(params, fields))
 
 
 def filter_messages(queryset: QuerySet, params: dict) -> QuerySet:
     own = {"event": "event", "outcome": "outcome", "messageId": "message_id", "from": "received_at__gte",
            "to": "received_at__lt"}
-    queryset = queryset.filter(**{lookup: params[name] for name, lookup in own.items() if name in params})
+    queryset = queryset.filter(**_given(params, own))
     through = {"handler": "handler_name", "status": "status", "workflowId": "workflow_id"}
-    wanted = {lookup: params[name] for name, lookup in through.items() if name in params}
+    wanted = _given(params, through)
     if wanted:
         # A subquery rather than a join: no duplicate rows, no DISTINCT over JSON columns.
         queryset = queryset.filter(pk__in=ActionExecution.objects.filter(**wanted).values("delivery_id"))
     return queryset
+
+
+def _given(params: dict, fields: dict) -> dict:
+    return {lookup: params[name] for name, lookup in fields.items() if params.get(name) not in (None, "")}
 
 
 class FilteredListView(generics.ListAPIView):

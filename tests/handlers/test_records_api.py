@@ -154,3 +154,11 @@ def test_dry_run_errors(api, records, django_user_model):
     nobody = token_client(make_user(django_user_model, "nobody"))
     assert nobody.post("/api/eventhub/handlers/dry-run", {"name": "gb_only", "payload": {}},
                        format="json").status_code == 403
+
+
+def test_page_bounds_are_checked(api):
+    for params in ({"limit": 0}, {"limit": 501}, {"offset": -1}, {"offset": 10**9 + 1}, {"limit": "ten"}):
+        response = api.get("/api/eventhub/messages", params)
+        assert response.status_code == 400, params
+        assert response.json()["validationErrors"][0]["path"] in params
+    assert api.get("/api/eventhub/messages", {"limit": 500, "offset": 10**9}).json()["results"] == []
