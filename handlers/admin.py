@@ -33,6 +33,7 @@ from .changes import delete_handler, restore_revision, save_handler
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
+from .replay import has_unstorable_text
 
 logger = logging.getLogger(__name__)
 
@@ -542,9 +543,12 @@ class DryRunForm(forms.Form):
 
     def clean_payload(self):
         try:
-            return json.loads(self.cleaned_data["payload"])
+            payload = json.loads(self.cleaned_data["payload"])
         except ValueError as exc:
             raise forms.ValidationError(f"Not JSON: {exc}") from None
+        if has_unstorable_text(payload):
+            raise forms.ValidationError("The JSON holds a NUL character or an unpaired surrogate.")
+        return payload
 
 
 def dry_run_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:

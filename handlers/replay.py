@@ -11,6 +11,7 @@ that never comes.
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,19 @@ from .models import ActionExecution, ExecutionStatus
 logger = logging.getLogger(__name__)
 Outcome = ReceivedMessage.Outcome
 MESSAGE_ID_LENGTH = 255
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def has_unstorable_text(value: Any) -> bool:
+    """Whether JSON holds text no database column or UTF-8 page can take: NUL or an unpaired surrogate
+    (`"\\ud800"` parses in Python, then fails on PostgreSQL and when a response is encoded)."""
+    if isinstance(value, str):
+        return bool(UNSTORABLE.search(value))
+    if isinstance(value, dict):
+        return any(has_unstorable_text(key) or has_unstorable_text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(has_unstorable_text(item) for item in value)
+    return False
 
 
 class ReplayError(ValueError):
@@ -60,6 +74,8 @@ def replay(record: ReceivedMessage, *, user, reason: str, payload: Any = None) -
         raise ReplayError("say why the message is replayed: a reason is required")
     if payload is None:
         payload = _stored_payload(record)
+    elif has_unstorable_text(payload):
+        raise ReplayError("the payload holds a NUL character or an unpaired surrogate, which cannot be stored")
     original = record.replay_of or record  # a replay of a replay still points at the message that came in
     config = config_for(original.event)
     with transaction.atomic():

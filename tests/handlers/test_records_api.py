@@ -162,3 +162,15 @@ def test_page_bounds_are_checked(api):
         assert response.status_code == 400, params
         assert response.json()["validationErrors"][0]["path"] in params
     assert api.get("/api/eventhub/messages", {"limit": 500, "offset": 10**9}).json()["results"] == []
+
+
+def test_json_that_cannot_be_stored_or_answered_is_a_400(api, records):
+    original = ReceivedMessage.objects.get(message_id="m-1")
+    for text in ('"\\udb70"', '"a\\u0000b"'):
+        dry = f'{{"name": "gb_only", "payload": {{"a": {text}}}}}'
+        response = api.post("/api/eventhub/handlers/dry-run", dry, content_type="application/json")
+        assert response.status_code == 400 and response.json()["validationErrors"][0]["path"] == "payload"
+        replay = f'{{"reason": "x", "payload": {{{text}: 1}}}}'
+        response = api.post(f"/api/eventhub/messages/{original.pk}/replay", replay, content_type="application/json")
+        assert response.status_code == 400
+    assert ReceivedMessage.objects.count() == 2

@@ -100,3 +100,10 @@ def test_an_unreadable_message_needs_an_edited_payload(shipping, superuser):
         replay_message(broken, user=superuser, reason="retry")
     fixed = replay_message(broken, user=superuser, reason="fixed", payload=json.loads('{"customer": {}}'))
     assert fixed.executions.get().status == "COMPLETED"
+
+
+def test_a_payload_that_cannot_be_stored_is_refused(original, superuser):
+    for bad in ({"a": "nul\x00"}, {"\udb70": 1}):
+        with pytest.raises(ReplayError, match="cannot be stored"):
+            replay_message(original, user=superuser, reason="edited", payload=bad)
+    assert ReceivedMessage.objects.count() == 1
