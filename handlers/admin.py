@@ -459,6 +459,10 @@ def workflow_link(workflow_id: str) -> str:
 class QueueFilter(admin.RelatedFieldListFilter):
     """Executions by the queue config their message came from."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "queue"
+
 
 @admin.register(ActionExecution)
 class ActionExecutionAdmin(admin.ModelAdmin):

@@ -36,6 +36,8 @@ def _headline(record: ReceivedMessage, executions: list[ActionExecution]) -> str
         return "Nothing yet: it was returned for redelivery after a transient failure."
     if not executions:
         return "It did nothing: no handler ran for it."
+    if all(e.duplicate_of_id for e in executions):
+        return "It did nothing new: it was delivered again after it had been processed."
     return "It did nothing: see each handler below."
 
 
@@ -88,6 +90,8 @@ def _execution_line(execution: ActionExecution) -> str:
 
 
 def _what(execution: ActionExecution) -> str:
+    if execution.index == HANDLER_LEVEL:
+        return f"{execution.handler_name}, its condition"
     return f"{execution.handler_name}, action {execution.index} ({execution.action})"
 
 

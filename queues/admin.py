@@ -269,9 +269,14 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     inlines = (ExecutionInline,)
     actions = ("replay_selected",)
-    fields = ("why", "message_id", "event", "config", "outcome", "detail", "delivery_count", "received_at",
-              "pretty_payload", "raw_body", "replay_of_link", "replayed_by", "replay_reason", "replays_list")
-    readonly_fields = fields
+    fieldsets = (
+        ("Why did this message do nothing?", {"fields": ("why",)}),
+        (None, {"fields": ("message_id", "event", "config", "outcome", "detail", "delivery_count", "received_at",
+                           "pretty_payload", "raw_body")}),
+        ("Replay", {"fields": ("replay_of_link", "replayed_by", "replay_reason", "replays_list")}),
+    )
+    readonly_fields = ("why", "message_id", "event", "config", "outcome", "detail", "delivery_count", "received_at",
+                       "pretty_payload", "raw_body", "replay_of_link", "replayed_by", "replay_reason", "replays_list")
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # the audit record goes only through retention
@@ -306,13 +311,14 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
         rows = [(_change_url(r), r.message_id) for r in obj.replays.only("pk", "message_id").order_by("id")]
         return format_html_join(", ", '<a href="{}">{}</a>', rows) if rows else "none"
 
-    @admin.display(description="why did this message do nothing?")
+    @admin.display(description="what happened")
     def why(self, obj: ReceivedMessage) -> str:
         from handlers.explain import explain
 
         explanation = explain(obj)
         items = format_html_join("", "<li>{}</li>", ((line,) for line in explanation.lines))
-        return format_html('<div class="why"><strong>{}</strong><ul>{}</ul></div>', explanation.headline, items)
+        return format_html('<div class="why"><strong>{}</strong><ul style="margin: 0.5em 0 0; padding-left: 1.2em">{}'
+                           "</ul></div>", explanation.headline, items)
 
     @admin.action(description="Replay the selected messages through the current handlers", permissions=["replay"])
     def replay_selected(self, request, queryset):

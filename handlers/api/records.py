@@ -110,7 +110,11 @@ class FilteredListView(generics.ListAPIView):
     apply_filters: staticmethod
 
     def get_queryset(self) -> QuerySet:
-        params = self.filter_serializer(data=self.request.query_params)
+        query = self.request.query_params
+        repeated = [(name, "is given more than once") for name in query if len(query.getlist(name)) > 1]
+        if repeated:
+            raise ConductorValidationError(repeated)  # which one was meant? say so rather than guess
+        params = self.filter_serializer(data=query)
         params.is_valid(raise_exception=True)
         return type(self).apply_filters(self.queryset.all(), params.validated_data)
 

@@ -162,6 +162,8 @@ def test_page_bounds_are_checked(api):
         assert response.status_code == 400, params
         assert response.json()["validationErrors"][0]["path"] in params
     assert api.get("/api/eventhub/messages", {"limit": 500, "offset": 10**9}).json()["results"] == []
+    repeated = api.get("/api/eventhub/executions?offset=1&offset=2&status=FAILED")
+    assert repeated.status_code == 400 and repeated.json()["validationErrors"][0]["path"] == "offset"
 
 
 def test_json_that_cannot_be_stored_or_answered_is_a_400(api, records):
