@@ -254,3 +254,7 @@ LOGGING["loggers"]["pika"] = {"level": "WARNING"}
 # JavaScript conditions: each evaluation's time limit and the V8 isolate's memory limit.
 CONDITION_TIME_LIMIT_SECONDS = env_int("CONDITION_TIME_LIMIT_MS", 1000, minimum=10) / 1000
 CONDITION_MEMORY_LIMIT_BYTES = env_int("CONDITION_MEMORY_LIMIT_MB", 64, minimum=16) * 1024 * 1024
+# Received messages and finished executions older than this are deleted by a django-q2 schedule
+# (handlers.tasks.purge_old_records), which runs every RECORDS_PURGE_INTERVAL_MINUTES.
+RECORDS_RETENTION_DAYS = env_int("RECORDS_RETENTION_DAYS", 30, minimum=1)
+RECORDS_PURGE_INTERVAL_MINUTES = env_int("RECORDS_PURGE_INTERVAL_MINUTES", 60, minimum=1)
