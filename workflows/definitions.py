@@ -69,8 +69,9 @@ def definition_problems(data: Any) -> Problems:
     elif not NAME_PATTERN.match(name):
         problems.append(("name", "may hold only letters, digits and _ - . :"))
     version = data.get("version", 1)
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-        problems.append(("version", "must be a whole number of 1 or more"))
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)
+                                or not 1 <= version <= MAX_VERSION):
+        problems.append(("version", f"must be a whole number from 1 to {MAX_VERSION}"))
     inputs = data.get("inputParameters")
     if inputs is not None and (not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs)):
         problems.append(("inputParameters", "must be a list of input names"))
@@ -80,6 +81,9 @@ def definition_problems(data: Any) -> Problems:
         problems.append(("description", "must be a string"))
     problems.extend(_tasks_problems(data.get("tasks")))
     return problems
+
+
+MAX_VERSION = 2**31 - 1  # the database column is a 32-bit integer
 
 
 def _tasks_problems(tasks: Any) -> Problems:

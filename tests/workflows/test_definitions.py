@@ -43,7 +43,7 @@ def test_it_reports_every_problem_at_once_with_its_path():
     }
     problems = problems_of(data)
     assert "name: may hold only letters, digits and _ - . :" in problems
-    assert "version: must be a whole number of 1 or more" in problems
+    assert "version: must be a whole number from 1 to 2147483647" in problems
     assert "outputParameters: must be a JSON object" in problems
     assert any(p.startswith("tasks[0].type: unknown task type 'LAMBDA'") for p in problems)
     assert "tasks[1].taskReferenceName: 'same' is used by an earlier task" in problems
@@ -90,3 +90,8 @@ def test_it_reports_a_reference_name_that_is_not_text_instead_of_crashing():
     data = shipping_definition()
     data["tasks"][0]["taskReferenceName"] = {"not": "text"}
     assert "tasks[0].taskReferenceName: is required" in problems_of(data)
+
+
+def test_it_refuses_a_version_the_database_cannot_hold():
+    assert "version: must be a whole number from 1 to 2147483647" in problems_of({**shipping_definition(),
+                                                                                   "version": 2**31})

@@ -23,7 +23,8 @@ class WorkflowTaskSerializer(serializers.Serializer):
 
 class WorkflowDefSerializer(serializers.Serializer):
     name = serializers.RegexField(NAME_PATTERN.pattern, help_text="e.g. shipping_workflow")
-    version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1, help_text="Default 1.")
+    version = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1,
+                                       help_text="Omitted or null: 1.")
     description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     tasks = serializers.ListField(child=WorkflowTaskSerializer(), min_length=1)
     inputParameters = serializers.ListField(child=serializers.CharField(allow_blank=True), required=False,
