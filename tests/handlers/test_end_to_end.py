@@ -33,7 +33,7 @@ def consume_until(listener: Listener, done, attempts: int = 30):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_the_documented_scenario_runs_on_every_broker(kind, make_config):
+def test_the_documented_scenario_runs_on_every_broker(kind, make_config, api, client, superuser):
     register(shipping_definition())
     start, completed, failed, picky, broken = (make_config(kind) for _ in range(5))
     handler(START_SHIPPING, event=start.event)
@@ -69,3 +69,14 @@ def test_the_documented_scenario_runs_on_every_broker(kind, make_config):
     assert failure.status == "FAILED" and "no_such_workflow" in failure.error
     assert Workflow.objects.count() == 2
     listener.close()
+
+    # Every message and execution can be read back over the API and found in the admin.
+    executions = ActionExecution.objects.filter(duplicate_of=None)
+    listed = api.get("/api/eventhub/executions", {"limit": 100}).json()["results"]
+    assert {e["id"] for e in listed} == set(executions.values_list("id", flat=True))
+    messages = api.get("/api/eventhub/messages", {"event": start.event}).json()["results"]
+    assert {m["messageId"] for m in messages} == {"order-1", "order-2"}
+    client.force_login(superuser)
+    page = client.get("/admin/handlers/actionexecution/", {"q": "order-1"})
+    assert page.status_code == 200 and "order-1" in page.content.decode()
+    assert client.get(f"/admin/queues/receivedmessage/{failure.delivery_id}/change/").status_code == 200

@@ -213,3 +213,14 @@ def test_it_answers_json_even_when_the_client_asks_for_text(api):
     response = api.get("/api/event", HTTP_ACCEPT="text/plain")
     assert response.status_code == 200
     assert response.json()[0]["name"] == "start_shipping_workflow"
+
+
+def test_creating_a_handler_gives_its_queue_a_config_with_the_defaults(api, settings):
+    from queues.models import QueueConfig
+
+    post(api, START_SHIPPING)
+    config = QueueConfig.objects.get(event="sqs:shipping_start")
+    assert (config.kind, config.name, config.enabled) == ("sqs", "shipping_start", True)
+    assert config.max_deliveries == settings.QUEUES_DEFAULTS["max_deliveries"]
+    post(api, {**START_SHIPPING, "name": "second_on_same_queue"})
+    assert QueueConfig.objects.filter(event="sqs:shipping_start").count() == 1
