@@ -1,6 +1,7 @@
 """Workflow A's EVENT task publishes through the outbox and the relay; a handler hears it on a real broker
 and starts workflow B with values from A's payload. The records link B back to A's EVENT task."""
 
+import json
 import uuid
 
 import pytest
@@ -117,3 +118,34 @@ def test_an_async_event_task_waits_until_workflow_bs_handler_completes_it(make_c
     completion = ActionExecution.objects.get(message_id=reply_task.id)
     assert completion.action == "complete_task" and completion.output["taskId"] == notify.id
     assert notify.trigger["messageId"] == reply_task.id
+
+
+@pytest.mark.parametrize("kind", ["sqs", "amqp_queue"])
+def test_a_relay_dying_between_publishing_and_marking_sent_yields_a_duplicate_that_runs_nothing_twice(
+        kind, make_config, providers):
+    from django.utils import timezone
+
+    from queues.outbox import claim
+
+    b = register(one_task("HUMAN", ref="review_ref"))
+    config = make_config(kind)
+    a = register(one_task("EVENT", ref="notify_ref", sink=config.event,
+                          inputParameters={"orderId": "${workflow.input.orderId}"}))
+    handler(config.event, [start_b(b.name)])
+    a_id = BuiltinEngine().start_workflow(a.name, input={"orderId": 5})
+    task_id = Task.objects.get(workflow_id=a_id).id
+
+    # The first relay claims the row and publishes it, then dies before marking it SENT...
+    (row,) = claim(10)
+    providers(config.spec()).publish(json.dumps(row.payload), message_id=row.message_id)
+    OutboxMessage.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())  # ...and its claim runs out.
+
+    listener = Listener()
+    consume_until(listener, lambda: OutboxMessage.objects.filter(pk=row.pk, status="SENT").exists() and
+                  ActionExecution.objects.exclude(duplicate_of=None).exists())
+    listener.close()
+    assert OutboxMessage.objects.get(pk=row.pk).attempts == 2  # published twice, same message id
+    assert Workflow.objects.filter(name=b.name).count() == 1
+    original = ActionExecution.objects.get(message_id=task_id, duplicate_of=None)
+    duplicate = ActionExecution.objects.exclude(duplicate_of=None).get()
+    assert duplicate.duplicate_of == original and duplicate.message_id == task_id
