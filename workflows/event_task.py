@@ -8,11 +8,14 @@ Handing over means writing the message to the outbox (`queues.outbox.enqueue`) i
 as the task's state change: both commit together or neither does, and the relay publishes it afterwards.
 """
 
+import re
 from typing import Any
 
 from queues.kinds import UnknownQueueKind, split_event
 
 from .params import substitute
+
+PLACEHOLDER = re.compile(r"(?<!\$)\$\{[^${}]*\}")  # an innermost `${...}`, not the escaped `$${...}`
 
 
 class UnknownSink(ValueError):
@@ -23,6 +26,10 @@ def resolve_sink(sink: Any, workflow_name: str, task_ref: str, context: dict | N
     """The event string an EVENT task publishes to. Raises UnknownSink naming the sink."""
     written = sink
     if context is not None and isinstance(sink, str) and "${" in sink:
+        for placeholder in PLACEHOLDER.findall(sink):
+            # A missing value would turn into the text "null": a queue nobody meant.
+            if substitute(placeholder, context) is None:
+                raise UnknownSink(f"EVENT task sink {sink!r}: {placeholder} resolved to null")
         sink = substitute(sink, context)
         if not isinstance(sink, str):
             raise UnknownSink(f"EVENT task sink {written!r} resolved to {sink!r}, not an event string")
