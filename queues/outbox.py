@@ -104,8 +104,12 @@ def send(event: str, payload: Any, *, message_id: str | None = None, source: str
         row = _write(event, payload, message_id, source)
     if row is not None:
         claimed = _claim_rows([row.pk], timezone.now())
-        if claimed:
-            _Relay().deliver(claimed[0])
+        relay = _Relay()
+        try:
+            for item in claimed:
+                relay.deliver(item)
+        finally:
+            relay.close()
         row.refresh_from_db()
     return Sent(message_id, row)
 

@@ -1,6 +1,7 @@
 """The relay (inside a real `listen_queues` process) is killed with SIGKILL again and again while 1,000
 EVENT tasks hand their messages over: every message arrives, and each workflow B starts exactly once."""
 
+import logging
 import os
 import random
 import signal
@@ -11,7 +12,7 @@ import time
 import pytest
 
 from handlers.models import ActionExecution
-from queues.models import OutboxMessage
+from queues.models import OutboxMessage, QuarantinedMessage
 from workflows.engine import BuiltinEngine
 from workflows.models import Task, Workflow
 
@@ -87,3 +88,12 @@ def test_a_relay_killed_repeatedly_loses_no_message_and_starts_each_workflow_onc
     assert sorted(w.input["orderId"] for w in started) == list(range(MESSAGES))
     originals = ActionExecution.objects.filter(duplicate_of=None)
     assert originals.count() == MESSAGES and set(originals.values_list("status", flat=True)) == {"COMPLETED"}
+    # Republished copies (a relay killed between publishing and marking) ran nothing: each one is a
+    # SKIPPED record pointing at the original of its own message id.
+    for duplicate in ActionExecution.objects.exclude(duplicate_of=None).select_related("duplicate_of"):
+        assert duplicate.status == "SKIPPED" and duplicate.duplicate_of.message_id == duplicate.message_id
+    assert not QuarantinedMessage.objects.exists()
+    logging.getLogger(__name__).info(
+        "outbox kill test: %d publish attempts for %d messages, %d duplicate deliveries suppressed",
+        sum(OutboxMessage.objects.values_list("attempts", flat=True)), MESSAGES,
+        ActionExecution.objects.exclude(duplicate_of=None).count())
