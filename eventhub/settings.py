@@ -250,6 +250,15 @@ QUEUES_DRAIN_SECONDS = env_int("QUEUES_DRAIN_SECONDS", 50, minimum=1)
 # pika logs every connection step at INFO.
 LOGGING["loggers"]["pika"] = {"level": "WARNING"}
 
+# --- handlers ---
+# JavaScript conditions: each evaluation's time limit and the V8 isolate's memory limit.
+CONDITION_TIME_LIMIT_SECONDS = env_int("CONDITION_TIME_LIMIT_MS", 1000, minimum=10) / 1000
+CONDITION_MEMORY_LIMIT_BYTES = env_int("CONDITION_MEMORY_LIMIT_MB", 64, minimum=16) * 1024 * 1024
+# Received messages and finished executions older than this are deleted by a django-q2 schedule
+# (handlers.tasks.purge_old_records), which runs every RECORDS_PURGE_INTERVAL_MINUTES.
+RECORDS_RETENTION_DAYS = env_int("RECORDS_RETENTION_DAYS", 30, minimum=1)
+RECORDS_PURGE_INTERVAL_MINUTES = env_int("RECORDS_PURGE_INTERVAL_MINUTES", 60, minimum=1)
+
 # --- outbox ---
 # Outgoing messages (EVENT tasks, the publish API) go through queues.OutboxMessage; a relay publishes them.
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 100, minimum=1)  # rows one relay step claims

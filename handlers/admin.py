@@ -10,6 +10,8 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
@@ -28,8 +30,10 @@ from django.utils.safestring import SafeString, mark_safe
 from queues.kinds import KINDS
 
 from .changes import delete_handler, restore_revision, save_handler
+from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
-from .models import ApiKey, EventHandler, HandlerRevision
+from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
+from .replay import has_unstorable_text
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +216,9 @@ class EventHandlerAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         import_view = self.admin_site.admin_view(self.import_view)
-        return [path("import/", import_view, name="handlers_eventhandler_import"), *super().get_urls()]
+        dry_run = self.admin_site.admin_view(lambda request, object_id: dry_run_view(self, request, object_id))
+        return [path("import/", import_view, name="handlers_eventhandler_import"),
+                path("<path:object_id>/dry-run/", dry_run, name="handlers_eventhandler_dry_run"), *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "can_import": self.has_import_permission(request)}
@@ -435,3 +441,138 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if already:
             message += f"; {already} {'was' if already == 1 else 'were'} already revoked"
         self.message_user(request, message + ".", messages.SUCCESS if revoked else messages.INFO)
+
+
+# Executions: the audit record, read-only ------------------------------------------------------
+
+
+def workflow_link(workflow_id: str) -> str:
+    """A link to the workflow in the admin when the built-in runtime holds it; its id otherwise."""
+    if not workflow_id:
+        return "—"
+    if settings.WORKFLOW_ENGINE != "builtin":
+        return workflow_id
+    url = reverse("admin:workflows_workflow_change", args=[workflow_id])
+    return format_html('<a href="{}">{}</a>', url, workflow_id)
+
+
+class QueueFilter(admin.RelatedFieldListFilter):
+    """Executions by the queue config their message came from."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "queue"
+
+
+@admin.register(ActionExecution)
+class ActionExecutionAdmin(admin.ModelAdmin):
+    list_display = ("execution_id", "handler_link", "action_shown", "status", "workflow", "event", "created_at")
+    list_filter = ("status", "event", "handler_name", ("delivery__config", QueueFilter), ("created_at",
+                   admin.DateFieldListFilter))
+    search_fields = ("=message_id", "=workflow_id", "=execution_id")
+    search_help_text = "Search by message id, workflow id or execution id (exact)."
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # a COUNT(*) over the whole audit table on every page is not worth it
+    fields = ("execution_id", "message", "event", "handler_link", "revision_link", "index", "action", "status",
+              "condition_value", "reason", "error", "retryable", "attempts", "workflow", "duplicate_link",
+              "input_json", "output_json", "started_at", "finished_at", "duration", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="handler", ordering="handler_name")
+    def handler_link(self, obj: ActionExecution) -> str:
+        if obj.handler_id is None:
+            return format_html("{} <em>(deleted)</em>", obj.handler_name)
+        url = reverse("admin:handlers_eventhandler_change", args=[obj.handler_id])
+        return format_html('<a href="{}">{}</a>', url, obj.handler_name)
+
+    @admin.display(description="action", ordering="index")
+    def action_shown(self, obj: ActionExecution) -> str:
+        return "condition" if obj.index == HANDLER_LEVEL else f"{obj.index}: {obj.action}"
+
+    @admin.display(description="workflow", ordering="workflow_id")
+    def workflow(self, obj: ActionExecution) -> str:
+        return workflow_link(obj.workflow_id)
+
+    @admin.display(description="message")
+    def message(self, obj: ActionExecution) -> str:
+        if obj.delivery_id is None:
+            return obj.message_id
+        url = reverse("admin:queues_receivedmessage_change", args=[obj.delivery_id])
+        return format_html('<a href="{}">{}</a>', url, obj.message_id)
+
+    @admin.display(description="handler revision")
+    def revision_link(self, obj: ActionExecution) -> str:
+        if obj.revision_id is None:
+            return "—"
+        return format_html('<a href="{}">revision {}</a>', admin_url(obj.revision), obj.revision.number)
+
+    @admin.display(description="duplicate of")
+    def duplicate_link(self, obj: ActionExecution) -> str:
+        if obj.duplicate_of_id is None:
+            return "—"
+        return format_html('<a href="{}">{}</a>', admin_url(obj.duplicate_of), obj.duplicate_of.execution_id)
+
+    @admin.display(description="resolved input")
+    def input_json(self, obj: ActionExecution) -> SafeString:
+        return json_block(obj.input)
+
+    @admin.display(description="output")
+    def output_json(self, obj: ActionExecution) -> SafeString:
+        return json_block(obj.output)
+
+    @admin.display(description="duration")
+    def duration(self, obj: ActionExecution) -> str:
+        return f"{obj.duration_ms:.1f} ms" if obj.duration_ms is not None else "—"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# Dry-run page of a handler ---------------------------------------------------------------------
+
+
+class DryRunForm(forms.Form):
+    payload = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 14, "cols": 90, "style": CODE_STYLE}),
+        help_text='The sample message as JSON, e.g. <code>{"workflowInstanceId": "…"}</code>.',
+    )
+    message_id = forms.CharField(required=False, max_length=255, initial=DRY_RUN_MESSAGE_ID,
+                                 help_text="Put in conductor.event.messageId.")
+
+    def clean_payload(self):
+        try:
+            payload = json.loads(self.cleaned_data["payload"])
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc}") from None
+        if has_unstorable_text(payload):
+            raise forms.ValidationError("The JSON holds a NUL character or an unpaired surrogate.")
+        return payload
+
+
+def dry_run_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
+    handler = model_admin.get_object(request, unquote(object_id))
+    if handler is None:
+        raise Http404("No such event handler.")
+    if not model_admin.has_view_permission(request, handler):
+        raise PermissionDenied
+    form = DryRunForm(request.POST or None)
+    result = None
+    if request.method == "POST" and form.is_valid():
+        result = dry_run(handler, form.cleaned_data["payload"],
+                         message_id=form.cleaned_data["message_id"] or DRY_RUN_MESSAGE_ID)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "original": handler,
+        "title": f"Dry-run {handler.name}",
+        "form": form,
+        "result": result,
+        "actions_shown": [(a, json_block(a.input)) for a in result.actions] if result else [],
+    }
+    return TemplateResponse(request, "admin/handlers/eventhandler/dry_run.html", context)

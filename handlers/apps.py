@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class HandlersConfig(AppConfig):
@@ -7,3 +8,7 @@ class HandlersConfig(AppConfig):
 
     def ready(self) -> None:
         from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from .tasks import sync_schedules
+
+        # After migrate (and flush), when django_q's tables exist; synced by name, so it is idempotent.
+        post_migrate.connect(sync_schedules, sender=self, dispatch_uid="handlers.sync_schedules")

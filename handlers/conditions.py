@@ -135,9 +135,7 @@ def compile_problem(condition: str, evaluator_type: str | None) -> str | None:
 
 
 def _limits() -> tuple[float, int]:
-    seconds = getattr(settings, "CONDITION_TIME_LIMIT_SECONDS", 1.0)
-    memory = getattr(settings, "CONDITION_MEMORY_LIMIT_BYTES", 64 * 1024 * 1024)
-    return seconds, memory
+    return settings.CONDITION_TIME_LIMIT_SECONDS, settings.CONDITION_MEMORY_LIMIT_BYTES
 
 
 def _call(conditions: list[str], payloads: list[Any]) -> list[list[ConditionResult]]:

@@ -245,6 +245,15 @@ class ReceivedMessage(models.Model):
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RECEIVED)
     detail = models.TextField(blank=True, help_text="Why the outcome is what it is (errors, reasons).")
+    # A replay is a delivery made by a person, not a broker: it points at the message it replays.
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays",
+        help_text="The received message this delivery replays.",
+    )
+    replayed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    replay_reason = models.TextField(blank=True, help_text="Why it was replayed, in the words of who did it.")
 
     class Meta:
         ordering = ["-received_at", "-id"]

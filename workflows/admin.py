@@ -1,9 +1,11 @@
 """The ops console for workflows: definitions edited as JSON, instances and tasks read-only with actions."""
 
 import json
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
 
 from . import runtime
@@ -100,7 +102,7 @@ class WorkflowAdmin(ReadOnlyAdmin):
     inlines = [TaskInline]
     actions = ["terminate"]
     readonly_fields = ["id", "name", "version", "status", "correlation_id", "idempotency_key",
-                       "reason_for_incompletion", "trigger_shown", "input_shown", "variables_shown",
+                       "reason_for_incompletion", "trigger_shown", "event_trail", "input_shown", "variables_shown",
                        "output_shown", "created_at", "ended_at"]
     fields = readonly_fields
 
@@ -119,6 +121,18 @@ class WorkflowAdmin(ReadOnlyAdmin):
     @admin.display(description="started by")
     def trigger_shown(self, obj: Workflow) -> str:
         return pretty(obj.trigger) if obj.trigger else "-"
+
+    @admin.display(description="event trail")
+    def event_trail(self, obj: Workflow) -> str:
+        """Links to the message that started it and every event execution that acted on it (by search, so this
+        app needs nothing from the handlers app)."""
+        executions = reverse("admin:handlers_actionexecution_changelist") + "?" + urlencode({"q": obj.id})
+        links = format_html('<a href="{}">event executions on this workflow</a>', executions)
+        message_id = (obj.trigger or {}).get("messageId")
+        if message_id:
+            received = reverse("admin:queues_receivedmessage_changelist") + "?" + urlencode({"q": message_id})
+            links = format_html('<a href="{}">message {}</a> · {}', received, message_id, links)
+        return links
 
     @admin.action(description="Terminate the selected running workflows", permissions=["terminate"])
     def terminate(self, request, queryset) -> None:

@@ -94,7 +94,9 @@ def _tasks_problems(tasks: Any) -> Problems:
             continue
         problems.extend((f"{path}.{key}", message) for key, message in task_problems(task))
         ref = task.get("taskReferenceName")
-        if isinstance(ref, str) and ref in seen:
+        if not isinstance(ref, str):
+            continue  # task_problems reported it
+        if ref in seen:
             problems.append((f"{path}.taskReferenceName", f"{ref!r} is used by an earlier task"))
         seen.add(ref)
     return problems

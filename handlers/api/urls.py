@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import views
+from . import records, views
 
 # Every route matches with and without a trailing slash: nothing redirects (see APPEND_SLASH).
 # The event in /event/{event} may hold slashes (an SQS URL), so the key takes the rest of the path.
@@ -8,4 +8,11 @@ urlpatterns = [
     re_path(r"^event/?$", views.EventHandlersView.as_view(), name="event-handlers"),
     re_path(r"^event/(?P<key>[\s\S]+?)/?$", views.EventHandlerView.as_view(), name="event-handler"),
     re_path(r"^token/?$", views.TokenView.as_view(), name="api-token"),
+    # Eventhub's own (ours): records, replay and dry-run, under a prefix Conductor does not use.
+    re_path(r"^eventhub/executions/?$", records.ExecutionListView.as_view(), name="eventhub-executions"),
+    re_path(r"^eventhub/executions/(?P<id>[0-9]+)/?$", records.ExecutionView.as_view(), name="eventhub-execution"),
+    re_path(r"^eventhub/messages/?$", records.MessageListView.as_view(), name="eventhub-messages"),
+    re_path(r"^eventhub/messages/(?P<id>[0-9]+)/?$", records.MessageView.as_view(), name="eventhub-message"),
+    re_path(r"^eventhub/messages/(?P<id>[0-9]+)/replay/?$", records.ReplayView.as_view(), name="eventhub-replay"),
+    re_path(r"^eventhub/handlers/dry-run/?$", records.DryRunView.as_view(), name="eventhub-dry-run"),
 ]

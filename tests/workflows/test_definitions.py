@@ -84,3 +84,9 @@ def test_it_reads_until_timestamps_as_utc_unless_zoned():
     assert parse_until("2026-01-31T10:00:00+02:00") == dt.datetime(2026, 1, 31, 8, 0, tzinfo=dt.UTC)
     with pytest.raises(ValueError):
         parse_until("tomorrow")
+
+
+def test_it_reports_a_reference_name_that_is_not_text_instead_of_crashing():
+    data = shipping_definition()
+    data["tasks"][0]["taskReferenceName"] = {"not": "text"}
+    assert "tasks[0].taskReferenceName: is required" in problems_of(data)

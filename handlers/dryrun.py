@@ -1,0 +1,84 @@
+"""Dry-run: what a handler would do with a sample payload, computed exactly as dispatch does, with
+nothing executed and nothing written.
+
+The condition goes through `conditions.evaluate` on the payload with inline JSON expanded; each action
+is substituted like `dispatch._run_action` does, and gets the `conductor.event.*` keys the action kind
+adds when it runs (workflow input for start_workflow, task output for complete_task / fail_task).
+"""
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from workflows.params import substitute
+
+from .actions import ACTION_KINDS, ActionContext
+from .conditions import ConditionResult, evaluate
+from .models import EventHandler
+from .payload import expand_inline_json
+
+DRY_RUN_MESSAGE_ID = "dry-run"
+# Where each action kind adds the event keys when it runs (see handlers.actions).
+EVENT_KEYS_GO_TO = {"start_workflow": "input", "complete_task": "output", "fail_task": "output"}
+
+
+@dataclass(frozen=True)
+class ResolvedAction:
+    index: int
+    action: str
+    expandInlineJSON: bool  # noqa: N815 - Conductor's name, as the API returns it
+    input: Any
+    wouldRun: bool  # noqa: N815
+
+
+@dataclass(frozen=True)
+class DryRun:
+    handler: str
+    event: str
+    active: bool
+    condition: str | None
+    evaluatorType: str | None  # noqa: N815
+    matched: bool
+    value: str
+    error: str | None
+    actions: list[ResolvedAction]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def dry_run(handler: EventHandler, payload: Any, *, message_id: str = DRY_RUN_MESSAGE_ID) -> DryRun:
+    """The condition's result and each action's resolved input for `payload`; runs nothing."""
+    result: ConditionResult = evaluate(handler.condition, handler.evaluator_type, expand_inline_json(payload))
+    context = ActionContext(message_id, handler.event, "", handler.name)
+    actions = [
+        resolve_action(action, index, payload, context, would_run=result.matched)
+        for index, action in enumerate(handler.actions if isinstance(handler.actions, list) else [])
+    ]
+    return DryRun(
+        handler=handler.name, event=handler.event, active=handler.active, condition=handler.condition,
+        evaluatorType=handler.evaluator_type, matched=result.matched, value=result.value, error=result.error,
+        actions=actions,
+    )
+
+
+def resolve_action(
+    action: dict, index: int, payload: Any, context: ActionContext, *, would_run: bool
+) -> ResolvedAction:
+    kind_name = action.get("action", "")
+    expand = bool(action.get("expandInlineJSON"))
+    source = expand_inline_json(payload) if expand else payload
+    body = substitute(copy.deepcopy(action.get(kind_name)), source)
+    target = EVENT_KEYS_GO_TO.get(kind_name) if kind_name in ACTION_KINDS else None
+    if target and isinstance(body, dict):
+        current = body.get(target)
+        if kind_name != "start_workflow":
+            # Task actions accept `input` as a synonym of `output` and merge them, as they do when run.
+            current = {**_as_dict(body.get("input")), **_as_dict(current)}
+            body.pop("input", None)
+        body[target] = {**_as_dict(current), **context.event_keys}
+    return ResolvedAction(index, kind_name, expand, body, would_run)
+
+
+def _as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,126 @@
+"""Replay: run a stored message through the current handlers again, as a new delivery.
+
+A replay is a delivery made by a person: it gets its own message id, `<original id>:replay:<n>`, so
+dispatch's duplicate suppression (which keys on the message id) runs it instead of recording it as a
+duplicate of the original, and its record says which message it replays, who asked and why.
+
+No broker is involved, so nothing can be redelivered: an action that fails transiently during a replay
+is recorded FAILED at once (replay again later), rather than left IN_PROGRESS waiting for a redelivery
+that never comes.
+"""
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from queues.configs import config_for
+from queues.models import ReceivedMessage
+from queues.providers.base import Decision, Message
+
+from .dispatch import dispatch_batch
+from .models import ActionExecution, ExecutionStatus
+
+logger = logging.getLogger(__name__)
+Outcome = ReceivedMessage.Outcome
+MESSAGE_ID_LENGTH = 255
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def has_unstorable_text(value: Any) -> bool:
+    """Whether JSON holds text no database column or UTF-8 page can take: NUL or an unpaired surrogate
+    (`"\\ud800"` parses in Python, then fails on PostgreSQL and when a response is encoded)."""
+    if isinstance(value, str):
+        return bool(UNSTORABLE.search(value))
+    if isinstance(value, dict):
+        return any(has_unstorable_text(key) or has_unstorable_text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(has_unstorable_text(item) for item in value)
+    return False
+
+
+class ReplayError(ValueError):
+    """The message cannot be replayed as asked (no JSON payload, no reason)."""
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    record: ReceivedMessage
+    decision: Decision
+
+    @property
+    def summary(self) -> str:
+        """One sentence for the person who replayed it."""
+        executions = list(self.record.executions.order_by("handler_name", "index"))
+        if not executions:
+            return f"Replayed as {self.record.message_id}: {self.record.detail or 'nothing ran'}."
+        parts = ", ".join(f"{e.handler_name}[{e.index}] {e.status}" for e in executions)
+        return f"Replayed as {self.record.message_id}: {parts}."
+
+
+def replay_message(record: ReceivedMessage, *, user, reason: str, payload: Any = None) -> ReceivedMessage:
+    """Dispatch `record`'s message (or `payload` instead) again; returns the replay's own record."""
+    return replay(record, user=user, reason=reason, payload=payload).record
+
+
+def replay(record: ReceivedMessage, *, user, reason: str, payload: Any = None) -> ReplayResult:
+    """As `replay_message`, also giving dispatch's decision (ack, or why it would be redelivered)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReplayError("say why the message is replayed: a reason is required")
+    if payload is None:
+        payload = _stored_payload(record)
+    elif has_unstorable_text(payload):
+        raise ReplayError("the payload holds a NUL character or an unpaired surrogate, which cannot be stored")
+    original = record.replay_of or record  # a replay of a replay still points at the message that came in
+    config = config_for(original.event)
+    with transaction.atomic():
+        # Locked so two people replaying the same message at once get different numbers.
+        ReceivedMessage.objects.select_for_update().filter(pk=original.pk).first()
+        message = Message(message_id=_replay_id(original), body=json.dumps(payload), delivery_count=1,
+                          payload=payload)
+        replayed = ReceivedMessage.objects.create(
+            config=config if config.pk else None, event=original.event, message_id=message.message_id,
+            payload=payload, delivery_count=1, replay_of=original, replay_reason=reason,
+            replayed_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        message.record_id = replayed.pk
+        [decision] = dispatch_batch(config, [message], records=[replayed])
+        _settle(replayed, decision)
+    logger.info("%s replayed %s (%s) as %s: %s", user, original.message_id, original.event, message.message_id,
+                decision.action)
+    replayed.refresh_from_db()
+    return ReplayResult(replayed, decision)
+
+
+def _stored_payload(record: ReceivedMessage) -> Any:
+    if record.payload is None and record.raw_body:
+        raise ReplayError(f"message {record.message_id} was not JSON when received; replay it with an edited payload")
+    return record.payload
+
+
+def _replay_id(original: ReceivedMessage) -> str:
+    number = ReceivedMessage.objects.filter(replay_of=original).count() + 1
+    suffix = f":replay:{number}"
+    return original.message_id[: MESSAGE_ID_LENGTH - len(suffix)] + suffix
+
+
+def _settle(record: ReceivedMessage, decision: Decision) -> None:
+    """Give the replay its outcome; a transient failure is final, since no broker will redeliver it."""
+    if decision.action == "nack":
+        now = timezone.now()
+        ActionExecution.objects.filter(delivery=record, status=ExecutionStatus.IN_PROGRESS).update(
+            status=ExecutionStatus.FAILED, finished_at=now, retryable=True,
+        )
+        record.outcome = Outcome.RECEIVED  # not RETURNED: nothing will come back
+        record.detail = f"replay failed transiently, not retried (replay again later): {decision.reason}"
+    elif decision.action == "quarantine":
+        record.outcome = Outcome.ACKNOWLEDGED
+        record.detail = f"{record.detail}; a broker delivery would have been quarantined: {decision.reason}"
+    else:
+        record.outcome = Outcome.ACKNOWLEDGED
+    record.save(update_fields=["outcome", "detail"])

@@ -1,0 +1,73 @@
+"""django-q2 entry points of handlers, referenced by dotted path from their schedules.
+
+Retention: received messages and finished executions older than RECORDS_RETENTION_DAYS are deleted in
+batches, so no single DELETE holds locks on a large part of the table. Executions still IN_PROGRESS
+(a message waiting for redelivery) are never deleted, nor is their message, nor the deliveries of a
+message that is still in quarantine: ops staff may yet need them.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from queues.models import QuarantinedMessage, ReceivedMessage
+
+from .models import FINAL_STATUSES, ActionExecution, ExecutionStatus
+
+logger = logging.getLogger(__name__)
+
+RETENTION_SCHEDULE = "handlers: purge old records"
+BATCH_SIZE = 1000
+
+
+def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> dict[str, int]:
+    """Delete records older than `days` (default RECORDS_RETENTION_DAYS); returns how many of each."""
+    cutoff = timezone.now() - timedelta(days=settings.RECORDS_RETENTION_DAYS if days is None else days)
+    executions = ActionExecution.objects.filter(created_at__lt=cutoff, status__in=FINAL_STATUSES)
+    counts = {"executions": _delete_in_batches(executions, batch_size),
+              "messages": _delete_in_batches(_purgeable_messages(cutoff), batch_size)}
+    if any(counts.values()):
+        logger.info("Purged records older than %s: %s", cutoff.isoformat(), counts)
+    return counts
+
+
+def _purgeable_messages(cutoff) -> QuerySet:
+    unfinished = ActionExecution.objects.filter(delivery=OuterRef("pk"), status=ExecutionStatus.IN_PROGRESS)
+    in_quarantine = QuarantinedMessage.objects.filter(
+        event=OuterRef("event"), message_id=OuterRef("message_id"), status=QuarantinedMessage.Status.QUARANTINED
+    )
+    return ReceivedMessage.objects.filter(received_at__lt=cutoff).exclude(Exists(unfinished)).exclude(
+        Exists(in_quarantine)
+    )
+
+
+def _delete_in_batches(queryset: QuerySet, batch_size: int) -> int:
+    """Delete the rows of `queryset` `batch_size` at a time; each batch is its own short transaction."""
+    total = 0
+    while True:
+        # The ids first: DELETE ... LIMIT is not portable, and a slice cannot be deleted directly.
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return total
+        # Through the ORM, not a raw DELETE: the executions of a message cascade, and references to a
+        # deleted row (duplicate_of, replay_of) are set to NULL.
+        queryset.model.objects.filter(pk__in=ids).delete()
+        total += len(ids)
+
+
+def sync_schedules(using: str = "default", **kwargs) -> None:
+    """Create or update the retention schedule, found by its name (run after every migrate)."""
+    from django_q.models import Schedule  # noqa: PLC0415 - the app registry must be ready.
+
+    Schedule.objects.using(using).update_or_create(
+        name=RETENTION_SCHEDULE,
+        defaults={
+            "func": "handlers.tasks.purge_old_records",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": settings.RECORDS_PURGE_INTERVAL_MINUTES,
+            "repeats": -1,
+        },
+    )

@@ -1,0 +1,93 @@
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task, result
+
+from handlers.dispatch import dispatch_batch
+from handlers.models import ActionExecution
+from handlers.tasks import RETENTION_SCHEDULE, purge_old_records, sync_schedules
+from queues.configs import ensure_config
+from queues.models import QuarantinedMessage, ReceivedMessage
+
+from .seeds import START_SHIPPING
+from .test_dispatch import handler, message
+
+pytestmark = pytest.mark.django_db
+EVENT = "conductor:retention"
+
+
+def received(*message_ids: str, days_ago: int) -> list[ReceivedMessage]:
+    """Dispatch the messages (no such workflow: one FAILED execution each), then age them."""
+    config = ensure_config(EVENT)
+    dispatch_batch(config, [message({"n": 1}, message_id=mid) for mid in message_ids])
+    then = timezone.now() - timedelta(days=days_ago)
+    records = ReceivedMessage.objects.filter(message_id__in=message_ids)
+    records.update(received_at=then)
+    ActionExecution.objects.filter(message_id__in=message_ids).update(created_at=then)
+    return list(records)
+
+
+@pytest.fixture(autouse=True)
+def listener():
+    handler(START_SHIPPING, event=EVENT)
+
+
+def test_it_deletes_old_messages_and_their_executions_and_keeps_recent_ones(settings):
+    settings.RECORDS_RETENTION_DAYS = 30
+    received("old-1", "old-2", days_ago=31)
+    received("new-1", days_ago=29)
+    assert purge_old_records() == {"executions": 2, "messages": 2}
+    assert list(ReceivedMessage.objects.values_list("message_id", flat=True)) == ["new-1"]
+    assert list(ActionExecution.objects.values_list("message_id", flat=True)) == ["new-1"]
+
+
+def test_it_never_touches_in_progress_executions_or_messages_still_in_quarantine():
+    [waiting] = received("waiting", days_ago=40)
+    ActionExecution.objects.filter(delivery=waiting).update(status="IN_PROGRESS")
+    [quarantined] = received("quarantined", days_ago=40)
+    QuarantinedMessage.objects.create(event=EVENT, message_id="quarantined", reason="max_deliveries")
+    [resolved] = received("resolved", days_ago=40)
+    QuarantinedMessage.objects.create(event=EVENT, message_id="resolved", reason="max_deliveries",
+                                      status=QuarantinedMessage.Status.DISCARDED)
+    purge_old_records(days=30)
+    assert set(ReceivedMessage.objects.values_list("message_id", flat=True)) == {"waiting", "quarantined"}
+    assert ActionExecution.objects.get().delivery == waiting  # the quarantined one's FAILED record is finished
+    assert QuarantinedMessage.objects.count() == 2
+
+
+def test_it_deletes_in_batches():
+    received(*[f"m-{n}" for n in range(5)], days_ago=31)
+    with CaptureQueriesContext(connection) as queries:
+        counts = purge_old_records(days=30, batch_size=2)
+    assert counts == {"executions": 5, "messages": 5}
+    deletes = [q["sql"] for q in queries.captured_queries
+               if q["sql"].startswith("DELETE") and "queues_receivedmessage" in q["sql"]]
+    assert len(deletes) == 3  # 2 + 2 + 1
+    assert not ReceivedMessage.objects.exists()
+
+
+def test_a_replay_survives_the_purge_of_its_original():
+    [original] = received("orig", days_ago=31)
+    replay = ReceivedMessage.objects.create(event=EVENT, message_id="orig:replay:1", replay_of=original,
+                                            replay_reason="check")
+    purge_old_records(days=30)
+    replay.refresh_from_db()
+    assert replay.replay_of is None and replay.replay_reason == "check"
+
+
+def test_it_runs_from_its_schedule_kept_by_name(settings):
+    schedule = Schedule.objects.get(name=RETENTION_SCHEDULE)
+    assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
+        "handlers.tasks.purge_old_records", Schedule.MINUTES, settings.RECORDS_PURGE_INTERVAL_MINUTES)
+    settings.RECORDS_PURGE_INTERVAL_MINUTES = 15
+    sync_schedules()
+    assert Schedule.objects.filter(name=RETENTION_SCHEDULE).count() == 1
+    assert Schedule.objects.get(name=RETENTION_SCHEDULE).minutes == 15
+    received("old", days_ago=31)
+    task_id = async_task(schedule.func)
+    assert result(task_id) == {"executions": 1, "messages": 1}
+    assert not ReceivedMessage.objects.exists()
