@@ -258,3 +258,17 @@ CONDITION_MEMORY_LIMIT_BYTES = env_int("CONDITION_MEMORY_LIMIT_MB", 64, minimum=
 # (handlers.tasks.purge_old_records), which runs every RECORDS_PURGE_INTERVAL_MINUTES.
 RECORDS_RETENTION_DAYS = env_int("RECORDS_RETENTION_DAYS", 30, minimum=1)
 RECORDS_PURGE_INTERVAL_MINUTES = env_int("RECORDS_PURGE_INTERVAL_MINUTES", 60, minimum=1)
+
+# --- outbox ---
+# Outgoing messages (EVENT tasks, the publish API) go through queues.OutboxMessage; a relay publishes them.
+OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 100, minimum=1)  # rows one relay step claims
+# A claimed row not marked SENT within this time (its relay died) is published again, same message id.
+OUTBOX_CLAIM_SECONDS = env_int("OUTBOX_CLAIM_SECONDS", 60, minimum=1)
+OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 10, minimum=1)  # then FAILED, retryable in the admin
+OUTBOX_BACKOFF_SECONDS = env_int("OUTBOX_BACKOFF_SECONDS", 2, minimum=0)  # doubled per failed attempt
+OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 600, minimum=0)
+OUTBOX_POLL_SECONDS = float(env_int("OUTBOX_POLL_MS", 500, minimum=1)) / 1000  # listen_queues' relay interval
+# django-q2 fallback relay for deployments without listen_queues: every N minutes, for at most S seconds.
+OUTBOX_SCHEDULE = env_bool("OUTBOX_SCHEDULE", True)
+OUTBOX_RELAY_MINUTES = env_int("OUTBOX_RELAY_MINUTES", 1, minimum=1)
+OUTBOX_RELAY_SECONDS = env_int("OUTBOX_RELAY_SECONDS", 50, minimum=1)

@@ -144,10 +144,12 @@ def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result
     else:
         status, reason = Status.SKIPPED, f"condition {handler.condition!r} returned {result.value}, not true"
     now = timezone.now()
-    _new_execution(
+    execution = _new_execution(
         batch, delivery, handler, HANDLER_LEVEL, status=status, reason=reason, error=result.error or "",
         condition_value=result.value, started_at=now, finished_at=now,
-    ).save()
+    )
+    execution.save()
+    batch.prior[(delivery.message_id, handler.name, HANDLER_LEVEL)] = execution  # a copy later in this batch
     delivery.summary.append(f"{handler.name}: {status} ({reason})")
 
 
@@ -178,6 +180,9 @@ def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     except Exception as exc:  # a defect must cost one FAILED record, not the queue
         logger.exception("Action %s of %s failed unexpectedly", index, handler.name)
         _finish(execution, Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+    # Two copies of one message can arrive in one batch (a redelivery, a republished outbox row): the
+    # second must find this record as its original, not insert a clashing one.
+    batch.prior[(delivery.message_id, handler.name, index)] = execution
     delivery.summary.append(f"{handler.name}[{index}] {execution.action}: {execution.status}")
 
 

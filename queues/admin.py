@@ -12,8 +12,15 @@ from django.utils.html import format_html, format_html_join
 
 from handlers.models import ActionExecution
 
-from . import quarantine
-from .models import InternalMessage, ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
+from . import outbox, quarantine
+from .models import (
+    InternalMessage,
+    ListenerHeartbeat,
+    OutboxMessage,
+    QuarantinedMessage,
+    QueueConfig,
+    ReceivedMessage,
+)
 from .providers.base import provider_for
 
 ALIVE_SECONDS = 60
@@ -47,7 +54,7 @@ class QueueConfigAdmin(admin.ModelAdmin):
                     "short_error")
     list_filter = ("kind", "enabled", "unmatched")
     search_fields = ("event",)
-    actions = ("enable", "disable", "refresh_depth")
+    actions = ("enable", "disable", "refresh_depth", "publish_test_message")
     readonly_fields = ("event", "listening_handlers", "depth", "dead_letter_depth", "last_poll_at", "last_error",
                        "last_error_at", "created_at", "updated_at")
     fieldsets = (
@@ -106,6 +113,39 @@ class QueueConfigAdmin(admin.ModelAdmin):
                 continue
             QueueConfig.objects.filter(pk=config.pk).update(depth=depth.ready, dead_letter_depth=depth.dead)
             self.message_user(request, f"{config.event}: {depth.ready} ready, {depth.dead} dead-lettered.")
+
+
+    def has_publish_permission(self, request) -> bool:
+        return request.user.has_perm("queues.add_outboxmessage")
+
+    @admin.action(description="Publish a test message to the selected queues", permissions=["publish"])
+    def publish_test_message(self, request, queryset):
+        """Intermediate page: a JSON payload (and an optional message id), then one message per queue."""
+        form = PublishForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(request, "admin/queues/queueconfig/publish.html", {
+                **self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                "configs": queryset, "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "title": "Publish a test message",
+            })
+        for config in queryset:
+            try:
+                sent = outbox.send(config.event, form.cleaned_data["payload"],
+                                   message_id=form.cleaned_data["message_id"] or None,
+                                   source=f"admin: {request.user.get_username()}")
+            except Exception as exc:  # noqa: BLE001 - shown to the user, per queue
+                self.message_user(request, f"{config.event}: {exc}", messages.ERROR)
+                continue
+            level = messages.SUCCESS if sent.status == OutboxMessage.Status.SENT else messages.WARNING
+            self.message_user(request, f"{config.event}: message {sent.message_id} {sent.status.lower()}.", level)
+        return None
+
+
+class PublishForm(forms.Form):
+    payload = forms.JSONField(initial=dict, widget=forms.Textarea(attrs={"rows": 10, "cols": 80}),
+                              help_text='The JSON body, e.g. {"orderId": 7, "status": "signed"}.')
+    message_id = forms.CharField(max_length=255, required=False,
+                                 help_text="Optional; a fresh id when empty. Repeating one tests deduplication.")
 
 
 def _depth_of(config: QueueConfig):
@@ -381,3 +421,27 @@ class InternalMessageAdmin(ReadOnlyAdmin):
     list_display = ("message_id", "queue", "delivery_count", "visible_at", "dead_lettered_at", "created_at")
     list_filter = ("queue",)
     search_fields = ("message_id",)
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    list_display = ("message_id", "event", "status", "attempts", "next_attempt_at", "short_error", "created_at",
+                    "sent_at")
+    list_filter = ("status", "event")
+    search_fields = ("message_id", "event", "source")
+    date_hierarchy = "created_at"
+    actions = ("retry",)
+
+    @admin.display(description="last error")
+    def short_error(self, obj) -> str:
+        return obj.last_error[:80]
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("queues.change_outboxmessage")
+
+    @admin.action(description="Retry the selected failed messages", permissions=["retry"])
+    def retry(self, request, queryset) -> None:
+        selected = queryset.count()
+        retried = outbox.retry_failed(queryset)
+        self.message_user(request, f"Queued {retried} failed message(s) for another attempt; "
+                                   f"{selected - retried} were not failed and were left alone.")

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import re_path
 
-urlpatterns: list = []
+from .api import PublishView
+
+# Eventhub's own routes live under /api/eventhub/, apart from Conductor's; no redirect on a trailing slash.
+urlpatterns = [
+    re_path(r"^eventhub/queues/publish/?$", PublishView.as_view(), name="queues-publish"),
+]

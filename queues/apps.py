@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class QueuesConfig(AppConfig):
@@ -7,3 +8,7 @@ class QueuesConfig(AppConfig):
 
     def ready(self) -> None:
         from . import signals  # noqa: F401 - connects the schedule sync
+        from .outbox import sync_schedule
+
+        # The outbox relay's schedule, synced by name after every migrate (django_q's tables exist then).
+        post_migrate.connect(sync_schedule, sender=self, dispatch_uid="queues.outbox.sync_schedule")

@@ -151,8 +151,10 @@ class Consumer:
 class Listener:
     """The consumers of every enabled queue config (or of the chosen events), kept in step with the configs."""
 
-    def __init__(self, events: list[str] | None = None):
+    def __init__(self, events: list[str] | None = None, relay: bool = True):
         self.events = events or []
+        self.relay = relay
+        self.relayed = 0
         self.consumers: dict[int, Consumer] = {}
         self.stamp: tuple | None = None
         self.stop = threading.Event()
@@ -199,9 +201,26 @@ class Listener:
         if pk not in self.threads:
             consumer.close()
 
+    def relay_step(self) -> int:
+        """Publish due outbox messages (one relay step); returns how many were sent."""
+        if not self.relay:
+            return 0
+        from .outbox import relay_once
+
+        try:
+            sent = relay_once()
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is down: the next step tries again
+            log.warning("listener: outbox relay failed: %s", exc)
+            close_old_connections()
+            return 0
+        self.relayed += sent
+        return sent
+
     def run_once(self, wait: float | None = None) -> int:
-        """One step without threads: reload, then one batch from every consumer. Returns messages handled."""
+        """One step without threads: reload, relay the outbox, then one batch from every consumer.
+        Returns messages handled (received)."""
         self.reload()
+        self.relay_step()
         handled = 0
         for consumer in list(self.consumers.values()):
             try:
@@ -210,15 +229,20 @@ class Listener:
                 consumer.failed(exc)
         return handled
 
-    def run(self, reload_seconds: float = 2.0) -> None:
-        """Run every consumer in its own thread until `stop` is set; reload the configs meanwhile."""
+    def run(self, reload_seconds: float | None = None) -> None:
+        """Run every consumer in its own thread until `stop` is set; reload the configs and relay the outbox
+        meanwhile (again at once while the relay finds a full batch)."""
+        from django.conf import settings
+
+        pause = reload_seconds if reload_seconds is not None else settings.OUTBOX_POLL_SECONDS
         backoff = 1.0
         while not self.stop.is_set():
             try:
                 self.reload()
                 self._start_threads()
                 backoff = 1.0
-                self.stop.wait(reload_seconds)
+                busy = self.relay_step() >= settings.OUTBOX_BATCH_SIZE
+                self.stop.wait(0 if busy else pause)
             except Exception as exc:  # noqa: BLE001 - e.g. the database is down: retry, never crash
                 log.warning("listener: cannot read the queue configs: %s", exc)
                 close_old_connections()

@@ -356,3 +356,40 @@ class ListenerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.consumer
+
+
+class OutboxMessage(models.Model):
+    """A message waiting to be (or already) published: written in the sender's own transaction, published
+    by the relay (`queues.outbox.relay_once`) after that transaction committed.
+
+    Committing this row is the durable hand-over: the sender's state change and its outgoing message
+    commit together or not at all, and the relay retries until the broker has it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        SENT = "SENT", "Sent"
+        FAILED = "FAILED", "Failed"
+
+    event = models.CharField(max_length=1040, db_index=True, help_text="Where it goes, e.g. <code>sqs:orders</code>.")
+    payload = models.JSONField(help_text='The JSON body, e.g. <code>{"orderId": 7}</code>.')
+    message_id = models.CharField(
+        max_length=255, db_index=True,
+        help_text="Travels as the broker's message id / deduplication id; an EVENT task's id for its messages.",
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0, help_text="Publish attempts so far.")
+    next_attempt_at = models.DateTimeField(
+        default=timezone.now, help_text="Not published before this time (backoff, or a relay's claim)."
+    )
+    last_error = models.TextField(blank=True)
+    source = models.CharField(max_length=255, blank=True, help_text="Who wrote it, e.g. <code>task 3f2a…</code>.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_due")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.message_id}"

@@ -33,3 +33,17 @@ def drain_queue(config_id: int, seconds: int) -> int:
         consumer.close()
     log.info("drained %d message(s) from %s", handled, config.event)
     return handled
+
+
+def relay_outbox(seconds: int) -> int:
+    """The outbox relay as a django-q2 task: relay until nothing is due or `seconds` have passed."""
+    from .outbox import relay_once
+
+    deadline = time.monotonic() + seconds
+    sent = 0
+    while time.monotonic() < deadline:
+        step = relay_once()
+        sent += step
+        if not step:
+            break
+    return sent

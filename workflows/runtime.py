@@ -353,7 +353,9 @@ def _run_terminate(workflow: Workflow, task: Task, spec: dict) -> None:
 
 def _run_event(workflow: Workflow, task: Task, spec: dict) -> None:
     try:
-        event = event_task.resolve_sink(spec.get("sink", ""), workflow.name, task.reference_task_name)
+        event = event_task.resolve_sink(spec.get("sink", ""), workflow.name, task.reference_task_name,
+                                        task_context(workflow))
+        event_task.check_sink(event)
     except event_task.UnknownSink as exc:
         _finish_task(task, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
         return
@@ -362,13 +364,17 @@ def _run_event(workflow: Workflow, task: Task, spec: dict) -> None:
         correlation_id=workflow.correlation_id, event=event,
     )
     try:
-        with transaction.atomic():  # A savepoint: a failed outbox write must not spoil the caller's transaction.
+        # The outbox row commits with this task's state change (the caller's transaction); a savepoint,
+        # so that a failed write fails the task without spoiling that transaction.
+        with transaction.atomic():
             event_task.publish_event(event, payload, message_id=task.id)
-    except Exception as exc:  # noqa: BLE001 - any publishing failure fails the task, with its reason.
+    except Exception as exc:  # noqa: BLE001 - any hand-over failure fails the task, with its reason.
         logger.warning("EVENT task %s could not publish to %s: %s", task.id, event, exc)
         _finish_task(task, TaskStatus.FAILED, f"Publishing to {event} failed: {exc}")
         return
     task.output = {**task.output, "event_produced": event}
+    # Completed once handed over (committed to the outbox), not once a broker has it: the relay
+    # guarantees that part. asyncComplete waits for a handler or the API instead.
     if spec.get("asyncComplete"):
         task.save(update_fields=["output", "updated_at"])
     else:

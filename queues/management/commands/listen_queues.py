@@ -18,9 +18,11 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="append", dest="queues", metavar="EVENT",
                             help="Only this queue config's event, e.g. sqs:orders (repeatable).")
         parser.add_argument("--once", action="store_true", help="Poll every queue once, then exit.")
+        parser.add_argument("--no-relay", action="store_true",
+                            help="Do not publish the outbox here (another process relays it).")
 
-    def handle(self, *args, queues=None, once=False, **options) -> None:
-        listener = Listener(events=queues)
+    def handle(self, *args, queues=None, once=False, no_relay=False, **options) -> None:
+        listener = Listener(events=queues, relay=not no_relay)
         known = set(QueueConfig.objects.filter(event__in=queues or []).values_list("event", flat=True))
         for event in sorted(set(queues or []) - known):
             # Not an error: the config may be created later, and is then picked up without a restart.
