@@ -161,7 +161,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "handlers.api.parsers.AnyJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["handlers.api.parsers.StorableJSONParser", "handlers.api.parsers.AnyJSONParser"],
     "EXCEPTION_HANDLER": "handlers.api.errors.conductor_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

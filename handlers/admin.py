@@ -33,7 +33,7 @@ from .changes import delete_handler, restore_revision, save_handler
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
-from .replay import has_unstorable_text
+from .payload import has_unstorable_text
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,10 @@
 """Payload helpers shared by conditions and actions."""
 
 import json
+import re
 from typing import Any
+
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def expand_inline_json(value: Any) -> Any:
@@ -23,3 +26,15 @@ def expand_inline_json(value: Any) -> Any:
             except ValueError:
                 return value
     return value
+
+
+def has_unstorable_text(value: Any) -> bool:
+    """Whether JSON holds text no database column or UTF-8 page can take: NUL or an unpaired surrogate
+    (`"\\ud800"` parses in Python, then fails on PostgreSQL and when a response is encoded)."""
+    if isinstance(value, str):
+        return bool(UNSTORABLE.search(value))
+    if isinstance(value, dict):
+        return any(has_unstorable_text(key) or has_unstorable_text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(has_unstorable_text(item) for item in value)
+    return False

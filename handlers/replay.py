@@ -11,7 +11,6 @@ that never comes.
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,23 +23,11 @@ from queues.providers.base import Decision, Message
 
 from .dispatch import dispatch_batch
 from .models import ActionExecution, ExecutionStatus
+from .payload import has_unstorable_text
 
 logger = logging.getLogger(__name__)
 Outcome = ReceivedMessage.Outcome
 MESSAGE_ID_LENGTH = 255
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def has_unstorable_text(value: Any) -> bool:
-    """Whether JSON holds text no database column or UTF-8 page can take: NUL or an unpaired surrogate
-    (`"\\ud800"` parses in Python, then fails on PostgreSQL and when a response is encoded)."""
-    if isinstance(value, str):
-        return bool(UNSTORABLE.search(value))
-    if isinstance(value, dict):
-        return any(has_unstorable_text(key) or has_unstorable_text(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(has_unstorable_text(item) for item in value)
-    return False
 
 
 class ReplayError(ValueError):

@@ -1,7 +1,24 @@
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from ..payload import has_unstorable_text
 
-class AnyJSONParser(JSONParser):
+
+class StorableJSONParser(JSONParser):
+    """JSON whose text every database and response can hold.
+
+    `"\\u0000"` and unpaired surrogates (`"\\ud800"`) are valid JSON escapes that Python accepts, but
+    PostgreSQL cannot store them and UTF-8 cannot encode them: refused here, once, for every route.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        if has_unstorable_text(data):
+            raise ParseError("The body holds a NUL character or an unpaired surrogate, which cannot be stored.")
+        return data
+
+
+class AnyJSONParser(StorableJSONParser):
     """Read every request body as JSON, whatever its Content-Type.
 
     Conductor's SDKs label bodies `application/json`, `*/*` or `text/plain` depending on the call.

@@ -1,21 +1,13 @@
 """Wire shapes of Eventhub's own routes (/api/eventhub/...): records, filters, replay and dry-run."""
 
-from typing import Any
 
 from rest_framework import serializers
 
 from queues.models import ReceivedMessage
 
 from ..models import ActionExecution, ExecutionStatus
-from ..replay import has_unstorable_text
 
 MAX_TEXT = 1040  # the longest event; no filter value is longer than a stored one
-
-
-def storable_json(value: Any) -> Any:
-    if has_unstorable_text(value):
-        raise serializers.ValidationError("holds a NUL character or an unpaired surrogate, which cannot be stored")
-    return value
 
 
 def _text(help_text: str) -> serializers.CharField:
@@ -110,7 +102,7 @@ class MessageSerializer(serializers.ModelSerializer):
 class ReplayRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=10_000, help_text="Why the message is replayed (kept on the record).")
     payload = serializers.JSONField(
-        required=False, allow_null=True, validators=[storable_json],
+        required=False, allow_null=True,
         help_text="Replay this payload instead of the stored one; null or absent "
         "means the stored payload.",
     )
@@ -132,11 +124,11 @@ class DryRunRequestSerializer(serializers.Serializer):
         required=False, max_length=255, help_text="A saved handler's name; or send `handler` instead."
     )
     handler = serializers.JSONField(
-        required=False, validators=[storable_json],
+        required=False,
         help_text="An unsaved handler in Conductor JSON, validated as on registration.",
     )
     payload = serializers.JSONField(
-        allow_null=True, validators=[storable_json], help_text="The sample message payload."
+        allow_null=True, help_text="The sample message payload."
     )
     messageId = serializers.CharField(  # noqa: N815
         required=False, max_length=255, help_text="Used for conductor.event.messageId; default dry-run."

@@ -224,3 +224,12 @@ def test_creating_a_handler_gives_its_queue_a_config_with_the_defaults(api, sett
     assert config.max_deliveries == settings.QUEUES_DEFAULTS["max_deliveries"]
     post(api, {**START_SHIPPING, "name": "second_on_same_queue"})
     assert QueueConfig.objects.filter(event="sqs:shipping_start").count() == 1
+
+
+@pytest.mark.parametrize("text", ["nul\\u0000inside", "lone \\ud800 surrogate"])
+def test_it_refuses_text_no_database_can_store(api, text):
+    body = json.dumps(START_SHIPPING).replace("start_shipping_workflow", text)
+    response = api.post("/api/event", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert "cannot be stored" in response.json()["message"]
+    assert not EventHandler.objects.exists()

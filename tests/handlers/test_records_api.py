@@ -171,7 +171,7 @@ def test_json_that_cannot_be_stored_or_answered_is_a_400(api, records):
     for text in ('"\\udb70"', '"a\\u0000b"'):
         dry = f'{{"name": "gb_only", "payload": {{"a": {text}}}}}'
         response = api.post("/api/eventhub/handlers/dry-run", dry, content_type="application/json")
-        assert response.status_code == 400 and response.json()["validationErrors"][0]["path"] == "payload"
+        assert response.status_code == 400 and "cannot be stored" in response.json()["message"]
         replay = f'{{"reason": "x", "payload": {{{text}: 1}}}}'
         response = api.post(f"/api/eventhub/messages/{original.pk}/replay", replay, content_type="application/json")
         assert response.status_code == 400
