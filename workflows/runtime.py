@@ -94,7 +94,7 @@ def start_workflow(
                 idempotency_key=idempotency_key or None,
                 trigger=trigger,
             )
-            advance_workflow(workflow)
+            advance_workflow(workflow, new=True)
     except IntegrityError:
         # Another start with the same key won the race: its workflow is the answer.
         existing = Workflow.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
@@ -253,10 +253,14 @@ def complete_due_waits(now=None, limit: int = 500) -> int:
 # Advancing a workflow --------------------------------------------------------------------------
 
 
-def advance_workflow(workflow: Workflow) -> None:
-    """Move a (locked) running workflow on until it waits for the outside world or ends."""
+def advance_workflow(workflow: Workflow, *, new: bool = False) -> None:
+    """Move a (locked) running workflow on until it waits for the outside world or ends.
+
+    `new`: the workflow was just created and has no tasks, so there is nothing to read yet."""
+    fresh = new
     while workflow.is_running:
-        last = workflow.tasks.order_by("-seq").first()
+        last = None if fresh else workflow.tasks.order_by("-seq").first()
+        fresh = False
         if last is not None and last.is_active:
             return
         if last is not None and last.status in FAILED_TASK_STATUSES:
@@ -267,10 +271,13 @@ def advance_workflow(workflow: Workflow) -> None:
         if position >= len(workflow.task_definitions()):
             _end_workflow(workflow, WorkflowStatus.COMPLETED, None)
             return
-        _schedule(workflow, position, seq=(last.seq + 1) if last else 1)
+        task = _schedule(workflow, position, seq=(last.seq + 1) if last else 1)
+        if task.task_type in WAITING_TYPES and task.is_active:
+            # Scheduling a waiting task ran nothing that could change it: no need to read it back.
+            return
 
 
-def task_context(workflow: Workflow) -> dict[str, Any]:
+def task_context(workflow: Workflow, tasks: list[Task] | None = None) -> dict[str, Any]:
     """What `${...}` in a task's inputParameters can name."""
     context: dict[str, Any] = {
         "workflow": {
@@ -284,7 +291,7 @@ def task_context(workflow: Workflow) -> dict[str, Any]:
             "status": workflow.status,
         }
     }
-    for task in workflow.tasks.order_by("seq"):
+    for task in workflow.tasks.order_by("seq") if tasks is None else tasks:
         context[task.reference_task_name] = {
             "input": task.input, "output": task.output, "status": task.status, "taskId": task.id,
             "reasonForIncompletion": task.reason_for_incompletion,
@@ -298,7 +305,8 @@ def _schedule(workflow: Workflow, position: int, seq: int) -> Task:
     task = Task(
         workflow=workflow, seq=seq, position=position, task_type=task_type,
         task_def_name=spec.get("name", task_type), reference_task_name=spec["taskReferenceName"],
-        input=substitute(spec.get("inputParameters") or {}, task_context(workflow)),
+        # The first task (seq 1) has no earlier tasks to read.
+        input=substitute(spec.get("inputParameters") or {}, task_context(workflow, [] if seq == 1 else None)),
         domain=_domain_of(workflow, spec.get("name", "")),
     )
     if task_type != "SIMPLE":
