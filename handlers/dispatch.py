@@ -9,10 +9,12 @@ against the payload (inline JSON expanded), and each action of a matching handle
 executed through the workflow engine. One ActionExecution records each action, or the handler when its
 condition was false or failed.
 
-Exactly once: the batch is one transaction and each action a savepoint inside it holding the action's
-effect and its record together, so a crash anywhere rolls back both and the redelivered message runs
-again from a clean slate. A redelivery after commit finds the final records and runs nothing twice; it
-records the suppressed duplicate instead, pointing at the original.
+Exactly once: the batch is one transaction holding every action's effect and its record, so a crash
+anywhere rolls back both and the redelivered message runs again from a clean slate. Each action runs in
+a savepoint that an error rolls back, so a failed action leaves no partial effect behind (the built-in
+runtime relies on it and skips savepoints of its own). New records are written together at the end of
+the batch, in the same transaction. A redelivery after commit finds the final records and runs nothing
+twice; it records the suppressed duplicate instead, pointing at the original.
 """
 
 import logging
@@ -27,6 +29,7 @@ from queues.providers.base import Decision, Message
 from workflows.engine import WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import substitute
+from workflows.runtime import within_callers_savepoint
 
 from .actions import ACTION_KINDS, ActionContext
 from .conditions import ConditionResult, evaluate_batch
@@ -59,6 +62,15 @@ class Batch:
     handlers: list[EventHandler]
     revisions: dict[str, HandlerRevision]
     prior: dict[tuple[str, str, int], ActionExecution]
+    new: list[ActionExecution] = field(default_factory=list)  # inserted together before the batch commits
+
+    def keep(self, execution: ActionExecution) -> None:
+        """Store an execution record: new ones in one insert at the end, earlier ones (retries) now."""
+        if execution.pk is None:
+            if execution not in self.new:
+                self.new.append(execution)
+        else:
+            execution.save()
 
 
 def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: WorkflowEngine | None = None,
@@ -74,6 +86,7 @@ def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: Work
             for handler, result in zip(batch.handlers, results, strict=True):
                 _run_handler(batch, delivery, handler, result)
         decisions = [_decide(config, delivery) for delivery in deliveries]
+        ActionExecution.objects.bulk_create(batch.new)
         ReceivedMessage.objects.bulk_update([d.record for d in deliveries], ["detail"])
     return decisions
 
@@ -121,11 +134,12 @@ def _suppressed(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     if original is None or not original.is_final:
         return False
     now = timezone.now()
-    _new_execution(
+    duplicate = _new_execution(
         batch, delivery, handler, index, action=original.action, status=Status.SKIPPED,
         reason=f"duplicate delivery: already {original.status} (execution {original.pk}); not run again",
         duplicate_of=original, started_at=now, finished_at=now,
-    ).save()
+    )
+    batch.keep(duplicate)
     delivery.summary.append(f"{handler.name}[{index}]: duplicate of {original.status}")
     return True
 
@@ -144,10 +158,10 @@ def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result
     else:
         status, reason = Status.SKIPPED, f"condition {handler.condition!r} returned {result.value}, not true"
     now = timezone.now()
-    _new_execution(
+    batch.keep(_new_execution(
         batch, delivery, handler, HANDLER_LEVEL, status=status, reason=reason, error=result.error or "",
         condition_value=result.value, started_at=now, finished_at=now,
-    ).save()
+    ))
     delivery.summary.append(f"{handler.name}: {status} ({reason})")
 
 
@@ -164,31 +178,34 @@ def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     execution.input = substitute(action.get(kind.name), source)
     context = ActionContext(delivery.message_id, batch.config.event, execution.execution_id, handler.name)
     try:
-        with transaction.atomic():  # the effect and its record commit together, or neither does
+        # A savepoint per action: whatever raises rolls back this action's effect only. Its record joins the
+        # batch's transaction, so effect and record commit together or not at all.
+        with transaction.atomic(), within_callers_savepoint():
             outcome = kind.execute(batch.engine, execution.input, context)
-            _finish(execution, Status.COMPLETED, output=outcome.output, workflow_id=outcome.workflow_id)
+        _finish(batch, execution, Status.COMPLETED, output=outcome.output, workflow_id=outcome.workflow_id)
     except EngineError as exc:
         if exc.retryable:
             _retry_later(batch, delivery, execution, exc)
         else:
             status = Status.SKIPPED if isinstance(exc, TaskAlreadyFinished) else Status.FAILED
-            _finish(execution, status, error=str(exc))
+            _finish(batch, execution, status, error=str(exc))
     except DatabaseError:
         raise  # the database itself failed: the whole batch is redelivered
     except Exception as exc:  # a defect must cost one FAILED record, not the queue
         logger.exception("Action %s of %s failed unexpectedly", index, handler.name)
-        _finish(execution, Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        _finish(batch, execution, Status.FAILED, error=f"{type(exc).__name__}: {exc}")
     delivery.summary.append(f"{handler.name}[{index}] {execution.action}: {execution.status}")
 
 
-def _finish(execution: ActionExecution, status: str, *, output=None, workflow_id: str = "", error: str = "") -> None:
+def _finish(batch: Batch, execution: ActionExecution, status: str, *, output=None, workflow_id: str = "",
+            error: str = "") -> None:
     execution.status = status
     execution.output = output
     execution.workflow_id = workflow_id or execution.workflow_id
     execution.error = error
     execution.retryable = False
     execution.finished_at = timezone.now()
-    execution.save()
+    batch.keep(execution)
 
 
 def _retry_later(batch: Batch, delivery: Delivery, execution: ActionExecution, exc: EngineError) -> None:
@@ -196,14 +213,15 @@ def _retry_later(batch: Batch, delivery: Delivery, execution: ActionExecution, e
     if last_chance:
         # The message goes to quarantine now; its record must say so rather than stay IN_PROGRESS.
         error = f"gave up after {delivery.message.delivery_count} deliveries: {exc}"
-        _finish(execution, Status.FAILED, error=error)
+        _finish(batch, execution, Status.FAILED, error=error)
         execution.retryable = True
-        execution.save(update_fields=["retryable"])
+        if execution.pk is not None:
+            execution.save(update_fields=["retryable"])
     else:
         execution.status = Status.IN_PROGRESS
         execution.error = str(exc)
         execution.retryable = True
-        execution.save()
+        batch.keep(execution)
     delivery.transient.append(f"{execution.handler_name}[{execution.index}]: {exc}")
 
 

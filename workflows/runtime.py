@@ -2,7 +2,9 @@
 
 Every public function is one unit of work in `transaction.atomic()`: inside a caller's transaction
 it is a savepoint, so an event action can commit its effect together with its audit record.
-Nothing here commits behind the caller's back.
+Nothing here commits behind the caller's back. A caller that already wraps each call in a savepoint of
+its own and rolls it back on any error (event dispatch) says so with `within_callers_savepoint()`; the
+units then skip their second, nested savepoint (two round trips to the database each).
 
 Locking rule: any change to a workflow or one of its tasks first locks the workflow row
 (`select_for_update`) and only then reads the task. Two concurrent completions of one task are
@@ -11,6 +13,9 @@ row locks, but its write transactions are serialized anyway (IMMEDIATE mode, see
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -49,6 +54,26 @@ UPDATE_STATUSES = {
 WAITING_TYPES = {"SIMPLE", "HUMAN", "WAIT"}
 
 
+_CALLER_SAVEPOINT: ContextVar[bool] = ContextVar("workflows_runtime_caller_savepoint", default=False)
+
+
+@contextmanager
+def within_callers_savepoint() -> Iterator[None]:
+    """Runtime calls made inside this block are wrapped by the caller's own savepoint, which the caller
+    rolls back whenever one of them raises: their units of work need no nested savepoint of their own."""
+    token = _CALLER_SAVEPOINT.set(True)
+    try:
+        yield
+    finally:
+        _CALLER_SAVEPOINT.reset(token)
+
+
+def _unit(*, recovers: bool = False) -> transaction.Atomic:
+    """One unit of work. `recovers`: the unit catches a database error itself, so it always needs a
+    savepoint to roll back to."""
+    return transaction.atomic(savepoint=recovers or not _CALLER_SAVEPOINT.get())
+
+
 # Starting --------------------------------------------------------------------------------------
 
 
@@ -82,7 +107,7 @@ def start_workflow(
             return existing
     definition = find_definition(name, version)
     try:
-        with transaction.atomic():
+        with _unit(recovers=bool(idempotency_key)):  # a lost race on the key is caught below
             workflow = Workflow.objects.create(
                 definition=definition,
                 name=definition.name,
@@ -152,7 +177,7 @@ def update_task(
         raise InvalidRequest(f"Task status {status!r} is not one of {', '.join(sorted(UPDATE_STATUSES))}.")
     if output is not None and not isinstance(output, dict):
         raise InvalidRequest("A task's output must be a JSON object.")
-    with transaction.atomic():
+    with _unit():
         workflow, task = _locked_task(task_id, workflow_id, task_ref_name)
         if not task.is_active:
             raise TaskAlreadyFinished(
@@ -179,7 +204,7 @@ def _finish_task(task: Task, status: str, reason: str | None = None) -> None:
 
 
 def terminate_workflow(workflow_id: str, reason: str | None = None) -> Workflow:
-    with transaction.atomic():
+    with _unit():
         workflow = locked_workflow(workflow_id)
         if not workflow.is_running:
             raise WorkflowAlreadyFinished(f"Workflow {workflow_id} is already {workflow.status}.")
@@ -192,7 +217,7 @@ def update_variables(workflow_id: str, variables: dict, append_array: bool = Fal
     """Set workflow variables; with `append_array`, list values extend the lists already there."""
     if not isinstance(variables, dict):
         raise InvalidRequest("variables must be a JSON object.")
-    with transaction.atomic():
+    with _unit():
         workflow = locked_workflow(workflow_id)
         merged = dict(workflow.variables)
         for key, value in variables.items():
