@@ -41,15 +41,17 @@ def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message
             to_dispatch.append(message)
     if to_dispatch:
         decisions = dispatch.dispatch_batch(config, to_dispatch)
-        acked = [m.record_id for m, d in zip(to_dispatch, decisions, strict=True) if act(config, provider, m, d)]
-        ReceivedMessage.objects.filter(pk__in=[pk for pk in acked if pk]).update(outcome=Outcome.ACKNOWLEDGED)
+        acked = [m for m, d in zip(to_dispatch, decisions, strict=True) if act(config, provider, m, d)]
+        if acked:
+            provider.ack_many(acked)  # one call for the batch where the broker allows it
+            ReceivedMessage.objects.filter(pk__in=[m.record_id for m in acked if m.record_id]).update(
+                outcome=Outcome.ACKNOWLEDGED)
     return len(messages)
 
 
 def act(config: QueueConfig, provider: Provider, message: Message, decision: Decision) -> bool:
-    """Carry out one decision; True when the message was simply acknowledged."""
+    """Carry out one decision; True when the message is to be acknowledged (the caller does it)."""
     if decision.action == "ack":
-        provider.ack(message)
         return True
     if decision.action == "quarantine":
         quarantine(config, provider, message, Reason.REJECTED, decision.reason)

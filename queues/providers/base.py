@@ -143,6 +143,11 @@ class Provider(ABC):
     def ack(self, message: Message) -> None:
         """The message is done: the broker forgets it."""
 
+    def ack_many(self, messages: list[Message]) -> None:
+        """Acknowledge a batch; brokers that can do it in one call or round trip override this."""
+        for message in messages:
+            self.ack(message)
+
     @abstractmethod
     def nack(self, message: Message, delay: float | None = None) -> None:
         """Give the message back for redelivery after `delay` seconds (None: the visibility timeout)."""

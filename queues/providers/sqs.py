@@ -161,6 +161,17 @@ class SqsProvider(Provider):
     def ack(self, message: Message) -> None:
         self._call(lambda: self.client.delete_message(QueueUrl=self.url, ReceiptHandle=message.handle))
 
+    def ack_many(self, messages: list[Message]) -> None:
+        """DeleteMessageBatch, ten at a time (SQS's limit); a message it could not delete is an error."""
+        for start in range(0, len(messages), 10):
+            chunk = messages[start:start + 10]
+            entries = [{"Id": str(i), "ReceiptHandle": m.handle} for i, m in enumerate(chunk)]
+            response = self._call(lambda e=entries: self.client.delete_message_batch(QueueUrl=self.url, Entries=e))
+            if response.get("Failed"):
+                failed = "; ".join(f"{chunk[int(f['Id'])].message_id}: {f.get('Message', f.get('Code'))}"
+                                   for f in response["Failed"])
+                raise ProviderError(f"SQS {self.spec.name}: could not delete {failed}")
+
     def nack(self, message: Message, delay: float | None = None) -> None:
         if delay is None:
             return
