@@ -29,7 +29,7 @@ from queues.providers.base import Decision, Message
 from workflows.engine import WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import substitute
-from workflows.runtime import within_callers_savepoint
+from workflows.runtime import remembering_definitions, within_callers_savepoint
 
 from .actions import ACTION_KINDS, ActionContext
 from .conditions import ConditionResult, evaluate_batch
@@ -76,7 +76,7 @@ class Batch:
 def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: WorkflowEngine | None = None,
                    records: list[ReceivedMessage] | None = None) -> list[Decision]:
     """One decision per message, in order. Every message is recorded (`message.record_id` set)."""
-    with transaction.atomic():
+    with transaction.atomic(), remembering_definitions():
         records = records or record_deliveries(config, messages)
         deliveries = [Delivery(message, record) for message, record in zip(messages, records, strict=True)]
         batch = _prepare(config, engine or get_engine(), [d.message_id for d in deliveries])

@@ -55,6 +55,7 @@ WAITING_TYPES = {"SIMPLE", "HUMAN", "WAIT"}
 
 
 _CALLER_SAVEPOINT: ContextVar[bool] = ContextVar("workflows_runtime_caller_savepoint", default=False)
+_DEFINITIONS: ContextVar[dict | None] = ContextVar("workflows_runtime_definitions", default=None)
 
 
 @contextmanager
@@ -68,6 +69,17 @@ def within_callers_savepoint() -> Iterator[None]:
         _CALLER_SAVEPOINT.reset(token)
 
 
+@contextmanager
+def remembering_definitions() -> Iterator[None]:
+    """Within this block each workflow definition is read once: a batch of events starting the same
+    workflow reads it for the first start only. Meant for short blocks (one batch, one transaction)."""
+    token = _DEFINITIONS.set({})
+    try:
+        yield
+    finally:
+        _DEFINITIONS.reset(token)
+
+
 def _unit(*, recovers: bool = False) -> transaction.Atomic:
     """One unit of work. `recovers`: the unit catches a database error itself, so it always needs a
     savepoint to roll back to."""
@@ -78,6 +90,16 @@ def _unit(*, recovers: bool = False) -> transaction.Atomic:
 
 
 def find_definition(name: str, version: int | None) -> WorkflowDefinition:
+    remembered = _DEFINITIONS.get()
+    if remembered is not None and (name, version) in remembered:
+        return remembered[(name, version)]
+    definition = _read_definition(name, version)
+    if remembered is not None:
+        remembered[(name, version)] = definition
+    return definition
+
+
+def _read_definition(name: str, version: int | None) -> WorkflowDefinition:
     definitions = WorkflowDefinition.objects.filter(name=name)
     definition = definitions.filter(version=version).first() if version else definitions.order_by("-version").first()
     if definition is None:
