@@ -10,14 +10,18 @@ executed through the workflow engine. One ActionExecution records each action, o
 condition was false or failed.
 
 Exactly once: the batch is one transaction holding every action's effect and its record, so a crash
-anywhere rolls back both and the redelivered message runs again from a clean slate. Each action runs in
-a savepoint that an error rolls back, so a failed action leaves no partial effect behind (the built-in
-runtime relies on it and skips savepoints of its own). New records are written together at the end of
+anywhere rolls back both and the redelivered message runs again from a clean slate. A failed action
+leaves no partial effect behind: with the built-in engine (database writes only) the batch's actions
+first run together under one savepoint, and if any of them raises, that savepoint is rolled back and the
+batch's actions run again each in its own savepoint, where a failure undoes that action only; other
+engines (a remote Conductor, whose calls cannot be undone) always run the per-action way. The built-in
+runtime relies on these savepoints and skips its own. New records are written together at the end of
 the batch, in the same transaction. A redelivery after commit finds the final records and runs nothing
 twice; it records the suppressed duplicate instead, pointing at the original.
 """
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +30,7 @@ from django.utils import timezone
 
 from queues.models import QueueConfig, ReceivedMessage
 from queues.providers.base import Decision, Message
-from workflows.engine import WorkflowEngine, get_engine
+from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import substitute
 from workflows.runtime import remembering_definitions, within_callers_savepoint
@@ -63,6 +67,7 @@ class Batch:
     revisions: dict[str, HandlerRevision]
     prior: dict[tuple[str, str, int], ActionExecution]
     new: list[ActionExecution] = field(default_factory=list)  # inserted together before the batch commits
+    together: bool = False  # actions share the batch's savepoint; any error starts the batch over
 
     def keep(self, execution: ActionExecution) -> None:
         """Store an execution record: new ones in one insert at the end, earlier ones (retries) now."""
@@ -82,13 +87,38 @@ def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: Work
         batch = _prepare(config, engine or get_engine(), [d.message_id for d in deliveries])
         payloads = [expand_inline_json(d.message.payload) for d in deliveries]
         conditions = evaluate_batch([(h.condition, h.evaluator_type) for h in batch.handlers], payloads)
-        for delivery, results in zip(deliveries, conditions, strict=True):
-            for handler, result in zip(batch.handlers, results, strict=True):
-                _run_handler(batch, delivery, handler, result)
+        if not (isinstance(batch.engine, BuiltinEngine) and _run_together(batch, deliveries, conditions)):
+            deliveries = [Delivery(message, record) for message, record in zip(messages, records, strict=True)]
+            batch.new, batch.prior = [], _prior(config, [d.message_id for d in deliveries])
+            _run_all(batch, deliveries, conditions)
         decisions = [_decide(config, delivery) for delivery in deliveries]
         ActionExecution.objects.bulk_create(batch.new)
         ReceivedMessage.objects.bulk_update([d.record for d in deliveries], ["detail"])
     return decisions
+
+
+class _StartOver(Exception):  # noqa: N818 - a signal, not an error
+    """An action raised while the batch's actions ran together."""
+
+
+def _run_all(batch: Batch, deliveries: list[Delivery], conditions: list[list[ConditionResult]]) -> None:
+    for delivery, results in zip(deliveries, conditions, strict=True):
+        for handler, result in zip(batch.handlers, results, strict=True):
+            _run_handler(batch, delivery, handler, result)
+
+
+def _run_together(batch: Batch, deliveries: list[Delivery], conditions: list[list[ConditionResult]]) -> bool:
+    """The batch's actions under one savepoint (two round trips per batch instead of per action). False,
+    with all of it rolled back, if any action raised: the caller then runs them one savepoint each."""
+    batch.together = True
+    try:
+        with transaction.atomic():
+            _run_all(batch, deliveries, conditions)
+        return True
+    except _StartOver:
+        return False
+    finally:
+        batch.together = False
 
 
 def record_deliveries(config: QueueConfig, messages: list[Message]) -> list[ReceivedMessage]:
@@ -111,13 +141,17 @@ def _prepare(config: QueueConfig, engine: WorkflowEngine, message_ids: list[str]
         r.handler_name: r
         for r in HandlerRevision.objects.filter(handler__in=handlers).order_by("number")
     }
-    prior = {
+    return Batch(config, engine, handlers, revisions, _prior(config, message_ids))
+
+
+def _prior(config: QueueConfig, message_ids: list[str]) -> dict[tuple[str, str, int], ActionExecution]:
+    """Executions of earlier deliveries of these messages, by (message, handler, action index)."""
+    return {
         (e.message_id, e.handler_name, e.index): e
         for e in ActionExecution.objects.filter(
             event=config.event, message_id__in=message_ids, duplicate_of__isnull=True
         )
     }
-    return Batch(config, engine, handlers, revisions, prior)
 
 
 def _new_execution(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, **fields: Any):
@@ -178,23 +212,29 @@ def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     execution.input = substitute(action.get(kind.name), source)
     context = ActionContext(delivery.message_id, batch.config.event, execution.execution_id, handler.name)
     try:
-        # A savepoint per action: whatever raises rolls back this action's effect only. Its record joins the
+        # Under a savepoint (the batch's or the action's own) that any error rolls back. The record joins the
         # batch's transaction, so effect and record commit together or not at all.
-        with transaction.atomic(), within_callers_savepoint():
+        with nullcontext() if batch.together else transaction.atomic(), within_callers_savepoint():
             outcome = kind.execute(batch.engine, execution.input, context)
         _finish(batch, execution, Status.COMPLETED, output=outcome.output, workflow_id=outcome.workflow_id)
-    except EngineError as exc:
-        if exc.retryable:
-            _retry_later(batch, delivery, execution, exc)
-        else:
-            status = Status.SKIPPED if isinstance(exc, TaskAlreadyFinished) else Status.FAILED
-            _finish(batch, execution, status, error=str(exc))
     except DatabaseError:
         raise  # the database itself failed: the whole batch is redelivered
-    except Exception as exc:  # a defect must cost one FAILED record, not the queue
-        logger.exception("Action %s of %s failed unexpectedly", index, handler.name)
-        _finish(batch, execution, Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        if batch.together:
+            raise _StartOver from exc
+        _failed(batch, delivery, execution, exc)
     delivery.summary.append(f"{handler.name}[{index}] {execution.action}: {execution.status}")
+
+
+def _failed(batch: Batch, delivery: Delivery, execution: ActionExecution, exc: Exception) -> None:
+    if isinstance(exc, EngineError) and exc.retryable:
+        _retry_later(batch, delivery, execution, exc)
+    elif isinstance(exc, EngineError):
+        status = Status.SKIPPED if isinstance(exc, TaskAlreadyFinished) else Status.FAILED
+        _finish(batch, execution, status, error=str(exc))
+    else:  # a defect must cost one FAILED record, not the queue
+        logger.error("Action %s of %s failed unexpectedly", execution.index, execution.handler_name, exc_info=exc)
+        _finish(batch, execution, Status.FAILED, error=f"{type(exc).__name__}: {exc}")
 
 
 def _finish(batch: Batch, execution: ActionExecution, status: str, *, output=None, workflow_id: str = "",
