@@ -33,7 +33,7 @@ from queues.providers.base import Decision, Message
 from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import substitute
-from workflows.runtime import remembering_definitions, within_callers_savepoint
+from workflows.runtime import inserting_together, remembering_definitions, within_callers_savepoint
 
 from .actions import ACTION_KINDS, ActionContext
 from .conditions import ConditionResult, evaluate_batch
@@ -97,6 +97,7 @@ def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: Work
     return decisions
 
 
+
 class _StartOver(Exception):  # noqa: N818 - a signal, not an error
     """An action raised while the batch's actions ran together."""
 
@@ -108,11 +109,12 @@ def _run_all(batch: Batch, deliveries: list[Delivery], conditions: list[list[Con
 
 
 def _run_together(batch: Batch, deliveries: list[Delivery], conditions: list[list[ConditionResult]]) -> bool:
-    """The batch's actions under one savepoint (two round trips per batch instead of per action). False,
-    with all of it rolled back, if any action raised: the caller then runs them one savepoint each."""
+    """The batch's actions under one savepoint (two round trips per batch instead of per action), new
+    workflows inserted together. False, with all of it rolled back, if any action raised: the caller then
+    runs them one savepoint each."""
     batch.together = True
     try:
-        with transaction.atomic():
+        with transaction.atomic(), inserting_together():
             _run_all(batch, deliveries, conditions)
         return True
     except _StartOver:

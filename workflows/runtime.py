@@ -4,7 +4,10 @@ Every public function is one unit of work in `transaction.atomic()`: inside a ca
 it is a savepoint, so an event action can commit its effect together with its audit record.
 Nothing here commits behind the caller's back. A caller that already wraps each call in a savepoint of
 its own and rolls it back on any error (event dispatch) says so with `within_callers_savepoint()`; the
-units then skip their second, nested savepoint (two round trips to the database each).
+units then skip their second, nested savepoint (two round trips to the database each). Inside
+`inserting_together()` (a batch of event actions) a workflow whose first task simply waits is started
+in memory and inserted with the others in two statements when the block ends, or earlier, before
+any other runtime call reads or writes workflows.
 
 Locking rule: any change to a workflow or one of its tasks first locks the workflow row
 (`select_for_update`) and only then reads the task. Two concurrent completions of one task are
@@ -56,6 +59,7 @@ WAITING_TYPES = {"SIMPLE", "HUMAN", "WAIT"}
 
 _CALLER_SAVEPOINT: ContextVar[bool] = ContextVar("workflows_runtime_caller_savepoint", default=False)
 _DEFINITIONS: ContextVar[dict | None] = ContextVar("workflows_runtime_definitions", default=None)
+_PENDING: ContextVar[list | None] = ContextVar("workflows_runtime_pending", default=None)
 
 
 @contextmanager
@@ -80,9 +84,34 @@ def remembering_definitions() -> Iterator[None]:
         _DEFINITIONS.reset(token)
 
 
+@contextmanager
+def inserting_together() -> Iterator[None]:
+    """Workflows started in this block whose first task waits (SIMPLE, HUMAN) are inserted together, with
+    their first tasks, when it ends. Use it inside one transaction: the rows are written before the
+    block is left normally; after an error they are dropped with the rest of the caller's work."""
+    pending: list = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+        flush_pending()
+    finally:
+        _PENDING.reset(token)
+
+
+def flush_pending() -> None:
+    """Insert the workflows and tasks started in memory so far (see `inserting_together`)."""
+    pending = _PENDING.get()
+    if pending:
+        workflows, tasks = [w for w, _ in pending], [t for _, t in pending]
+        pending.clear()
+        Workflow.objects.bulk_create(workflows)
+        Task.objects.bulk_create(tasks)
+
+
 def _unit(*, recovers: bool = False) -> transaction.Atomic:
     """One unit of work. `recovers`: the unit catches a database error itself, so it always needs a
-    savepoint to roll back to."""
+    savepoint to roll back to. Workflows started in memory are written first, so the unit sees them."""
+    flush_pending()
     return transaction.atomic(savepoint=recovers or not _CALLER_SAVEPOINT.get())
 
 
@@ -124,23 +153,31 @@ def start_workflow(
     if task_to_domain is not None and not isinstance(task_to_domain, dict):
         raise InvalidRequest("taskToDomain must map task names to domains.")
     if idempotency_key:
+        flush_pending()
         existing = Workflow.objects.filter(idempotency_key=idempotency_key).first()
         if existing:
             return existing
     definition = find_definition(name, version)
+    workflow = Workflow(
+        definition=definition,
+        name=definition.name,
+        version=definition.version,
+        definition_snapshot=definition.definition,
+        input=input or {},
+        correlation_id=correlation_id,
+        task_to_domain=task_to_domain or {},
+        idempotency_key=idempotency_key or None,
+        trigger=trigger,
+    )
+    pending, tasks = _PENDING.get(), workflow.task_definitions()
+    if pending is not None and not idempotency_key and tasks and tasks[0].get("type", "SIMPLE") in ("SIMPLE", "HUMAN"):
+        # Nothing runs before the first task waits: the two rows can be written later, with others.
+        pending.append((workflow, _new_task(workflow, 0, seq=1)))
+        logger.info("Started workflow %s (%s v%s)", workflow.id, workflow.name, workflow.version)
+        return workflow
     try:
         with _unit(recovers=bool(idempotency_key)):  # a lost race on the key is caught below
-            workflow = Workflow.objects.create(
-                definition=definition,
-                name=definition.name,
-                version=definition.version,
-                definition_snapshot=definition.definition,
-                input=input or {},
-                correlation_id=correlation_id,
-                task_to_domain=task_to_domain or {},
-                idempotency_key=idempotency_key or None,
-                trigger=trigger,
-            )
+            workflow.save(force_insert=True)
             advance_workflow(workflow, new=True)
     except IntegrityError:
         # Another start with the same key won the race: its workflow is the answer.
@@ -347,6 +384,15 @@ def task_context(workflow: Workflow, tasks: list[Task] | None = None) -> dict[st
 
 
 def _schedule(workflow: Workflow, position: int, seq: int) -> Task:
+    task = _new_task(workflow, position, seq)
+    task.save()
+    spec = workflow.task_definitions()[position]
+    SYSTEM_TASKS.get(task.task_type, _wait_for_outside)(workflow, task, spec)
+    return task
+
+
+def _new_task(workflow: Workflow, position: int, seq: int) -> Task:
+    """The task at `position`, as scheduled, not saved yet."""
     spec = workflow.task_definitions()[position]
     task_type = spec.get("type", "SIMPLE")
     task = Task(
@@ -359,8 +405,6 @@ def _schedule(workflow: Workflow, position: int, seq: int) -> Task:
     if task_type != "SIMPLE":
         task.status = TaskStatus.IN_PROGRESS
         task.started_at = timezone.now()
-    task.save()
-    SYSTEM_TASKS.get(task_type, _wait_for_outside)(workflow, task, spec)
     return task
 
 
