@@ -148,7 +148,7 @@ class Listener:
     def __init__(self, event: str):
         # As in production: DEBUG off (no query log kept, no debug cursor).
         env = {**os.environ, "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"), "DEBUG": "false",
-               "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + RUN)}
+               "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + RUN), "ALLOWED_HOSTS": "localhost"}
         self.process = subprocess.Popen([sys.executable, "manage.py", "listen_queues", "--queue", event], cwd=ROOT,
                                         env=env)
 
