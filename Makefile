@@ -38,5 +38,10 @@ test-postgres:
 fuzz: $(VENV)/.installed
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} $(VENV)/bin/pytest -s tests/test_api_fuzz.py
 
+# Throughput, latency and memory against a fresh eh_bench database (bench/README.md). BENCH_QUICK=1 for a short run.
+bench: $(VENV)/.installed
+	bash tests/services.sh
+	$(PY) bench/run.py
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

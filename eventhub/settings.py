@@ -236,7 +236,8 @@ AMQP_URL = os.environ.get("AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/"
 NATS_URL = os.environ.get("NATS_URL") or "nats://127.0.0.1:4222"
 # Defaults of a queue config created for a handler's event (queues.configs.ensure_config).
 QUEUES_DEFAULTS = {
-    "batch_size": env_int("QUEUES_BATCH_SIZE", 10, minimum=1),
+    # Per-batch work (claim, records, acks, commit) is shared by the batch; SQS configs get at most 10.
+    "batch_size": env_int("QUEUES_BATCH_SIZE", 100, minimum=1),
     "wait_seconds": env_int("QUEUES_WAIT_SECONDS", 20),
     "visibility_timeout": env_int("QUEUES_VISIBILITY_TIMEOUT", 60),
     "max_deliveries": env_int("QUEUES_MAX_DELIVERIES", 5, minimum=1),

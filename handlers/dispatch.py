@@ -9,13 +9,19 @@ against the payload (inline JSON expanded), and each action of a matching handle
 executed through the workflow engine. One ActionExecution records each action, or the handler when its
 condition was false or failed.
 
-Exactly once: the batch is one transaction and each action a savepoint inside it holding the action's
-effect and its record together, so a crash anywhere rolls back both and the redelivered message runs
-again from a clean slate. A redelivery after commit finds the final records and runs nothing twice; it
-records the suppressed duplicate instead, pointing at the original.
+Exactly once: the batch is one transaction holding every action's effect and its record, so a crash
+anywhere rolls back both and the redelivered message runs again from a clean slate. A failed action
+leaves no partial effect behind: with the built-in engine (database writes only) the batch's actions
+first run together under one savepoint, and if any of them raises, that savepoint is rolled back and the
+batch's actions run again each in its own savepoint, where a failure undoes that action only; other
+engines (a remote Conductor, whose calls cannot be undone) always run the per-action way. The built-in
+runtime relies on these savepoints and skips its own. New records are written together at the end of
+the batch, in the same transaction. A redelivery after commit finds the final records and runs nothing
+twice; it records the suppressed duplicate instead, pointing at the original.
 """
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +30,10 @@ from django.utils import timezone
 
 from queues.models import QueueConfig, ReceivedMessage
 from queues.providers.base import Decision, Message
-from workflows.engine import WorkflowEngine, get_engine
+from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import substitute
+from workflows.runtime import inserting_together, remembering_definitions, within_callers_savepoint
 
 from .actions import ACTION_KINDS, ActionContext
 from .conditions import ConditionResult, evaluate_batch
@@ -35,6 +42,7 @@ from .payload import expand_inline_json
 
 logger = logging.getLogger(__name__)
 Status = ExecutionStatus
+DISTINCT_DETAILS = 5  # up to this many distinct message details a batch is saved with one UPDATE each
 
 
 @dataclass
@@ -59,23 +67,82 @@ class Batch:
     handlers: list[EventHandler]
     revisions: dict[str, HandlerRevision]
     prior: dict[tuple[str, str, int], ActionExecution]
+    new: list[ActionExecution] = field(default_factory=list)  # inserted together before the batch commits
+    together: bool = False  # actions share the batch's savepoint; any error starts the batch over
+
+    def keep(self, execution: ActionExecution) -> None:
+        """Store an execution record: new ones in one insert at the end, earlier ones (retries) now."""
+        if execution.pk is None:
+            if not any(kept is execution for kept in self.new):
+                self.new.append(execution)
+        else:
+            execution.save()
+        if execution.duplicate_of is None:
+            # Two copies of one message can arrive in one batch (a redelivery, a republished outbox row):
+            # the second must find this record as its original, not run again and clash with it.
+            self.prior[(execution.message_id, execution.handler_name, execution.index)] = execution
+
+    def insert_new(self) -> None:
+        """Originals first: a duplicate in the same batch refers to one, which needs its id by then."""
+        ActionExecution.objects.bulk_create([e for e in self.new if e.duplicate_of is None])
+        ActionExecution.objects.bulk_create([e for e in self.new if e.duplicate_of is not None])
 
 
 def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: WorkflowEngine | None = None,
                    records: list[ReceivedMessage] | None = None) -> list[Decision]:
     """One decision per message, in order. Every message is recorded (`message.record_id` set)."""
-    with transaction.atomic():
+    with transaction.atomic(), remembering_definitions():
         records = records or record_deliveries(config, messages)
         deliveries = [Delivery(message, record) for message, record in zip(messages, records, strict=True)]
         batch = _prepare(config, engine or get_engine(), [d.message_id for d in deliveries])
         payloads = [expand_inline_json(d.message.payload) for d in deliveries]
         conditions = evaluate_batch([(h.condition, h.evaluator_type) for h in batch.handlers], payloads)
-        for delivery, results in zip(deliveries, conditions, strict=True):
-            for handler, result in zip(batch.handlers, results, strict=True):
-                _run_handler(batch, delivery, handler, result)
+        if not (isinstance(batch.engine, BuiltinEngine) and _run_together(batch, deliveries, conditions)):
+            deliveries = [Delivery(message, record) for message, record in zip(messages, records, strict=True)]
+            batch.new, batch.prior = [], _prior(config, [d.message_id for d in deliveries])
+            _run_all(batch, deliveries, conditions)
         decisions = [_decide(config, delivery) for delivery in deliveries]
-        ReceivedMessage.objects.bulk_update([d.record for d in deliveries], ["detail"])
+        batch.insert_new()
+        _save_details(deliveries)
     return decisions
+
+
+def _save_details(deliveries: list[Delivery]) -> None:
+    """One UPDATE per distinct detail: a batch's messages mostly share theirs, and bulk_update's CASE per
+    row cost more Python than the whole dispatch of a message."""
+    by_detail: dict[str, list[int]] = {}
+    for delivery in deliveries:
+        by_detail.setdefault(delivery.record.detail, []).append(delivery.record.pk)
+    if len(by_detail) > DISTINCT_DETAILS:
+        ReceivedMessage.objects.bulk_update([d.record for d in deliveries], ["detail"])
+        return
+    for detail, pks in by_detail.items():
+        ReceivedMessage.objects.filter(pk__in=pks).update(detail=detail)
+
+
+class _StartOver(Exception):  # noqa: N818 - a signal, not an error
+    """An action raised while the batch's actions ran together."""
+
+
+def _run_all(batch: Batch, deliveries: list[Delivery], conditions: list[list[ConditionResult]]) -> None:
+    for delivery, results in zip(deliveries, conditions, strict=True):
+        for handler, result in zip(batch.handlers, results, strict=True):
+            _run_handler(batch, delivery, handler, result)
+
+
+def _run_together(batch: Batch, deliveries: list[Delivery], conditions: list[list[ConditionResult]]) -> bool:
+    """The batch's actions under one savepoint (two round trips per batch instead of per action), new
+    workflows inserted together. False, with all of it rolled back, if any action raised: the caller then
+    runs them one savepoint each."""
+    batch.together = True
+    try:
+        with transaction.atomic(), inserting_together():
+            _run_all(batch, deliveries, conditions)
+        return True
+    except _StartOver:
+        return False
+    finally:
+        batch.together = False
 
 
 def record_deliveries(config: QueueConfig, messages: list[Message]) -> list[ReceivedMessage]:
@@ -98,13 +165,17 @@ def _prepare(config: QueueConfig, engine: WorkflowEngine, message_ids: list[str]
         r.handler_name: r
         for r in HandlerRevision.objects.filter(handler__in=handlers).order_by("number")
     }
-    prior = {
+    return Batch(config, engine, handlers, revisions, _prior(config, message_ids))
+
+
+def _prior(config: QueueConfig, message_ids: list[str]) -> dict[tuple[str, str, int], ActionExecution]:
+    """Executions of earlier deliveries of these messages, by (message, handler, action index)."""
+    return {
         (e.message_id, e.handler_name, e.index): e
         for e in ActionExecution.objects.filter(
             event=config.event, message_id__in=message_ids, duplicate_of__isnull=True
         )
     }
-    return Batch(config, engine, handlers, revisions, prior)
 
 
 def _new_execution(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, **fields: Any):
@@ -121,11 +192,13 @@ def _suppressed(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     if original is None or not original.is_final:
         return False
     now = timezone.now()
-    _new_execution(
+    duplicate = _new_execution(
         batch, delivery, handler, index, action=original.action, status=Status.SKIPPED,
-        reason=f"duplicate delivery: already {original.status} (execution {original.pk}); not run again",
+        reason=f"duplicate delivery: already {original.status} (execution {original.execution_id}); "
+        "not run again",
         duplicate_of=original, started_at=now, finished_at=now,
-    ).save()
+    )
+    batch.keep(duplicate)
     delivery.summary.append(f"{handler.name}[{index}]: duplicate of {original.status}")
     return True
 
@@ -144,12 +217,10 @@ def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result
     else:
         status, reason = Status.SKIPPED, f"condition {handler.condition!r} returned {result.value}, not true"
     now = timezone.now()
-    execution = _new_execution(
+    batch.keep(_new_execution(
         batch, delivery, handler, HANDLER_LEVEL, status=status, reason=reason, error=result.error or "",
         condition_value=result.value, started_at=now, finished_at=now,
-    )
-    execution.save()
-    batch.prior[(delivery.message_id, handler.name, HANDLER_LEVEL)] = execution  # a copy later in this batch
+    ))
     delivery.summary.append(f"{handler.name}: {status} ({reason})")
 
 
@@ -166,34 +237,40 @@ def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     execution.input = substitute(action.get(kind.name), source)
     context = ActionContext(delivery.message_id, batch.config.event, execution.execution_id, handler.name)
     try:
-        with transaction.atomic():  # the effect and its record commit together, or neither does
+        # Under a savepoint (the batch's or the action's own) that any error rolls back. The record joins the
+        # batch's transaction, so effect and record commit together or not at all.
+        with nullcontext() if batch.together else transaction.atomic(), within_callers_savepoint():
             outcome = kind.execute(batch.engine, execution.input, context)
-            _finish(execution, Status.COMPLETED, output=outcome.output, workflow_id=outcome.workflow_id)
-    except EngineError as exc:
-        if exc.retryable:
-            _retry_later(batch, delivery, execution, exc)
-        else:
-            status = Status.SKIPPED if isinstance(exc, TaskAlreadyFinished) else Status.FAILED
-            _finish(execution, status, error=str(exc))
+        _finish(batch, execution, Status.COMPLETED, output=outcome.output, workflow_id=outcome.workflow_id)
     except DatabaseError:
         raise  # the database itself failed: the whole batch is redelivered
-    except Exception as exc:  # a defect must cost one FAILED record, not the queue
-        logger.exception("Action %s of %s failed unexpectedly", index, handler.name)
-        _finish(execution, Status.FAILED, error=f"{type(exc).__name__}: {exc}")
-    # Two copies of one message can arrive in one batch (a redelivery, a republished outbox row): the
-    # second must find this record as its original, not insert a clashing one.
-    batch.prior[(delivery.message_id, handler.name, index)] = execution
+    except Exception as exc:
+        if batch.together:
+            raise _StartOver from exc
+        _failed(batch, delivery, execution, exc)
     delivery.summary.append(f"{handler.name}[{index}] {execution.action}: {execution.status}")
 
 
-def _finish(execution: ActionExecution, status: str, *, output=None, workflow_id: str = "", error: str = "") -> None:
+def _failed(batch: Batch, delivery: Delivery, execution: ActionExecution, exc: Exception) -> None:
+    if isinstance(exc, EngineError) and exc.retryable:
+        _retry_later(batch, delivery, execution, exc)
+    elif isinstance(exc, EngineError):
+        status = Status.SKIPPED if isinstance(exc, TaskAlreadyFinished) else Status.FAILED
+        _finish(batch, execution, status, error=str(exc))
+    else:  # a defect must cost one FAILED record, not the queue
+        logger.error("Action %s of %s failed unexpectedly", execution.index, execution.handler_name, exc_info=exc)
+        _finish(batch, execution, Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+
+
+def _finish(batch: Batch, execution: ActionExecution, status: str, *, output=None, workflow_id: str = "",
+            error: str = "") -> None:
     execution.status = status
     execution.output = output
     execution.workflow_id = workflow_id or execution.workflow_id
     execution.error = error
     execution.retryable = False
     execution.finished_at = timezone.now()
-    execution.save()
+    batch.keep(execution)
 
 
 def _retry_later(batch: Batch, delivery: Delivery, execution: ActionExecution, exc: EngineError) -> None:
@@ -201,14 +278,15 @@ def _retry_later(batch: Batch, delivery: Delivery, execution: ActionExecution, e
     if last_chance:
         # The message goes to quarantine now; its record must say so rather than stay IN_PROGRESS.
         error = f"gave up after {delivery.message.delivery_count} deliveries: {exc}"
-        _finish(execution, Status.FAILED, error=error)
+        _finish(batch, execution, Status.FAILED, error=error)
         execution.retryable = True
-        execution.save(update_fields=["retryable"])
+        if execution.pk is not None:
+            execution.save(update_fields=["retryable"])
     else:
         execution.status = Status.IN_PROGRESS
         execution.error = str(exc)
         execution.retryable = True
-        execution.save()
+        batch.keep(execution)
     delivery.transient.append(f"{execution.handler_name}[{execution.index}]: {exc}")
 
 

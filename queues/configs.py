@@ -11,12 +11,16 @@ from .models import QueueConfig
 
 log = logging.getLogger(__name__)
 TASK = "queues.tasks.drain_queue"
+SQS_MAX_BATCH = 10
 
 
 def default_config(event: str) -> QueueConfig:
     """An unsaved config for `event` with the defaults from settings (QUEUES_DEFAULTS)."""
     kind, name = split_event(event)
-    return QueueConfig(kind=kind, name=name, event=event, **settings.QUEUES_DEFAULTS)
+    values = dict(settings.QUEUES_DEFAULTS)
+    if kind == "sqs":  # SQS hands out at most 10 messages per receive
+        values["batch_size"] = min(values["batch_size"], SQS_MAX_BATCH)
+    return QueueConfig(kind=kind, name=name, event=event, **values)
 
 
 def ensure_config(event: str) -> QueueConfig:

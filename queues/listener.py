@@ -46,7 +46,7 @@ def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message
         for message, decision in zip(to_dispatch, decisions, strict=True):
             if decision.action != "ack":
                 settle(config, provider, message, decision)
-        provider.ack_batch(to_ack)
+        provider.ack_many(to_ack)
         ReceivedMessage.objects.filter(pk__in=[m.record_id for m in to_ack if m.record_id]).update(
             outcome=Outcome.ACKNOWLEDGED
         )

@@ -2,7 +2,12 @@
 
 Every public function is one unit of work in `transaction.atomic()`: inside a caller's transaction
 it is a savepoint, so an event action can commit its effect together with its audit record.
-Nothing here commits behind the caller's back.
+Nothing here commits behind the caller's back. A caller that already wraps each call in a savepoint of
+its own and rolls it back on any error (event dispatch) says so with `within_callers_savepoint()`; the
+units then skip their second, nested savepoint (two round trips to the database each). Inside
+`inserting_together()` (a batch of event actions) a workflow whose first task simply waits is started
+in memory and inserted with the others in two statements when the block ends, or earlier, before
+any other runtime call reads or writes workflows.
 
 Locking rule: any change to a workflow or one of its tasks first locks the workflow row
 (`select_for_update`) and only then reads the task. Two concurrent completions of one task are
@@ -11,6 +16,9 @@ row locks, but its write transactions are serialized anyway (IMMEDIATE mode, see
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -49,10 +57,78 @@ UPDATE_STATUSES = {
 WAITING_TYPES = {"SIMPLE", "HUMAN", "WAIT"}
 
 
+_CALLER_SAVEPOINT: ContextVar[bool] = ContextVar("workflows_runtime_caller_savepoint", default=False)
+_DEFINITIONS: ContextVar[dict | None] = ContextVar("workflows_runtime_definitions", default=None)
+_PENDING: ContextVar[list | None] = ContextVar("workflows_runtime_pending", default=None)
+
+
+@contextmanager
+def within_callers_savepoint() -> Iterator[None]:
+    """Runtime calls made inside this block are wrapped by the caller's own savepoint, which the caller
+    rolls back whenever one of them raises: their units of work need no nested savepoint of their own."""
+    token = _CALLER_SAVEPOINT.set(True)
+    try:
+        yield
+    finally:
+        _CALLER_SAVEPOINT.reset(token)
+
+
+@contextmanager
+def remembering_definitions() -> Iterator[None]:
+    """Within this block each workflow definition is read once: a batch of events starting the same
+    workflow reads it for the first start only. Meant for short blocks (one batch, one transaction)."""
+    token = _DEFINITIONS.set({})
+    try:
+        yield
+    finally:
+        _DEFINITIONS.reset(token)
+
+
+@contextmanager
+def inserting_together() -> Iterator[None]:
+    """Workflows started in this block whose first task waits (SIMPLE, HUMAN) are inserted together, with
+    their first tasks, when it ends. Use it inside one transaction: the rows are written before the
+    block is left normally; after an error they are dropped with the rest of the caller's work."""
+    pending: list = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+        flush_pending()
+    finally:
+        _PENDING.reset(token)
+
+
+def flush_pending() -> None:
+    """Insert the workflows and tasks started in memory so far (see `inserting_together`)."""
+    pending = _PENDING.get()
+    if pending:
+        workflows, tasks = [w for w, _ in pending], [t for _, t in pending]
+        pending.clear()
+        Workflow.objects.bulk_create(workflows)
+        Task.objects.bulk_create(tasks)
+
+
+def _unit(*, recovers: bool = False) -> transaction.Atomic:
+    """One unit of work. `recovers`: the unit catches a database error itself, so it always needs a
+    savepoint to roll back to. Workflows started in memory are written first, so the unit sees them."""
+    flush_pending()
+    return transaction.atomic(savepoint=recovers or not _CALLER_SAVEPOINT.get())
+
+
 # Starting --------------------------------------------------------------------------------------
 
 
 def find_definition(name: str, version: int | None) -> WorkflowDefinition:
+    remembered = _DEFINITIONS.get()
+    if remembered is not None and (name, version) in remembered:
+        return remembered[(name, version)]
+    definition = _read_definition(name, version)
+    if remembered is not None:
+        remembered[(name, version)] = definition
+    return definition
+
+
+def _read_definition(name: str, version: int | None) -> WorkflowDefinition:
     definitions = WorkflowDefinition.objects.filter(name=name)
     definition = definitions.filter(version=version).first() if version else definitions.order_by("-version").first()
     if definition is None:
@@ -77,24 +153,32 @@ def start_workflow(
     if task_to_domain is not None and not isinstance(task_to_domain, dict):
         raise InvalidRequest("taskToDomain must map task names to domains.")
     if idempotency_key:
+        flush_pending()
         existing = Workflow.objects.filter(idempotency_key=idempotency_key).first()
         if existing:
             return existing
     definition = find_definition(name, version)
+    workflow = Workflow(
+        definition=definition,
+        name=definition.name,
+        version=definition.version,
+        definition_snapshot=definition.definition,
+        input=input or {},
+        correlation_id=correlation_id,
+        task_to_domain=task_to_domain or {},
+        idempotency_key=idempotency_key or None,
+        trigger=trigger,
+    )
+    pending, tasks = _PENDING.get(), workflow.task_definitions()
+    if pending is not None and not idempotency_key and tasks and tasks[0].get("type", "SIMPLE") in ("SIMPLE", "HUMAN"):
+        # Nothing runs before the first task waits: the two rows can be written later, with others.
+        pending.append((workflow, _new_task(workflow, 0, seq=1)))
+        logger.info("Started workflow %s (%s v%s)", workflow.id, workflow.name, workflow.version)
+        return workflow
     try:
-        with transaction.atomic():
-            workflow = Workflow.objects.create(
-                definition=definition,
-                name=definition.name,
-                version=definition.version,
-                definition_snapshot=definition.definition,
-                input=input or {},
-                correlation_id=correlation_id,
-                task_to_domain=task_to_domain or {},
-                idempotency_key=idempotency_key or None,
-                trigger=trigger,
-            )
-            advance_workflow(workflow)
+        with _unit(recovers=bool(idempotency_key)):  # a lost race on the key is caught below
+            workflow.save(force_insert=True)
+            advance_workflow(workflow, new=True)
     except IntegrityError:
         # Another start with the same key won the race: its workflow is the answer.
         existing = Workflow.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
@@ -152,7 +236,7 @@ def update_task(
         raise InvalidRequest(f"Task status {status!r} is not one of {', '.join(sorted(UPDATE_STATUSES))}.")
     if output is not None and not isinstance(output, dict):
         raise InvalidRequest("A task's output must be a JSON object.")
-    with transaction.atomic():
+    with _unit():
         workflow, task = _locked_task(task_id, workflow_id, task_ref_name)
         if not task.is_active:
             raise TaskAlreadyFinished(
@@ -179,7 +263,7 @@ def _finish_task(task: Task, status: str, reason: str | None = None) -> None:
 
 
 def terminate_workflow(workflow_id: str, reason: str | None = None) -> Workflow:
-    with transaction.atomic():
+    with _unit():
         workflow = locked_workflow(workflow_id)
         if not workflow.is_running:
             raise WorkflowAlreadyFinished(f"Workflow {workflow_id} is already {workflow.status}.")
@@ -192,7 +276,7 @@ def update_variables(workflow_id: str, variables: dict, append_array: bool = Fal
     """Set workflow variables; with `append_array`, list values extend the lists already there."""
     if not isinstance(variables, dict):
         raise InvalidRequest("variables must be a JSON object.")
-    with transaction.atomic():
+    with _unit():
         workflow = locked_workflow(workflow_id)
         merged = dict(workflow.variables)
         for key, value in variables.items():
@@ -253,10 +337,14 @@ def complete_due_waits(now=None, limit: int = 500) -> int:
 # Advancing a workflow --------------------------------------------------------------------------
 
 
-def advance_workflow(workflow: Workflow) -> None:
-    """Move a (locked) running workflow on until it waits for the outside world or ends."""
+def advance_workflow(workflow: Workflow, *, new: bool = False) -> None:
+    """Move a (locked) running workflow on until it waits for the outside world or ends.
+
+    `new`: the workflow was just created and has no tasks, so there is nothing to read yet."""
+    fresh = new
     while workflow.is_running:
-        last = workflow.tasks.order_by("-seq").first()
+        last = None if fresh else workflow.tasks.order_by("-seq").first()
+        fresh = False
         if last is not None and last.is_active:
             return
         if last is not None and last.status in FAILED_TASK_STATUSES:
@@ -267,10 +355,13 @@ def advance_workflow(workflow: Workflow) -> None:
         if position >= len(workflow.task_definitions()):
             _end_workflow(workflow, WorkflowStatus.COMPLETED, None)
             return
-        _schedule(workflow, position, seq=(last.seq + 1) if last else 1)
+        task = _schedule(workflow, position, seq=(last.seq + 1) if last else 1)
+        if task.task_type in WAITING_TYPES and task.is_active:
+            # Scheduling a waiting task ran nothing that could change it: no need to read it back.
+            return
 
 
-def task_context(workflow: Workflow) -> dict[str, Any]:
+def task_context(workflow: Workflow, tasks: list[Task] | None = None) -> dict[str, Any]:
     """What `${...}` in a task's inputParameters can name."""
     context: dict[str, Any] = {
         "workflow": {
@@ -284,7 +375,7 @@ def task_context(workflow: Workflow) -> dict[str, Any]:
             "status": workflow.status,
         }
     }
-    for task in workflow.tasks.order_by("seq"):
+    for task in workflow.tasks.order_by("seq") if tasks is None else tasks:
         context[task.reference_task_name] = {
             "input": task.input, "output": task.output, "status": task.status, "taskId": task.id,
             "reasonForIncompletion": task.reason_for_incompletion,
@@ -293,19 +384,27 @@ def task_context(workflow: Workflow) -> dict[str, Any]:
 
 
 def _schedule(workflow: Workflow, position: int, seq: int) -> Task:
+    task = _new_task(workflow, position, seq)
+    task.save()
+    spec = workflow.task_definitions()[position]
+    SYSTEM_TASKS.get(task.task_type, _wait_for_outside)(workflow, task, spec)
+    return task
+
+
+def _new_task(workflow: Workflow, position: int, seq: int) -> Task:
+    """The task at `position`, as scheduled, not saved yet."""
     spec = workflow.task_definitions()[position]
     task_type = spec.get("type", "SIMPLE")
     task = Task(
         workflow=workflow, seq=seq, position=position, task_type=task_type,
         task_def_name=spec.get("name", task_type), reference_task_name=spec["taskReferenceName"],
-        input=substitute(spec.get("inputParameters") or {}, task_context(workflow)),
+        # The first task (seq 1) has no earlier tasks to read.
+        input=substitute(spec.get("inputParameters") or {}, task_context(workflow, [] if seq == 1 else None)),
         domain=_domain_of(workflow, spec.get("name", "")),
     )
     if task_type != "SIMPLE":
         task.status = TaskStatus.IN_PROGRESS
         task.started_at = timezone.now()
-    task.save()
-    SYSTEM_TASKS.get(task_type, _wait_for_outside)(workflow, task, spec)
     return task
 
 

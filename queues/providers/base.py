@@ -143,8 +143,8 @@ class Provider(ABC):
     def ack(self, message: Message) -> None:
         """The message is done: the broker forgets it."""
 
-    def ack_batch(self, messages: list[Message]) -> None:
-        """Acknowledge several messages; brokers with a batch call override this to save round trips."""
+    def ack_many(self, messages: list[Message]) -> None:
+        """Acknowledge a batch; brokers that can do it in one call or round trip override this."""
         for message in messages:
             self.ack(message)
 

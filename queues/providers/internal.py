@@ -75,7 +75,8 @@ class InternalProvider(Provider):
         if not self._guarded(lambda: self._rows.filter(pk=pk, receipt=receipt).delete()[0]):
             log.warning("ack of %s on %s came after its claim expired", message.message_id, self.spec.event)
 
-    def ack_batch(self, messages: list[Message]) -> None:
+    def ack_many(self, messages: list[Message]) -> None:
+        """One DELETE per claim (a batch is one claim), each row only if our receipt still holds it."""
         by_receipt: dict[str, list[int]] = {}
         for message in messages:
             pk, receipt = message.handle
@@ -83,7 +84,8 @@ class InternalProvider(Provider):
         for receipt, pks in by_receipt.items():
             deleted = self._guarded(lambda r=receipt, p=pks: self._rows.filter(pk__in=p, receipt=r).delete()[0])
             if deleted < len(pks):
-                log.warning("%d ack(s) on %s came after their claim expired", len(pks) - deleted, self.spec.event)
+                log.warning("ack of %d message(s) on %s came after their claim expired", len(pks) - deleted,
+                            self.spec.event)
 
     def nack(self, message: Message, delay: float | None = None) -> None:
         if delay is None:

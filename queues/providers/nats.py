@@ -143,6 +143,13 @@ class NatsProvider(Provider):
     def ack(self, message: Message) -> None:
         self._run(message.handle.ack_sync(timeout=5))
 
+    def ack_many(self, messages: list[Message]) -> None:
+        """Every ack of the batch in flight at once, each still confirmed by the server."""
+        async def ack_all() -> None:
+            await asyncio.gather(*(m.handle.ack_sync(timeout=5) for m in messages))
+
+        self._run(ack_all())
+
     def nack(self, message: Message, delay: float | None = None) -> None:
         if delay is not None:
             self._run(message.handle.nak(delay=delay))

@@ -168,7 +168,7 @@ class SqsProvider(Provider):
     def ack(self, message: Message) -> None:
         self._call(lambda: self.client.delete_message(QueueUrl=self.url, ReceiptHandle=message.handle))
 
-    def ack_batch(self, messages: list[Message]) -> None:
+    def ack_many(self, messages: list[Message]) -> None:
         for start in range(0, len(messages), 10):  # DeleteMessageBatch takes at most 10 entries
             entries = [{"Id": str(n), "ReceiptHandle": m.handle} for n, m in enumerate(messages[start:start + 10])]
             response = self._call(lambda e=entries: self.client.delete_message_batch(QueueUrl=self.url, Entries=e))

@@ -241,3 +241,17 @@ def test_terminate_and_update_variables_act_on_the_workflow(shipping):
     dispatch("conductor:stop", message({"id": workflow.id, "why": "customer cancelled"}))
     workflow.refresh_from_db()
     assert workflow.status == "TERMINATED"
+
+
+def test_two_copies_of_a_message_in_one_batch_run_once(shipping, customer_message):
+    handler(START_SHIPPING, event="conductor:shipping_start")
+    handler(START_SHIPPING, name="never_matches", event="conductor:shipping_start", condition="false")
+    copy = message(customer_message.payload, delivery_count=2, message_id=customer_message.message_id)
+    decisions = dispatch("conductor:shipping_start", customer_message, copy)
+    assert [d.action for d in decisions] == ["ack", "ack"]
+    assert Workflow.objects.count() == 1
+    started = ActionExecution.objects.get(handler_name="start_shipping_workflow", duplicate_of=None)
+    assert started.status == "COMPLETED"
+    assert ActionExecution.objects.get(handler_name="start_shipping_workflow", duplicate_of=started).status == "SKIPPED"
+    skipped = ActionExecution.objects.get(handler_name="never_matches", duplicate_of=None)
+    assert ActionExecution.objects.filter(duplicate_of=skipped).count() == 1

@@ -122,7 +122,7 @@ def test_it_forgets_messages_acknowledged_together(kind, providers):
     received: list = []
     for _ in range(6):  # RabbitMQ hands out no more than the prefetch (10) until some are acknowledged
         batch = provider.receive(10, 1)
-        provider.ack_batch(batch)
+        provider.ack_many(batch)
         received += batch
         if len(received) >= 12:
             break

@@ -1,0 +1,66 @@
+"""Profile the listener's consumer loop in-process (cProfile): `python bench/profile_listener.py KIND [N]`.
+
+Uses the database of the last `bench/run.py` (eh_bench, kept after the run): publishes N messages to a
+fresh queue of KIND with the benchmark's handler, then drives `Consumer.poll_once` until they are all
+handled, under cProfile, and prints the top functions by cumulative and by own time, and the queries
+per message.
+"""
+
+import cProfile
+import os
+import pstats
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventhub.settings")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/" + os.environ.get("BENCH_DB", "eh_bench"))
+os.environ.setdefault("AWS_REGION", "us-east-1")
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bench import run
+    from queues.listener import Consumer
+    from queues.models import QueueConfig
+
+    kind = sys.argv[1] if len(sys.argv) > 1 else "conductor"
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+    broker = run.make_broker(kind, "profile", os.environ.get("AWS_ENDPOINT_URL_SQS", ""))
+    run.add_handler(broker.event)
+    broker.provision()
+    broker.publish(run.body(i) for i in range(count))
+    consumer = Consumer(QueueConfig.objects.get(event=broker.event))
+    profile = cProfile.Profile()
+    handled = 0
+    start = time.perf_counter()
+    with CaptureQueriesContext(connection) as queries:
+        if os.environ.get("BENCH_PROFILE", "1") == "1":
+            profile.enable()
+        while handled < count:
+            handled += consumer.poll_once(wait=1)
+        profile.disable()
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    sys.stdout.write(f"{handled} messages in {elapsed:.2f} s: {handled / elapsed:,.0f} msg/s in-process, "
+                     f"{len(queries) / handled:.1f} queries per message\n")
+    slowest: dict[str, list[float]] = {}
+    for query in queries.captured_queries:
+        key = query["sql"][:110]
+        slowest.setdefault(key, []).append(float(query["time"]))
+    for key, times in sorted(slowest.items(), key=lambda kv: -sum(kv[1]))[:15]:
+        sys.stdout.write(f"{sum(times):7.3f} s {len(times):6d}x  {key}\n")
+    stats = pstats.Stats(profile, stream=sys.stdout).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(35)
+    stats.sort_stats("tottime").print_stats(20)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,417 @@
+"""Eventhub's throughput, latency and memory benchmark (`make bench`; see bench/README.md).
+
+Runs against a fresh PostgreSQL database (dropped and created each run) and the brokers running on this
+machine; SQS is moto's server in a subprocess on 127.0.0.1. Eventhub is measured as operators run it:
+one `manage.py listen_queues --queue EVENT` subprocess with the queue config's default settings.
+"""
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.brokers import BASELINE_TABLE, Broker, Internal, Nats, Rabbit, Sqs, wait_for  # noqa: E402
+
+log = logging.getLogger("bench")
+PG_SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+DB_NAME = os.environ.get("BENCH_DB", "eh_bench")
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+N = int(os.environ.get("BENCH_N", 2000 if QUICK else 10000))
+LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", 5 if QUICK else 20))
+MEMORY_N = int(os.environ.get("BENCH_MEMORY_N", 20000 if QUICK else 100000))
+# moto's server takes about a second per ReceiveMessage on a queue of thousands: SQS gets fewer messages.
+SQS_N = int(os.environ.get("BENCH_SQS_N", 300))
+HANDLERS = int(os.environ.get("BENCH_HANDLERS", 10000))
+KINDS = os.environ.get("BENCH_KINDS", "conductor,amqp_queue,nats,sqs").split(",")
+RATE = 200
+RUN = uuid.uuid4().hex[:8]
+FLOW = {"name": "bench_flow", "version": 1, "description": "one waiting task",
+        "tasks": [{"name": "bench_task", "taskReferenceName": "bench_task_ref", "type": "SIMPLE",
+                   "inputParameters": {"city": "${workflow.input.address.city}"}}]}
+JS_CONDITION = "$.amount > 10 && $.customer.address.country == 'NL'"
+
+
+def out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def body(seq: int, **extra) -> tuple[str, str]:
+    mid = f"{RUN}-{seq}-{uuid.uuid4().hex[:6]}"
+    payload = {"customer": {"name": f"Customer {seq}", "address": {
+        "street": f"{seq} Main Street", "city": "Utrecht", "zip": "3511", "country": "NL"}},
+        "amount": 42 + seq % 100, "seq": seq, **extra}
+    return mid, json.dumps(payload)
+
+
+# Setting up -------------------------------------------------------------------------------------
+
+
+def fresh_database() -> str:
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
+    url = f"{PG_SERVER}/{DB_NAME}"
+    os.environ["DATABASE_URL"] = url
+    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True)
+    with psycopg.connect(url, autocommit=True) as pg:
+        pg.execute(f"CREATE TABLE {BASELINE_TABLE} (id bigserial PRIMARY KEY, message_id text, body jsonb, "
+                   "received_at timestamptz NOT NULL DEFAULT now())")
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    code = ("import threading; from moto.server import ThreadedMotoServer; "
+            f"ThreadedMotoServer(ip_address='127.0.0.1', port={port}).start(); threading.Event().wait()")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def listening() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, 30, "moto's server")
+    os.environ.update({"AWS_ENDPOINT_URL_SQS": endpoint, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
+    return process, endpoint
+
+
+def make_broker(kind: str, tag: str, sqs_endpoint: str) -> Broker:
+    from django.conf import settings
+
+    name = f"bench_{RUN}_{kind}_{tag}"
+    batch = settings.QUEUES_DEFAULTS["batch_size"]
+    if kind == "conductor":
+        return Internal(name, batch)
+    if kind == "amqp_queue":
+        return Rabbit(name, batch, AMQP_URL)
+    if kind == "nats":
+        return Nats(name.replace("_", "."), batch, NATS_URL)
+    return Sqs(name, batch, sqs_endpoint)
+
+
+def add_handler(event: str, condition: str = "") -> None:
+    from handlers.changes import save_handler
+    from handlers.models import EventHandler
+
+    handler = EventHandler()
+    handler.apply_conductor({
+        "name": "start_" + re.sub(r"[^A-Za-z0-9_]", "_", event), "event": event, "condition": condition,
+        "evaluatorType": "javascript",
+        "active": True, "actions": [{"action": "start_workflow", "start_workflow": {
+            "name": "bench_flow", "version": 1,
+            "input": {"customerName": "${customer.name}", "address": "${customer.address}", "seq": "${seq}"}}}],
+    })
+    handler.full_clean()
+    save_handler(handler, user=None, source="bench")
+
+
+def add_other_handlers(count: int) -> None:
+    """`count` active handlers on events nobody publishes to (no queue configs, so nothing consumes them)."""
+    from handlers.models import EventHandler
+
+    actions = [{"action": "start_workflow", "start_workflow": {"name": "bench_flow", "version": 1}}]
+    EventHandler.objects.bulk_create(
+        (EventHandler(name=f"other_{RUN}_{i}", event=f"amqp_queue:other_{RUN}_{i % 500}", condition="",
+                      evaluator_type="javascript", actions=actions, active=True) for i in range(count)),
+        batch_size=1000,
+    )
+
+
+# Measuring -------------------------------------------------------------------------------------
+
+
+class Listener:
+    """A real `manage.py listen_queues --queue EVENT` process."""
+
+    def __init__(self, event: str):
+        # As in production: DEBUG off (no query log kept, no debug cursor).
+        env = {**os.environ, "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"), "DEBUG": "false",
+               "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + RUN), "ALLOWED_HOSTS": "localhost"}
+        self.process = subprocess.Popen([sys.executable, "manage.py", "listen_queues", "--queue", event], cwd=ROOT,
+                                        env=env)
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def final_count(pg: psycopg.Connection, event: str) -> int:
+    """Messages whose records are final: executions committed and the message acknowledged."""
+    return pg.execute("SELECT count(*) FROM queues_receivedmessage WHERE event = %s AND outcome = 'ACKNOWLEDGED'",
+                      (event,)).fetchone()[0]
+
+
+def check_records(pg: psycopg.Connection, event: str, count: int, executions: bool = True) -> None:
+    """Every message once, every action COMPLETED once, one workflow each: a fast wrong answer is no answer."""
+    got = pg.execute(
+        "SELECT count(*), count(DISTINCT message_id) FROM queues_receivedmessage WHERE event = %s", (event,)
+    ).fetchone()
+    done = pg.execute("SELECT count(*), count(DISTINCT workflow_id) FROM handlers_actionexecution "
+                      "WHERE event = %s AND status = 'COMPLETED'", (event,)).fetchone()
+    if got != (count, count) or (executions and done != (count, count)):
+        raise RuntimeError(f"{event}: records {got}, completed executions {done}; expected {count} of each")
+
+
+def run_eventhub(pg: psycopg.Connection, broker: Broker, count: int, memory: bool = False) -> dict:
+    """Publish `count` messages, then time one listener from its first record to the last final one."""
+    broker.publish(body(i) for i in range(count))
+    listener = Listener(broker.event)
+    samples: list[tuple[int, int]] = []
+    try:
+        while (done := final_count(pg, broker.event)) < count:
+            if listener.process.poll() is not None:
+                raise RuntimeError(f"the listener of {broker.event} exited with {listener.process.returncode}")
+            if memory:
+                samples.append((done, listener.rss_kb()))
+            time.sleep(0.05 if not memory else 0.5)
+        end = time.time()
+        if memory:
+            samples.append((count, listener.rss_kb()))
+    finally:
+        listener.stop()
+    first = pg.execute("SELECT extract(epoch FROM min(received_at)) FROM queues_receivedmessage WHERE event = %s",
+                       (broker.event,)).fetchone()[0]
+    check_records(pg, broker.event, count)
+    return {"rate": count / (end - float(first)), "seconds": end - float(first), "samples": samples}
+
+
+def run_bare(pg: psycopg.Connection, broker: Broker, count: int) -> float:
+    broker.publish(body(i) for i in range(count))
+    start = time.time()
+    broker.consume_bare(pg, count)
+    elapsed = time.time() - start
+    got = pg.execute(f"SELECT count(*) FROM {BASELINE_TABLE} WHERE message_id LIKE %s",  # noqa: S608
+                     (f"{RUN}-%",)).fetchone()[0]
+    pg.execute(f"TRUNCATE {BASELINE_TABLE}")  # noqa: S608
+    if got != count:
+        raise RuntimeError(f"bare consumer of {broker.event} stored {got} rows for {count} messages")
+    return count / elapsed
+
+
+def run_latency(pg_url: str, broker: Broker, seconds: float) -> tuple[float, float, int]:
+    """Publish at a steady RATE; the time from publish to the record being visible (committed) in PostgreSQL."""
+    listener = Listener(broker.event)
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as watcher:
+            def ready() -> bool:
+                return bool(watcher.execute("SELECT 1 FROM queues_listenerheartbeat WHERE event = %s",
+                                            (broker.event,)).fetchone())
+
+            wait_for(ready, 60, f"the listener of {broker.event}")
+            time.sleep(1.0)  # its consumer is connected and long-polling
+            total = int(seconds * RATE)
+            watch = threading.Thread(target=_watch, args=(pg_url, broker.event, total, seen, stop), daemon=True)
+            watch.start()
+            sent = _publish_steadily(broker, total)
+            watch.join(60)
+            stop.set()
+    finally:
+        listener.stop()
+    latencies = sorted((seen[seq] - sent[seq]) * 1000 for seq in sent if seq in seen)
+    if len(latencies) != len(sent):
+        raise RuntimeError(f"{broker.event}: {len(sent) - len(latencies)} messages never got a record")
+    return latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], len(sent)
+
+
+def _publish_steadily(broker: Broker, total: int) -> dict[int, float]:
+    publish = broker.publisher()
+    sent: dict[int, float] = {}
+    start = time.monotonic()
+    try:
+        for seq in range(total):
+            delay = start + seq / RATE - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            mid, text = body(seq)
+            sent[seq] = time.time()
+            publish(mid, text)
+    finally:
+        broker.close_publisher()
+    return sent
+
+
+def _watch(pg_url: str, event: str, total: int, seen: dict[int, float], stop: threading.Event) -> None:
+    """Poll for newly committed records every 2 ms: a record counts when another connection can see it."""
+    last = 0
+    with psycopg.connect(pg_url, autocommit=True) as pg:
+        while len(seen) < total and not stop.is_set():
+            rows = pg.execute("SELECT id, (payload->>'seq')::int FROM queues_receivedmessage WHERE event = %s "
+                              "AND id > %s ORDER BY id", (event, last)).fetchall()
+            now = time.time()
+            for row_id, seq in rows:
+                seen.setdefault(seq, now)
+                last = row_id
+            time.sleep(0.002)
+
+
+# Reporting -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    what: str
+    value: str
+    target: str
+    ok: bool | None
+
+    def line(self) -> str:
+        verdict = "" if self.ok is None else ("PASS" if self.ok else "FAIL")
+        return f"{self.what:<48} {self.value:>16}   {self.target:<22} {verdict}"
+
+
+def figures_for(kind: str, eventhub: float, bare: float) -> list[Figure]:
+    ratio = eventhub / bare
+    fast = kind != "sqs"
+    return [
+        Figure(f"{kind}: Eventhub end to end", f"{eventhub:,.0f} msg/s", ">= 1,500 msg/s" if fast else "(none)",
+               eventhub >= 1500 if fast else None),
+        Figure(f"{kind}: bare baseline", f"{bare:,.0f} msg/s", "", None),
+        Figure(f"{kind}: Eventhub / baseline", f"{ratio:.2f}", ">= 0.50", ratio >= 0.5),
+    ]
+
+
+def conditions() -> str:
+    load = os.getloadavg()
+    return (f"{os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end; "
+            f"N={N} (SQS {SQS_N}), latency {LATENCY_SECONDS:.0f} s at {RATE}/s, memory over {MEMORY_N} messages, "
+            f"batch size {os.environ.get('QUEUES_BATCH_SIZE', 'default')}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventhub.settings")
+    os.environ["QUEUES_SCHEDULES"] = "false"
+    out(f"Eventhub benchmark {RUN}: N={N} per run, fresh database {DB_NAME}")
+    pg_url = fresh_database()
+    moto, endpoint = start_moto()
+    import django
+
+    django.setup()
+    from workflows.models import WorkflowDefinition
+
+    WorkflowDefinition.from_conductor(FLOW).save()
+    results: list[Figure] = []
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as pg:
+            results += throughput(pg, endpoint)
+            results += latency(pg_url, endpoint)
+            results += ratios(pg, endpoint)
+            results += memory(pg, endpoint)
+    finally:
+        moto.terminate()
+        moto.wait()
+        out()
+        out(f"{'figure':<48} {'value':>16}   {'target':<22} result")
+        for figure in results:
+            out(figure.line())
+        out(f"conditions: {conditions()}")
+    if any(f.ok is False for f in results):
+        sys.exit(1)
+
+
+def throughput(pg: psycopg.Connection, endpoint: str) -> list[Figure]:
+    results = []
+    for kind in KINDS:
+        broker, bare = make_broker(kind, "main", endpoint), make_broker(kind, "bare", endpoint)
+        add_handler(broker.event)
+        broker.provision()
+        bare.provision()
+        count = SQS_N if kind == "sqs" else N
+        eventhub = run_eventhub(pg, broker, count)["rate"]
+        baseline = run_bare(pg, bare, count)
+        out(f"{kind}: Eventhub {eventhub:,.0f} msg/s, bare {baseline:,.0f} msg/s")
+        results += figures_for(kind, eventhub, baseline)
+    return results
+
+
+def latency(pg_url: str, endpoint: str) -> list[Figure]:
+    results = []
+    for kind in KINDS:
+        broker = make_broker(kind, "latency", endpoint)
+        add_handler(broker.event)
+        broker.provision()
+        p50, p99, count = run_latency(pg_url, broker, LATENCY_SECONDS)
+        out(f"{kind}: latency over {count} messages at {RATE}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        targeted = kind in ("amqp_queue", "nats")
+        results += [Figure(f"{kind}: p50 publish -> committed record", f"{p50:.1f} ms", "", None),
+                    Figure(f"{kind}: p99 publish -> committed record", f"{p99:.1f} ms",
+                           "< 50 ms" if targeted else "(none)", p99 < 50 if targeted else None)]
+    return results
+
+
+def ratios(pg: psycopg.Connection, endpoint: str) -> list[Figure]:
+    """One handler, then a JavaScript condition, then 10,000 handlers on other events; RabbitMQ each time."""
+    kind = "amqp_queue" if "amqp_queue" in KINDS else KINDS[0]
+    plain, js = make_broker(kind, "plain", endpoint), make_broker(kind, "js", endpoint)
+    add_handler(plain.event)
+    add_handler(js.event, JS_CONDITION)
+    crowded = make_broker(kind, "crowded", endpoint)
+    add_handler(crowded.event)
+    for broker in (plain, js, crowded):
+        broker.provision()
+    one = run_eventhub(pg, plain, N)["rate"]
+    with_js = run_eventhub(pg, js, N)["rate"]
+    add_other_handlers(HANDLERS)
+    with_many = run_eventhub(pg, crowded, N)["rate"]
+    out(f"{kind}: one handler {one:,.0f} msg/s, with a JavaScript condition {with_js:,.0f} msg/s, "
+        f"with {HANDLERS:,} other handlers {with_many:,.0f} msg/s")
+    return [Figure(f"{kind}: {HANDLERS:,} other handlers / one", f"{with_many / one:.2f}", ">= 0.90",
+                   with_many / one >= 0.9),
+            Figure(f"{kind}: JavaScript condition / none", f"{with_js / one:.2f}", ">= 0.70", with_js / one >= 0.7)]
+
+
+def memory(pg: psycopg.Connection, endpoint: str) -> list[Figure]:
+    kind = "amqp_queue" if "amqp_queue" in KINDS else KINDS[0]
+    broker = make_broker(kind, "memory", endpoint)
+    add_handler(broker.event)
+    broker.provision()
+    result = run_eventhub(pg, broker, MEMORY_N, memory=True)
+    samples = result["samples"]
+    # Growth after warm-up: from the first sample past 10 % of the messages (V8, caches, connections are up).
+    warm = next((rss for done, rss in samples if done >= MEMORY_N // 10), samples[0][1])
+    final = samples[-1][1]
+    growth_mb = (final - warm) / 1024
+    out(f"{kind}: {MEMORY_N:,} messages at {result['rate']:,.0f} msg/s; RSS {warm / 1024:.1f} MB after warm-up, "
+        f"{final / 1024:.1f} MB at the end")
+    return [Figure(f"{kind}: listener RSS growth over {MEMORY_N:,} msgs", f"{growth_mb:.1f} MB", "< 20 MB",
+                   growth_mb < 20)]
+
+
+if __name__ == "__main__":
+    main()
