@@ -159,3 +159,25 @@ def wait_until(predicate, timeout: float = 20, what: str = "condition"):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def spawn_listener(tmp_path):
+    """`listen_queues` as a real process on the test database, its output in a file: a pipe nobody reads
+    fills up and stalls the process. `spawn(**env)` adds environment variables."""
+    started: list[subprocess.Popen] = []
+
+    def spawn(**extra_env: str) -> subprocess.Popen:
+        env = {**os.environ, **extra_env, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+        log = open(tmp_path / f"listener-{len(started)}.log", "wb")  # noqa: SIM115 - the child holds it open
+        process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "listen_queues"], cwd=ROOT,
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        started.append(process)
+        return process
+
+    yield spawn
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)

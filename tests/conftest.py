@@ -29,4 +29,4 @@ def api(superuser) -> APIClient:
 
 
 # Broker fixtures for every test package (queues, dispatch end to end, crash tests).
-from .brokers import kind, listener_process, make_config, providers, sqs_server  # noqa: E402, F401
+from .brokers import kind, listener_process, make_config, providers, spawn_listener, sqs_server  # noqa: E402, F401

@@ -4,8 +4,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -15,7 +13,7 @@ from handlers.models import ActionExecution, EventHandler
 from queues.models import ReceivedMessage
 from workflows.models import Workflow
 
-from ..brokers import ROOT, database_url, wait_until
+from ..brokers import wait_until
 from ..workflows.conftest import one_task, register
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,27 +34,6 @@ def start_workflow_handler(event: str, workflow: str) -> EventHandler:
 
 def finished() -> int:
     return ActionExecution.objects.filter(status="COMPLETED", duplicate_of=None).count()
-
-
-@pytest.fixture
-def spawn_listener(tmp_path):
-    """`listen_queues` as a real process on the test database, its output in a file (a pipe nobody
-    reads would fill up and stall it)."""
-    started: list[subprocess.Popen] = []
-
-    def spawn() -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-        log = open(tmp_path / f"listener-{len(started)}.log", "wb")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "listen_queues"], cwd=ROOT,
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
-        started.append(process)
-        return process
-
-    yield spawn
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
 
 
 @pytest.mark.parametrize("kind", ["conductor", "amqp_queue"])

@@ -5,8 +5,6 @@ import logging
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -16,7 +14,7 @@ from queues.models import OutboxMessage, QuarantinedMessage
 from workflows.engine import BuiltinEngine
 from workflows.models import Task, Workflow
 
-from ..brokers import ROOT, database_url, wait_until
+from ..brokers import wait_until
 from ..workflows.conftest import one_task, register
 from .test_event_round_trip import handler, start_b
 
@@ -25,26 +23,6 @@ MESSAGES = int(os.environ.get("OUTBOX_KILL_MESSAGES", "1000"))
 KILLS = 8
 # The relay's claim expires fast, so rows a killed relay claimed (and perhaps published) go out again.
 RELAY_ENV = {"OUTBOX_CLAIM_SECONDS": "2", "OUTBOX_BATCH_SIZE": "40", "OUTBOX_POLL_MS": "50"}
-
-
-@pytest.fixture
-def spawn_listener(tmp_path):
-    """`listen_queues` as a real process, its output in a file (an unread pipe would stall it)."""
-    started: list[subprocess.Popen] = []
-
-    def spawn() -> subprocess.Popen:
-        env = {**os.environ, **RELAY_ENV, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-        log = open(tmp_path / f"listener-{len(started)}.log", "wb")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "listen_queues"], cwd=ROOT,
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
-        started.append(process)
-        return process
-
-    yield spawn
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
 
 
 def sent() -> int:
@@ -67,7 +45,7 @@ def test_a_relay_killed_repeatedly_loses_no_message_and_starts_each_workflow_onc
         seen = sent()
         for n in numbers[:half]:  # a backlog, so the relay has claimed rows in hand when it dies
             engine.start_workflow(a.name, input={"orderId": n})
-        process = spawn_listener()
+        process = spawn_listener(**RELAY_ENV)
         for n in numbers[half:]:  # the rest hand their messages over while this relay runs
             engine.start_workflow(a.name, input={"orderId": n})
         wait_until(lambda seen=seen: sent() > seen, timeout=60, what="the relay to send something")
@@ -75,7 +53,7 @@ def test_a_relay_killed_repeatedly_loses_no_message_and_starts_each_workflow_onc
         process.send_signal(signal.SIGKILL)
         process.wait(10)
 
-    final = spawn_listener()
+    final = spawn_listener(**RELAY_ENV)
     wait_until(lambda: Workflow.objects.filter(name=b.name).count() >= MESSAGES and sent() == MESSAGES,
                timeout=300, what="every message to arrive")
     final.send_signal(signal.SIGTERM)
