@@ -233,3 +233,11 @@ def test_it_refuses_text_no_database_can_store(api, text):
     assert response.status_code == 400
     assert "cannot be stored" in response.json()["message"]
     assert not EventHandler.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/api/event/sqs:orders%00", "/api/event/sqs:orders?activeOnly=%00",
+                                  "/api/tasks/poll/batch/F?domain=%F3%B1%B9%91%00"])
+def test_it_refuses_a_path_or_query_no_database_can_compare(api, path):
+    response = api.get(path)
+    assert response.status_code == 400
+    assert "cannot be stored" in response.json()["message"]

@@ -1,0 +1,20 @@
+from django.http import JsonResponse
+
+from ..payload import has_unstorable_text
+from .errors import error_body
+
+
+class RefuseUnstorableText:
+    """Answer 400 to an API request whose path or query holds NUL (`%00`): PostgreSQL cannot compare or
+    store such text, so it would fail deep inside a query. Bodies get the same check in the parser."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/") and (
+            has_unstorable_text(request.path) or has_unstorable_text(dict(request.GET.lists()))
+        ):
+            message = "The path or query holds a NUL character or an unpaired surrogate, which cannot be stored."
+            return JsonResponse(error_body(request, 400, message), status=400)
+        return self.get_response(request)
