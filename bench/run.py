@@ -39,6 +39,7 @@ MEMORY_N = int(os.environ.get("BENCH_MEMORY_N", 20000 if QUICK else 100000))
 SQS_N = int(os.environ.get("BENCH_SQS_N", 300))
 HANDLERS = int(os.environ.get("BENCH_HANDLERS", 10000))
 KINDS = os.environ.get("BENCH_KINDS", "conductor,amqp_queue,nats,sqs").split(",")
+PARTS = os.environ.get("BENCH_PARTS", "throughput,latency,ratios,memory").split(",")
 RATE = 200
 RUN = uuid.uuid4().hex[:8]
 FLOW = {"name": "bench_flow", "version": 1, "description": "one waiting task",
@@ -329,10 +330,11 @@ def main() -> None:
     results: list[Figure] = []
     try:
         with psycopg.connect(pg_url, autocommit=True) as pg:
-            results += throughput(pg, endpoint)
-            results += latency(pg_url, endpoint)
-            results += ratios(pg, endpoint)
-            results += memory(pg, endpoint)
+            for part in PARTS:
+                if part == "latency":
+                    results += latency(pg_url, endpoint)
+                else:
+                    results += {"throughput": throughput, "ratios": ratios, "memory": memory}[part](pg, endpoint)
     finally:
         moto.terminate()
         moto.wait()

@@ -12,12 +12,13 @@ condition was false or failed.
 Exactly once: the batch is one transaction holding every action's effect and its record, so a crash
 anywhere rolls back both and the redelivered message runs again from a clean slate. A failed action
 leaves no partial effect behind: with the built-in engine (database writes only) the batch's actions
-first run together under one savepoint, and if any of them raises, that savepoint is rolled back and the
-batch's actions run again each in its own savepoint, where a failure undoes that action only; other
-engines (a remote Conductor, whose calls cannot be undone) always run the per-action way. The built-in
-runtime relies on these savepoints and skips its own. New records are written together at the end of
-the batch, in the same transaction. A redelivery after commit finds the final records and runs nothing
-twice; it records the suppressed duplicate instead, pointing at the original.
+first run together in the batch's transaction, and if any of them raises, that transaction is rolled
+back and the batch runs again with each action in its own savepoint, where a failure undoes that
+action only; other engines (a remote Conductor, whose calls cannot be undone) always run the per-action
+way. The built-in runtime relies on these and skips savepoints of its own. The batch's records (the
+messages, with what became of them, and the executions) are written together at its end, in the same
+transaction. A redelivery after commit finds the final records and runs nothing twice; it records the
+suppressed duplicate instead, pointing at the original.
 """
 
 import logging
@@ -33,7 +34,7 @@ from queues.providers.base import Decision, Message
 from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import substitute
-from workflows.runtime import inserting_together, remembering_definitions, within_callers_savepoint
+from workflows.runtime import flush_pending, inserting_together, remembering_definitions, within_callers_savepoint
 
 from .actions import ACTION_KINDS, ActionContext
 from .conditions import ConditionResult, evaluate_batch
@@ -67,43 +68,60 @@ class Batch:
     handlers: list[EventHandler]
     revisions: dict[str, HandlerRevision]
     prior: dict[tuple[str, str, int], ActionExecution]
+    together: bool = False  # actions share the batch's transaction; any error starts the batch over
     new: list[ActionExecution] = field(default_factory=list)  # inserted together before the batch commits
-    together: bool = False  # actions share the batch's savepoint; any error starts the batch over
+    changed: list[ActionExecution] = field(default_factory=list)  # earlier records run again (retries)
 
     def keep(self, execution: ActionExecution) -> None:
-        """Store an execution record: new ones in one insert at the end, earlier ones (retries) now."""
-        if execution.pk is None:
-            if not any(kept is execution for kept in self.new):
-                self.new.append(execution)
-        else:
-            execution.save()
+        """Remember an execution record; all of them are written when the batch's actions are done."""
+        pending = self.new if execution.pk is None else self.changed
+        if not any(kept is execution for kept in pending):
+            pending.append(execution)
         if execution.duplicate_of is None:
             # Two copies of one message can arrive in one batch (a redelivery, a republished outbox row):
             # the second must find this record as its original, not run again and clash with it.
             self.prior[(execution.message_id, execution.handler_name, execution.index)] = execution
 
-    def insert_new(self) -> None:
+    def new_executions(self) -> tuple[list[ActionExecution], list[ActionExecution]]:
         """Originals first: a duplicate in the same batch refers to one, which needs its id by then."""
-        ActionExecution.objects.bulk_create([e for e in self.new if e.duplicate_of is None])
-        ActionExecution.objects.bulk_create([e for e in self.new if e.duplicate_of is not None])
+        return ([e for e in self.new if e.duplicate_of is None], [e for e in self.new if e.duplicate_of is not None])
 
 
 def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: WorkflowEngine | None = None,
                    records: list[ReceivedMessage] | None = None) -> list[Decision]:
     """One decision per message, in order. Every message is recorded (`message.record_id` set)."""
+    engine = engine or get_engine()
+    payloads = [expand_inline_json(message.payload) for message in messages]
+    if isinstance(engine, BuiltinEngine):
+        try:
+            return _dispatch(config, messages, payloads, engine, records, together=True)
+        except _StartOver:
+            pass  # everything the batch did is rolled back: run its actions again, one savepoint each
+    return _dispatch(config, messages, payloads, engine, records, together=False)
+
+
+def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engine: WorkflowEngine,
+              records: list[ReceivedMessage] | None, *, together: bool) -> list[Decision]:
     with transaction.atomic(), remembering_definitions():
-        records = records or record_deliveries(config, messages)
+        new_records = records is None
+        records = records or [_new_record(config, message) for message in messages]
         deliveries = [Delivery(message, record) for message, record in zip(messages, records, strict=True)]
-        batch = _prepare(config, engine or get_engine(), [d.message_id for d in deliveries])
-        payloads = [expand_inline_json(d.message.payload) for d in deliveries]
+        batch = _prepare(config, engine, [d.message_id for d in deliveries])
+        batch.together = together
         conditions = evaluate_batch([(h.condition, h.evaluator_type) for h in batch.handlers], payloads)
-        if not (isinstance(batch.engine, BuiltinEngine) and _run_together(batch, deliveries, conditions)):
-            deliveries = [Delivery(message, record) for message, record in zip(messages, records, strict=True)]
-            batch.new, batch.prior = [], _prior(config, [d.message_id for d in deliveries])
+        with inserting_together() if together else nullcontext():
             _run_all(batch, deliveries, conditions)
-        decisions = [_decide(config, delivery) for delivery in deliveries]
-        batch.insert_new()
-        _save_details(deliveries)
+            decisions = [_decide(config, delivery) for delivery in deliveries]
+            # The batch's new rows (workflows started together, the messages with their details, the
+            # executions) in one statement.
+            flush_pending(records if new_records else [], *batch.new_executions())
+        if new_records:
+            for message, record in zip(messages, records, strict=True):
+                message.record_id = record.pk
+        else:
+            _save_details(deliveries)
+        for execution in batch.changed:
+            execution.save()
     return decisions
 
 
@@ -130,40 +148,22 @@ def _run_all(batch: Batch, deliveries: list[Delivery], conditions: list[list[Con
             _run_handler(batch, delivery, handler, result)
 
 
-def _run_together(batch: Batch, deliveries: list[Delivery], conditions: list[list[ConditionResult]]) -> bool:
-    """The batch's actions under one savepoint (two round trips per batch instead of per action), new
-    workflows inserted together. False, with all of it rolled back, if any action raised: the caller then
-    runs them one savepoint each."""
-    batch.together = True
-    try:
-        with transaction.atomic(), inserting_together():
-            _run_all(batch, deliveries, conditions)
-        return True
-    except _StartOver:
-        return False
-    finally:
-        batch.together = False
-
-
-def record_deliveries(config: QueueConfig, messages: list[Message]) -> list[ReceivedMessage]:
-    records = ReceivedMessage.objects.bulk_create(
-        ReceivedMessage(
-            config=config if config.pk else None, event=config.event, message_id=message.message_id[:255],
-            payload=message.payload, delivery_count=message.delivery_count,
-        )
-        for message in messages
+def _new_record(config: QueueConfig, message: Message) -> ReceivedMessage:
+    return ReceivedMessage(
+        config=config if config.pk else None, event=config.event, message_id=message.message_id[:255],
+        payload=message.payload, delivery_count=message.delivery_count,
     )
-    for message, record in zip(messages, records, strict=True):
-        message.record_id = record.pk
-    return records
 
 
 def _prepare(config: QueueConfig, engine: WorkflowEngine, message_ids: list[str]) -> Batch:
     # Read on every batch: a handler changed in the admin or the API applies to the next message.
     handlers = list(EventHandler.objects.filter(event=config.event, active=True).order_by("name"))
+    # Each handler's latest revision (the number it keeps), not its whole history.
+    current = {(h.name, h.revision) for h in handlers}
     revisions = {
         r.handler_name: r
-        for r in HandlerRevision.objects.filter(handler__in=handlers).order_by("number")
+        for r in HandlerRevision.objects.filter(handler__in=handlers, number__in={n for _, n in current})
+        if (r.handler_name, r.number) in current
     }
     return Batch(config, engine, handlers, revisions, _prior(config, message_ids))
 
@@ -279,9 +279,7 @@ def _retry_later(batch: Batch, delivery: Delivery, execution: ActionExecution, e
         # The message goes to quarantine now; its record must say so rather than stay IN_PROGRESS.
         error = f"gave up after {delivery.message.delivery_count} deliveries: {exc}"
         _finish(batch, execution, Status.FAILED, error=error)
-        execution.retryable = True
-        if execution.pk is not None:
-            execution.save(update_fields=["retryable"])
+        execution.retryable = True  # written with the rest of the record when the batch is done
     else:
         execution.status = Status.IN_PROGRESS
         execution.error = str(exc)

@@ -16,18 +16,11 @@ environment variables and settings are never substituted (Conductor leaks them).
 
 import copy
 import json
+from functools import lru_cache
 from typing import Any
 
 _MISSING = object()
-
-
-class _Value:
-    """A resolved placeholder inside a string, kept apart from literal text until the string is joined."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any):
-        self.value = value
+_IMMUTABLE = (str, int, float, bool, type(None))
 
 
 def substitute(template: Any, context: dict) -> Any:
@@ -38,14 +31,24 @@ def substitute(template: Any, context: dict) -> Any:
         return [substitute(item, context) for item in template]
     if isinstance(template, str):
         return substitute_string(template, context)
-    return copy.deepcopy(template)
+    return fresh(template)
 
 
 def substitute_string(text: str, context: Any) -> Any:
-    parts = _parse(text, context)
-    if len(parts) == 1 and isinstance(parts[0], _Value):
-        return copy.deepcopy(parts[0].value)
-    return "".join(part if isinstance(part, str) else as_text(part.value) for part in parts)
+    if "$" not in text:
+        return text
+    return _render(_compile(text), context)
+
+
+def fresh(value: Any) -> Any:
+    """A copy of a JSON value that shares nothing mutable with it (deepcopy, without its bookkeeping)."""
+    if isinstance(value, _IMMUTABLE):
+        return value
+    if isinstance(value, dict):
+        return {key: fresh(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fresh(item) for item in value]
+    return copy.deepcopy(value)
 
 
 def as_text(value: Any) -> str:
@@ -61,8 +64,38 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def _parse(text: str, context: Any) -> list:
-    """Split `text` into literal strings and resolved `_Value`s."""
+class _Placeholder:
+    """One `${...}`: its expression, compiled, and its path's steps when the expression is plain text."""
+
+    __slots__ = ("expression", "steps")
+
+    def __init__(self, expression: str):
+        self.expression = _compile(expression) if expression else None
+        self.steps: Any = None
+        if self.expression is not None and len(self.expression) == 1 and isinstance(self.expression[0], str):
+            self.steps = _path_steps(self.expression[0])  # nothing nested: the path is known now
+
+    def resolve(self, context: Any) -> Any:
+        if self.expression is None:
+            return ""  # `${}`
+        steps = self.steps
+        if steps is None:
+            path = _render(self.expression, context)  # nested placeholders first, as text
+            steps = _path_steps(path if isinstance(path, str) else as_text(path))
+        value = _MISSING if steps is _MISSING else _walk(context, steps)
+        return None if value is _MISSING else value
+
+
+def _render(parts: tuple, context: Any) -> Any:
+    if len(parts) == 1:
+        part = parts[0]
+        return part if isinstance(part, str) else fresh(part.resolve(context))
+    return "".join(part if isinstance(part, str) else as_text(part.resolve(context)) for part in parts)
+
+
+@lru_cache(maxsize=4096)
+def _compile(text: str) -> tuple:
+    """Split a template into literal strings and placeholders, once per distinct template."""
     parts: list = []
     literal: list[str] = []
     index = 0
@@ -79,14 +112,14 @@ def _parse(text: str, context: Any) -> list:
                 if literal:
                     parts.append("".join(literal))
                     literal = []
-                parts.append(_Value(_resolve(text[index + 2 : end], context)))
+                parts.append(_Placeholder(text[index + 2 : end]))
                 index = end + 1
                 continue
         literal.append(text[index])
         index += 1
     if literal or not parts:
         parts.append("".join(literal))
-    return parts
+    return tuple(parts)
 
 
 def _closing_brace(text: str, start: int) -> int | None:
@@ -106,23 +139,20 @@ def _closing_brace(text: str, start: int) -> int | None:
     return None  # Unterminated: the text stays as written.
 
 
-def _resolve(expression: str, context: Any) -> Any:
-    if expression == "":
-        return ""
-    path = substitute_string(expression, context)  # Nested placeholders first, as text.
-    if not isinstance(path, str):
-        path = as_text(path)
-    value = lookup(context, path)
-    return None if value is _MISSING else value
-
-
 def lookup(root: Any, path: str) -> Any:
     """Walk a JSONPath (`$.a.b[0]['c d']`) from `root`; `_MISSING` when any step is absent."""
+    steps = _path_steps(path)
+    return _MISSING if steps is _MISSING else _walk(root, steps)
+
+
+def _path_steps(path: str) -> Any:
     try:
-        steps = _steps(path.strip())
+        return _steps(path.strip())
     except ValueError:
         return _MISSING
-    value = root
+
+
+def _walk(value: Any, steps: list) -> Any:
     for step in steps:
         value = _step(value, step)
         if value is _MISSING:

@@ -25,6 +25,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from eventhub.bulk import insert_many
+
 from . import event_task
 from .definitions import parse_duration, parse_until
 from .errors import (
@@ -98,14 +100,13 @@ def inserting_together() -> Iterator[None]:
         _PENDING.reset(token)
 
 
-def flush_pending() -> None:
-    """Insert the workflows and tasks started in memory so far (see `inserting_together`)."""
-    pending = _PENDING.get()
-    if pending:
-        workflows, tasks = [w for w, _ in pending], [t for _, t in pending]
-        pending.clear()
-        Workflow.objects.bulk_create(workflows)
-        Task.objects.bulk_create(tasks)
+def flush_pending(*also: list) -> None:
+    """Insert the workflows and tasks started in memory so far (see `inserting_together`), with any other
+    new rows the caller has (`also`: lists of unsaved model instances), in one statement."""
+    pending = _PENDING.get() or []
+    workflows, tasks = [w for w, _ in pending], [t for _, t in pending]
+    pending.clear()
+    insert_many(workflows, tasks, *also)
 
 
 def _unit(*, recovers: bool = False) -> transaction.Atomic:

@@ -21,8 +21,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from django.db import DatabaseError, transaction
-from django.db.models import F
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from .base import Message, Provider, ProviderError, QueueDepth, make_message
@@ -50,25 +49,29 @@ class InternalProvider(Provider):
             time.sleep(min(IDLE_POLL_SECONDS, remaining))
 
     def _claim(self, max_messages: int) -> list[Message]:
+        from queues.models import InternalMessage
+
         now = timezone.now()
         limit = self.spec.broker_max_receives
+        receipt = uuid.uuid4().hex
+        hidden_until = now + timedelta(seconds=self.spec.visibility_timeout)
+        # SKIP LOCKED: rows another consumer is claiming right now are simply not ours this time.
+        lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+        table = connection.ops.quote_name(InternalMessage._meta.db_table)
+        claim = (
+            f"UPDATE {table} SET delivery_count = delivery_count + 1, visible_at = %s, receipt = %s "  # noqa: S608
+            f"WHERE id IN (SELECT id FROM {table} WHERE queue = %s AND dead_lettered_at IS NULL "
+            f"AND visible_at <= %s AND delivery_count < %s ORDER BY id LIMIT %s{lock}) "
+            "RETURNING id, message_id, body, delivery_count"
+        )
         with transaction.atomic():
-            ready = self._rows.filter(dead_lettered_at__isnull=True, visible_at__lte=now)
-            ready.filter(delivery_count__gte=limit).update(dead_lettered_at=now)
-            # SKIP LOCKED: rows another consumer is claiming right now are simply not ours this time.
-            ids = list(
-                ready.filter(delivery_count__lt=limit).order_by("id")
-                .select_for_update(skip_locked=True).values_list("id", flat=True)[:max_messages]
-            )
-            if not ids:
-                return []
-            receipt = uuid.uuid4().hex
-            hidden_until = now + timedelta(seconds=self.spec.visibility_timeout)
-            self._rows.filter(id__in=ids).update(
-                delivery_count=F("delivery_count") + 1, visible_at=hidden_until, receipt=receipt
-            )
-            rows = list(self._rows.filter(id__in=ids, receipt=receipt).order_by("id"))
-        return [make_message(r.message_id, r.body, r.delivery_count, (r.pk, receipt), self.spec) for r in rows]
+            self._rows.filter(dead_lettered_at__isnull=True, visible_at__lte=now,
+                              delivery_count__gte=limit).update(dead_lettered_at=now)
+            with connection.cursor() as cursor:
+                stamp = connection.ops.adapt_datetimefield_value
+                cursor.execute(claim, [stamp(hidden_until), receipt, self.spec.name, stamp(now), limit, max_messages])
+                rows = sorted(cursor.fetchall())
+        return [make_message(message_id, body, count, (pk, receipt), self.spec) for pk, message_id, body, count in rows]
 
     def ack(self, message: Message) -> None:
         pk, receipt = message.handle

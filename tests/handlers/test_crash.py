@@ -10,7 +10,7 @@ import pytest
 
 from handlers.changes import save_handler
 from handlers.models import ActionExecution, EventHandler
-from queues.models import ReceivedMessage
+from queues.models import ListenerHeartbeat, ReceivedMessage
 from workflows.models import Workflow
 
 from ..brokers import wait_until
@@ -59,6 +59,8 @@ def test_a_listener_killed_repeatedly_loses_nothing_and_doubles_nothing(kind, ma
 
     final = spawn_listener()
     wait_until(lambda: finished() >= MESSAGES, timeout=240, what="every message to be processed")
+    # The killed listeners may have finished the work already: SIGTERM only once this one is running.
+    wait_until(lambda: ListenerHeartbeat.objects.filter(pid=final.pid).exists(), timeout=60, what="the listener")
     final.send_signal(signal.SIGTERM)
     assert final.wait(30) == 0
 

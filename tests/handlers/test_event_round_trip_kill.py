@@ -10,7 +10,7 @@ import time
 import pytest
 
 from handlers.models import ActionExecution
-from queues.models import OutboxMessage, QuarantinedMessage
+from queues.models import ListenerHeartbeat, OutboxMessage, QuarantinedMessage
 from workflows.engine import BuiltinEngine
 from workflows.models import Task, Workflow
 
@@ -56,6 +56,8 @@ def test_a_relay_killed_repeatedly_loses_no_message_and_starts_each_workflow_onc
     final = spawn_listener(**RELAY_ENV)
     wait_until(lambda: Workflow.objects.filter(name=b.name).count() >= MESSAGES and sent() == MESSAGES,
                timeout=300, what="every message to arrive")
+    # The killed listeners may have finished the work already: SIGTERM only once this one is running.
+    wait_until(lambda: ListenerHeartbeat.objects.filter(pid=final.pid).exists(), timeout=60, what="the listener")
     final.send_signal(signal.SIGTERM)
     assert final.wait(30) == 0
 

@@ -2,9 +2,11 @@
 database of this run)."""
 
 import json
+import threading
 import time
 
 import pytest
+from django.db import connection
 
 from ..brokers import make_spec
 
@@ -38,6 +40,30 @@ def test_it_returns_quickly_when_the_queue_is_empty(kind, providers):
     started = time.monotonic()
     assert provider.receive(10, 0) == []
     assert time.monotonic() - started < 3
+
+
+def test_a_waiting_receive_hands_over_the_first_message_at_once(kind, providers):
+    """Not held back until a whole batch has arrived or the wait is over (nats-py's fetch does that)."""
+    spec = make_spec(kind)
+    consumer, publisher = providers(spec), providers(spec)
+    consumer.receive(100, 0)  # connects and provisions
+    publisher.publish('{"n": 1}', message_id="m-first")  # connected and provisioned in this thread
+    [first] = receive_one(consumer, max_messages=100)
+    consumer.ack(first)
+
+    def publish_later() -> None:
+        try:
+            publisher.publish('{"n": 2}', message_id="m-soon")
+        finally:
+            connection.close()  # the internal queue's rows went through this thread's own connection
+
+    timer = threading.Timer(0.5, publish_later)
+    started = time.monotonic()
+    timer.start()
+    messages = consumer.receive(100, 8)
+    timer.join()
+    assert [m.message_id for m in messages] == ["m-soon"]
+    assert time.monotonic() - started < 4
 
 
 def test_it_forgets_acknowledged_messages(kind, providers):

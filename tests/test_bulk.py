@@ -1,0 +1,74 @@
+"""`eventhub.bulk.insert_many`: the listener's inserts, on the database of this run (one round trip on
+PostgreSQL, `bulk_create` elsewhere). Whatever goes in must read back exactly as `save()` would store it."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from eventhub.bulk import insert_many
+from handlers.models import ActionExecution, ExecutionStatus
+from queues.models import ReceivedMessage
+from workflows.models import Task, Workflow, WorkflowDefinition
+
+pytestmark = pytest.mark.django_db(transaction=True)
+AWKWARD = "it's \"quoted\", a tab\\t\there, a newline\nthere, 100% %s {braces} and ünïcödé ✓"
+
+
+def test_it_inserts_several_models_together_and_gives_them_their_keys():
+    received = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    records = [ReceivedMessage(event="conductor:q", message_id=f"m-{n}", payload={"n": n, "text": AWKWARD},
+                               received_at=received + timedelta(seconds=n), detail=AWKWARD) for n in range(3)]
+    workflows = [Workflow(name="flow", version=1, input={"list": [1, 2.5, None, True]}) for _ in range(2)]
+    tasks = [Task(workflow=w, seq=1, position=0, task_type="SIMPLE", task_def_name="t", reference_task_name="r")
+             for w in workflows]
+    # Assigned before the record has an id: the id is taken at insert time, as save() does.
+    executions = [ActionExecution(execution_id=f"m-{n}_0", delivery=records[n], event="conductor:q",
+                                  message_id=f"m-{n}", handler_name="h", index=0, action="start_workflow",
+                                  status=ExecutionStatus.COMPLETED, input=None, output={"workflowId": "w"})
+                  for n in range(3)]
+
+    insert_many(records, workflows, tasks, [], executions)
+
+    assert all(r.pk is not None and not r._state.adding for r in records + executions)
+    for n, record in enumerate(records):
+        stored = ReceivedMessage.objects.get(pk=record.pk)
+        assert (stored.message_id, stored.payload, stored.detail) == (f"m-{n}", {"n": n, "text": AWKWARD}, AWKWARD)
+        assert stored.received_at == received + timedelta(seconds=n)  # to the microsecond
+        assert stored.delivery_count == 1 and stored.outcome == ReceivedMessage.Outcome.RECEIVED
+    for execution, record in zip(executions, records, strict=True):
+        stored = ActionExecution.objects.get(pk=execution.pk)
+        assert stored.delivery_id == record.pk
+        assert stored.status == "COMPLETED" and stored.input is None and stored.output == {"workflowId": "w"}
+    assert {w.input["list"] == [1, 2.5, None, True] for w in Workflow.objects.all()} == {True}
+    assert {t.workflow_id for t in Task.objects.all()} == {w.pk for w in workflows}
+    assert all(w.updated_at is not None for w in Workflow.objects.all())
+
+
+def test_json_null_and_sql_null_stay_apart():
+    definition = WorkflowDefinition.objects.create(name="flow", version=1, definition={"tasks": []})
+    Workflow(name="flow", version=1).save()
+    insert_many([Workflow(name="flow", version=1, definition=definition, input={"a": None}, trigger=None)])
+    stored = Workflow.objects.get(definition=definition)
+    assert stored.input == {"a": None}
+    assert stored.trigger is None
+    assert Workflow.objects.filter(trigger__isnull=True).count() == 2
+
+
+def test_keys_keep_coming_from_the_sequence_afterwards():
+    first = [ReceivedMessage(event="conductor:q", message_id=f"a-{n}") for n in range(5)]
+    insert_many(first)
+    saved = ReceivedMessage.objects.create(event="conductor:q", message_id="b")
+    later = [ReceivedMessage(event="conductor:q", message_id="c")]
+    insert_many(later)
+    keys = [r.pk for r in first] + [saved.pk, later[0].pk]
+    assert len(set(keys)) == 7
+    assert ReceivedMessage.objects.count() == 7
+
+
+def test_a_failed_insert_writes_nothing_and_says_why():
+    workflow = Workflow(name="flow", version=1)
+    insert_many([workflow])
+    with pytest.raises(Exception, match="duplicate key|UNIQUE constraint"):
+        insert_many([ReceivedMessage(event="conductor:q", message_id="x")], [Workflow(id=workflow.id, name="f",
+                                                                                      version=1)])
+    assert not ReceivedMessage.objects.filter(message_id="x").exists()
