@@ -14,7 +14,6 @@ through its own `get_db_prep_save`, so a model gaining such a field stays correc
 
 import datetime
 import decimal
-import enum
 import json
 import operator
 import threading
@@ -23,6 +22,8 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
+import orjson
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, models, router, transaction
 
 # Field types whose attribute value goes into the rows' JSON as it is (see `_as_json` for the rest).
@@ -56,14 +57,59 @@ def insert_many(*groups: Sequence[models.Model]) -> None:
         # The rows travel as one JSON document per table, which PostgreSQL turns back into rows.
         statements.append(f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608
                           f"FROM json_populate_recordset(NULL::{table}, %s)")
-        params.append(json.dumps([dict(zip(columns, [get(obj) for get in getters], strict=True)) for obj in group],
-                                 default=_as_json))
+        rows = [dict(zip(columns, [get(obj) for get in getters], strict=True)) for obj in group]
+        params.append(_encode(rows))
     with connection.cursor() as cursor:
         cursor.execute("; ".join(statements), params)
     for group in groups:
         for obj in group:
             obj._state.adding = False
             obj._state.db = alias
+
+
+def fetch_together(*querysets: models.QuerySet) -> list[list[models.Model]]:
+    """Evaluate plain querysets (model instances; no select_related, no prefetch), on PostgreSQL in one
+    round trip; a batch reads its handlers, their revisions and earlier executions this way."""
+    if any(queryset.query.select_related or queryset._prefetch_related_lookups for queryset in querysets):
+        raise ValueError("fetch_together reads plain querysets only")
+    alias = querysets[0].db
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return [list(queryset) for queryset in querysets]
+    compilers, statements, params = [], [], []
+    for queryset in querysets:
+        compiler = queryset.query.get_compiler(using=alias)
+        try:
+            sql, sql_params = compiler.as_sql()
+        except EmptyResultSet:  # e.g. an empty __in: nothing to ask
+            compilers.append(None)
+            continue
+        compilers.append(compiler)
+        statements.append(sql)
+        params.extend(sql_params)
+    results: list[list[models.Model]] = []
+    with connection.cursor() as cursor:
+        if statements:
+            cursor.execute("; ".join(statements), params)
+        first = True
+        for compiler in compilers:
+            if compiler is None:
+                results.append([])
+                continue
+            if not first:
+                cursor.nextset()
+            first = False
+            results.append(_instances(compiler, cursor.fetchall(), alias))
+    return results
+
+
+def _instances(compiler, rows: list[tuple], alias: str) -> list[models.Model]:
+    """Rows to model instances, as Django's ModelIterable makes them (field converters applied)."""
+    info = compiler.klass_info
+    model, columns = info["model"], info["select_fields"]
+    start, end = columns[0], columns[-1] + 1
+    names = [column[0].target.attname for column in compiler.select[start:end]]
+    return [model.from_db(alias, names, row[start:end]) for row in compiler.results_iter(results=[rows])]
 
 
 @cache
@@ -103,11 +149,7 @@ def _getter(field: models.Field, connection) -> Callable[[models.Model], Any]:
 
         return related
     if isinstance(field, PLAIN_FIELDS):
-        def plain(obj: models.Model) -> Any:
-            value = getattr(obj, attname)
-            return value.value if isinstance(value, enum.Enum) else value
-
-        return plain
+        return operator.attrgetter(attname)
     return lambda obj: field.get_db_prep_save(field.pre_save(obj, add=True), connection)
 
 
@@ -142,9 +184,16 @@ class _IdPool:
 _IDS = _IdPool()
 
 
+def _encode(rows: list[dict]) -> str:
+    try:
+        return orjson.dumps(rows, default=_as_json, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:  # what orjson refuses and json takes (integers beyond 64 bits)
+        return json.dumps(rows, default=_as_json)
+
+
 def _as_json(value: Any) -> Any:
-    """What JSON lacks, as PostgreSQL reads it back from text."""
-    if isinstance(value, datetime.date | datetime.time):
+    """What the JSON encoders leave to us, as PostgreSQL reads it back from text."""
+    if isinstance(value, datetime.date | datetime.time):  # (orjson writes these itself)
         return value.isoformat()
     if isinstance(value, uuid.UUID | decimal.Decimal):
         return str(value)

@@ -22,13 +22,16 @@ suppressed duplicate instead, pointing at the original.
 """
 
 import logging
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DatabaseError, transaction
+from django.db.models import F
 from django.utils import timezone
 
+from eventhub.bulk import fetch_together
 from queues.models import QueueConfig, ReceivedMessage
 from queues.providers.base import Decision, Message
 from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
@@ -66,17 +69,18 @@ class Batch:
     config: QueueConfig
     engine: WorkflowEngine
     handlers: list[EventHandler]
-    revisions: dict[str, HandlerRevision]
+    revisions: dict[int, HandlerRevision]  # by handler id
     prior: dict[tuple[str, str, int], ActionExecution]
     together: bool = False  # actions share the batch's transaction; any error starts the batch over
     new: list[ActionExecution] = field(default_factory=list)  # inserted together before the batch commits
     changed: list[ActionExecution] = field(default_factory=list)  # earlier records run again (retries)
+    kept: dict[int, ActionExecution] = field(default_factory=dict)  # all of the above, by id()
 
     def keep(self, execution: ActionExecution) -> None:
         """Remember an execution record; all of them are written when the batch's actions are done."""
-        pending = self.new if execution.pk is None else self.changed
-        if not any(kept is execution for kept in pending):
-            pending.append(execution)
+        if id(execution) not in self.kept:  # (the same object comes back as a retry finishes)
+            self.kept[id(execution)] = execution
+            (self.new if execution.pk is None else self.changed).append(execution)
         if execution.duplicate_of is None:
             # Two copies of one message can arrive in one batch (a redelivery, a republished outbox row):
             # the second must find this record as its original, not run again and clash with it.
@@ -88,20 +92,26 @@ class Batch:
 
 
 def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: WorkflowEngine | None = None,
-                   records: list[ReceivedMessage] | None = None) -> list[Decision]:
-    """One decision per message, in order. Every message is recorded (`message.record_id` set)."""
+                   records: list[ReceivedMessage] | None = None,
+                   acknowledge: Callable[[list[Message]], None] | None = None) -> list[Decision]:
+    """One decision per message, in order. Every message is recorded (`message.record_id` set).
+
+    `acknowledge` (a database queue's): called inside the batch's transaction with the messages decided
+    ack, whose records then say ACKNOWLEDGED: the acknowledgement commits with the work, or neither does.
+    Without it, the caller acknowledges after this has returned (a broker's messages)."""
     engine = engine or get_engine()
     payloads = [expand_inline_json(message.payload) for message in messages]
     if isinstance(engine, BuiltinEngine):
         try:
-            return _dispatch(config, messages, payloads, engine, records, together=True)
+            return _dispatch(config, messages, payloads, engine, records, acknowledge, together=True)
         except _StartOver:
             pass  # everything the batch did is rolled back: run its actions again, one savepoint each
-    return _dispatch(config, messages, payloads, engine, records, together=False)
+    return _dispatch(config, messages, payloads, engine, records, acknowledge, together=False)
 
 
 def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engine: WorkflowEngine,
-              records: list[ReceivedMessage] | None, *, together: bool) -> list[Decision]:
+              records: list[ReceivedMessage] | None, acknowledge: Callable[[list[Message]], None] | None, *,
+              together: bool) -> list[Decision]:
     with transaction.atomic(), remembering_definitions():
         new_records = records is None
         records = records or [_new_record(config, message) for message in messages]
@@ -112,6 +122,10 @@ def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engi
         with inserting_together() if together else nullcontext():
             _run_all(batch, deliveries, conditions)
             decisions = [_decide(config, delivery) for delivery in deliveries]
+            if acknowledge is not None:
+                for delivery, decision in zip(deliveries, decisions, strict=True):
+                    if decision.action == "ack" and delivery.record.pk is None:
+                        delivery.record.outcome = ReceivedMessage.Outcome.ACKNOWLEDGED
             # The batch's new rows (workflows started together, the messages with their details, the
             # executions) in one statement.
             flush_pending(records if new_records else [], *batch.new_executions())
@@ -122,6 +136,8 @@ def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engi
             _save_details(deliveries)
         for execution in batch.changed:
             execution.save()
+        if acknowledge is not None:
+            acknowledge([m for m, d in zip(messages, decisions, strict=True) if d.action == "ack"])
     return decisions
 
 
@@ -156,33 +172,33 @@ def _new_record(config: QueueConfig, message: Message) -> ReceivedMessage:
 
 
 def _prepare(config: QueueConfig, engine: WorkflowEngine, message_ids: list[str]) -> Batch:
-    # Read on every batch: a handler changed in the admin or the API applies to the next message.
-    handlers = list(EventHandler.objects.filter(event=config.event, active=True).order_by("name"))
-    # Each handler's latest revision (the number it keeps), not its whole history.
-    current = {(h.name, h.revision) for h in handlers}
-    revisions = {
-        r.handler_name: r
-        for r in HandlerRevision.objects.filter(handler__in=handlers, number__in={n for _, n in current})
-        if (r.handler_name, r.number) in current
-    }
-    return Batch(config, engine, handlers, revisions, _prior(config, message_ids))
+    # Read on every batch (in one round trip): a handler changed in the admin or the API applies to the
+    # next message. Each handler's latest revision (the number it keeps), not its whole history.
+    handlers, revisions, prior = fetch_together(
+        EventHandler.objects.filter(event=config.event, active=True).order_by("name"),
+        HandlerRevision.objects.filter(handler__event=config.event, handler__active=True,
+                                       number=F("handler__revision")).order_by(),
+        _earlier(config, message_ids),
+    )
+    return Batch(config, engine, handlers, {r.handler_id: r for r in revisions}, _by_action(prior))
 
 
-def _prior(config: QueueConfig, message_ids: list[str]) -> dict[tuple[str, str, int], ActionExecution]:
-    """Executions of earlier deliveries of these messages, by (message, handler, action index)."""
-    return {
-        (e.message_id, e.handler_name, e.index): e
-        for e in ActionExecution.objects.filter(
-            event=config.event, message_id__in=message_ids, duplicate_of__isnull=True
-        )
-    }
+def _earlier(config: QueueConfig, message_ids: list[str]):
+    """Executions of earlier deliveries of these messages."""
+    return ActionExecution.objects.filter(
+        event=config.event, message_id__in=message_ids, duplicate_of__isnull=True
+    ).order_by()
+
+
+def _by_action(executions) -> dict[tuple[str, str, int], ActionExecution]:
+    return {(e.message_id, e.handler_name, e.index): e for e in executions}
 
 
 def _new_execution(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, **fields: Any):
     return ActionExecution(
         execution_id=f"{delivery.message_id}_{max(index, 0)}", delivery=delivery.record,
         event=batch.config.event, message_id=delivery.message_id, handler=handler, handler_name=handler.name,
-        revision=batch.revisions.get(handler.name), index=index, **fields,
+        revision=batch.revisions.get(handler.pk), index=index, **fields,
     )
 
 

@@ -291,7 +291,7 @@ class ActionExecution(models.Model):
     """
 
     execution_id = models.CharField(
-        max_length=300, db_index=True, help_text="Conductor's id, <code>&lt;messageId&gt;_&lt;index&gt;</code>."
+        max_length=300, help_text="Conductor's id, <code>&lt;messageId&gt;_&lt;index&gt;</code>."
     )
     delivery = models.ForeignKey(
         "queues.ReceivedMessage", null=True, blank=True, on_delete=models.CASCADE, related_name="executions",
@@ -302,14 +302,14 @@ class ActionExecution(models.Model):
     handler = models.ForeignKey(
         EventHandler, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
     )
-    handler_name = models.CharField(max_length=255, db_index=True)
+    handler_name = models.CharField(max_length=255)
     revision = models.ForeignKey(
         HandlerRevision, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions",
         help_text="The handler as it was when it ran.",
     )
     index = models.IntegerField(help_text="The action's index in the handler; -1 for the handler's condition.")
     action = models.CharField(max_length=40, blank=True)
-    status = models.CharField(max_length=16, choices=ExecutionStatus.choices, db_index=True)
+    status = models.CharField(max_length=16, choices=ExecutionStatus.choices)
     condition_value = models.TextField(blank=True, help_text="What the condition returned.")
     reason = models.TextField(blank=True, help_text="Why it was skipped or failed, in words.")
     input = models.JSONField(null=True, blank=True, help_text="The action's body after substitution.")
@@ -317,7 +317,7 @@ class ActionExecution(models.Model):
     error = models.TextField(blank=True)
     retryable = models.BooleanField(default=False, help_text="The last error may pass if the message comes again.")
     attempts = models.PositiveIntegerField(default=0)
-    workflow_id = models.CharField(max_length=64, blank=True, db_index=True)
+    workflow_id = models.CharField(max_length=64, blank=True)
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
     )
@@ -334,7 +334,15 @@ class ActionExecution(models.Model):
                 name="one_execution_per_action",
             )
         ]
-        indexes = [models.Index(fields=["message_id", "event"], name="execution_message")]
+        # Plain indexes (a CharField's db_index adds a second one for LIKE, which nothing here asks): each
+        # index is written for every execution.
+        indexes = [
+            models.Index(fields=["message_id", "event"], name="execution_message"),
+            models.Index(fields=["execution_id"], name="execution_execution_id"),
+            models.Index(fields=["handler_name"], name="execution_handler_name"),
+            models.Index(fields=["status"], name="execution_status"),
+            models.Index(fields=["workflow_id"], name="execution_workflow_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.execution_id} {self.handler_name} {self.status}"

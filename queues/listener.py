@@ -39,17 +39,20 @@ def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message
         else:
             to_dispatch.append(message)
     if to_dispatch:
-        decisions = dispatch.dispatch_batch(config, to_dispatch)
+        # The database queue's acknowledgements commit with the batch's records: exactly once, for free.
+        in_database = provider.acks_in_database
+        decisions = dispatch.dispatch_batch(config, to_dispatch, acknowledge=provider.ack_many if in_database else None)
         if len(decisions) != len(to_dispatch):
             raise RuntimeError(f"dispatch decided {len(decisions)} of {len(to_dispatch)} messages")
-        to_ack = [m for m, d in zip(to_dispatch, decisions, strict=True) if d.action == "ack"]
         for message, decision in zip(to_dispatch, decisions, strict=True):
             if decision.action != "ack":
                 settle(config, provider, message, decision)
-        provider.ack_many(to_ack)
-        ReceivedMessage.objects.filter(pk__in=[m.record_id for m in to_ack if m.record_id]).update(
-            outcome=Outcome.ACKNOWLEDGED
-        )
+        if not in_database:
+            to_ack = [m for m, d in zip(to_dispatch, decisions, strict=True) if d.action == "ack"]
+            provider.ack_many(to_ack)
+            ReceivedMessage.objects.filter(pk__in=[m.record_id for m in to_ack if m.record_id]).update(
+                outcome=Outcome.ACKNOWLEDGED
+            )
     return len(messages)
 
 

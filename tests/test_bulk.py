@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventhub.bulk import insert_many
+from eventhub.bulk import fetch_together, insert_many
 from handlers.models import ActionExecution, ExecutionStatus
 from queues.models import ReceivedMessage
 from workflows.models import Task, Workflow, WorkflowDefinition
@@ -16,7 +16,8 @@ AWKWARD = "it's \"quoted\", a tab\\t\there, a newline\nthere, 100% %s {braces} a
 
 def test_it_inserts_several_models_together_and_gives_them_their_keys():
     received = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    records = [ReceivedMessage(event="conductor:q", message_id=f"m-{n}", payload={"n": n, "text": AWKWARD},
+    records = [ReceivedMessage(event="conductor:q", message_id=f"m-{n}",
+                               payload={"n": n, "text": AWKWARD, "big": 2**70},
                                received_at=received + timedelta(seconds=n), detail=AWKWARD) for n in range(3)]
     workflows = [Workflow(name="flow", version=1, input={"list": [1, 2.5, None, True]}) for _ in range(2)]
     tasks = [Task(workflow=w, seq=1, position=0, task_type="SIMPLE", task_def_name="t", reference_task_name="r")
@@ -32,7 +33,8 @@ def test_it_inserts_several_models_together_and_gives_them_their_keys():
     assert all(r.pk is not None and not r._state.adding for r in records + executions)
     for n, record in enumerate(records):
         stored = ReceivedMessage.objects.get(pk=record.pk)
-        assert (stored.message_id, stored.payload, stored.detail) == (f"m-{n}", {"n": n, "text": AWKWARD}, AWKWARD)
+        assert (stored.message_id, stored.payload, stored.detail) == (
+            f"m-{n}", {"n": n, "text": AWKWARD, "big": 2**70}, AWKWARD)
         assert stored.received_at == received + timedelta(seconds=n)  # to the microsecond
         assert stored.delivery_count == 1 and stored.outcome == ReceivedMessage.Outcome.RECEIVED
     for execution, record in zip(executions, records, strict=True):
@@ -72,3 +74,22 @@ def test_a_failed_insert_writes_nothing_and_says_why():
         insert_many([ReceivedMessage(event="conductor:q", message_id="x")], [Workflow(id=workflow.id, name="f",
                                                                                       version=1)])
     assert not ReceivedMessage.objects.filter(message_id="x").exists()
+
+
+def test_it_reads_several_querysets_as_django_would():
+    for n in range(3):
+        ReceivedMessage.objects.create(event="conductor:q", message_id=f"m-{n}", payload={"n": n, "list": [n]})
+    Workflow.objects.create(name="flow", version=1, input={"a": {"b": None}})
+    querysets = [
+        ReceivedMessage.objects.filter(event="conductor:q").order_by("-message_id"),
+        Workflow.objects.all(),
+        ReceivedMessage.objects.filter(message_id__in=[]),  # nothing to ask the database
+        ReceivedMessage.objects.filter(message_id="m-1"),
+    ]
+    fetched = fetch_together(*querysets)
+    assert fetched == [list(queryset) for queryset in querysets]
+    assert [r.payload for r in fetched[0]] == [{"n": 2, "list": [2]}, {"n": 1, "list": [1]}, {"n": 0, "list": [0]}]
+    assert fetched[1][0].input == {"a": {"b": None}} and fetched[1][0].created_at is not None
+    assert all(not obj._state.adding for obj in fetched[0] + fetched[1])
+    with pytest.raises(ValueError, match="plain querysets"):
+        fetch_together(Task.objects.select_related("workflow"))

@@ -127,7 +127,7 @@ class Workflow(models.Model):
     # NULL, not "": Conductor's JSON tells "no correlation id" apart, and many NULL keys may coexist
     # under the unique constraint while each real key starts one workflow only.
     correlation_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)  # noqa: DJ001
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     input = models.JSONField(default=dict)
     output = models.JSONField(default=dict)
     variables = models.JSONField(default=dict)
@@ -149,6 +149,8 @@ class Workflow(models.Model):
             models.Index(fields=["correlation_id"], name="workflow_correlation"),
             models.Index(fields=["status", "created_at"], name="workflow_status_created"),
         ]
+        # A constraint rather than unique=True, which adds a second index for LIKE on PostgreSQL.
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="workflow_idempotency_key")]
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version} {self.id}"
@@ -188,7 +190,8 @@ class Workflow(models.Model):
 
 class Task(models.Model):
     id = models.CharField(primary_key=True, max_length=64, default=new_id, editable=False)
-    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="tasks")
+    # Indexed by task_workflow_ref (workflow first): a second index would be written for every task.
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     seq = models.PositiveIntegerField(help_text="Order within the workflow, from 1.")
     position = models.PositiveIntegerField(help_text="Index of the task in the definition's task list.")
     task_type = models.CharField(max_length=32)

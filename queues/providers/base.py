@@ -131,6 +131,8 @@ class Provider(ABC):
     """receive → (work committed) → ack, or nack / let the visibility timeout pass for redelivery."""
 
     kind: ClassVar[str]
+    # Acknowledging is a database write that can join the batch's transaction (the internal queue).
+    acks_in_database: ClassVar[bool] = False
 
     def __init__(self, spec: QueueSpec):
         self.spec = spec

@@ -32,6 +32,7 @@ IDLE_POLL_SECONDS = 0.25  # how often an empty queue is looked at again while lo
 
 class InternalProvider(Provider):
     kind = "conductor"
+    acks_in_database = True
 
     @property
     def _rows(self):

@@ -17,10 +17,20 @@ from handlers import dispatch  # noqa: E402
 recorded_and_acked = dispatch.dispatch_batch
 
 
-def slow_dispatch(config, messages):
-    decisions = recorded_and_acked(config, messages)
-    time.sleep(float(os.environ.get("SLOW_DISPATCH_SECONDS", "60")))
-    return decisions
+def slow_dispatch(config, messages, acknowledge=None):
+    def sleep() -> None:
+        time.sleep(float(os.environ.get("SLOW_DISPATCH_SECONDS", "60")))
+
+    if acknowledge is None:  # a broker's messages: recorded and committed, not acknowledged yet
+        decisions = recorded_and_acked(config, messages)
+        sleep()
+        return decisions
+
+    def sleep_then_acknowledge(to_ack):  # the database queue's: claimed, their batch not committed yet
+        sleep()
+        acknowledge(to_ack)
+
+    return recorded_and_acked(config, messages, acknowledge=sleep_then_acknowledge)
 
 
 dispatch.dispatch_batch = slow_dispatch

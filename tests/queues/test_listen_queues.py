@@ -25,6 +25,36 @@ def test_it_records_and_acknowledges_each_message(make_config):
     assert not InternalMessage.objects.exists()
 
 
+def test_the_database_queue_acknowledges_in_the_batchs_transaction(make_config, monkeypatch):
+    """Records, effects and the acknowledgement commit together: if acknowledging fails, none of it stays."""
+    from handlers.models import ActionExecution
+    from queues.providers.base import ProviderError
+    from queues.providers.internal import InternalProvider
+
+    from ..handlers.test_crash import start_workflow_handler
+    from ..workflows.conftest import one_task, register
+
+    config = make_config("conductor", visibility_timeout=0)
+    start_workflow_handler(config.event, register(one_task("HUMAN")).name)
+    publish(config.event, {"n": 1}, message_id="m-1")
+
+    def refuse(self, messages):
+        raise ProviderError("the acknowledgement was refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(InternalProvider, "ack_many", refuse)
+        assert Listener().run_once(wait=0) == 0  # logged and recorded, not raised
+    assert not ReceivedMessage.objects.exists()
+    assert not ActionExecution.objects.exists()
+    assert InternalMessage.objects.get().delivery_count == 1
+
+    assert Listener().run_once(wait=0) == 1
+    record = ReceivedMessage.objects.get()
+    assert (record.outcome, record.delivery_count) == (Outcome.ACKNOWLEDGED, 2)
+    assert ActionExecution.objects.get().status == "COMPLETED"
+    assert not InternalMessage.objects.exists()
+
+
 def test_it_writes_a_heartbeat_per_consumer_and_the_last_poll(make_config):
     first, second = make_config("conductor"), make_config("conductor")
     publish(first.event, {"a": 1})
@@ -115,7 +145,7 @@ def test_it_lets_a_message_come_back_when_the_database_fails_mid_batch(make_conf
     config = make_config("conductor", visibility_timeout=0)
     publish(config.event, {"survives": True}, message_id="outage")
     listener = Listener()
-    def database_down(config, messages):
+    def database_down(config, messages, **options):
         raise OperationalError("server closed the connection unexpectedly")
 
     with monkeypatch.context() as patch:

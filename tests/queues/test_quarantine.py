@@ -26,7 +26,7 @@ def drain(listener: Listener, expected: int, rounds: int = 5) -> int:
 
 
 def nack_everything(monkeypatch) -> None:
-    def record_and_nack(config, messages):
+    def record_and_nack(config, messages, acknowledge=None):  # nothing to acknowledge
         return [Decision.nack("workflow engine unavailable") for _ in dispatch.__dict__["_real"](config, messages)]
 
     monkeypatch.setitem(dispatch.__dict__, "_real", dispatch.dispatch_batch)
@@ -94,7 +94,8 @@ def test_it_skips_dispatch_for_a_message_already_delivered_too_often(make_config
 
 def test_it_quarantines_what_dispatch_rejects(make_config, monkeypatch):
     config = make_config("conductor")
-    monkeypatch.setattr(dispatch, "dispatch_batch", lambda c, ms: [Decision.quarantine("no handler matched")] * len(ms))
+    monkeypatch.setattr(dispatch, "dispatch_batch",
+                        lambda c, ms, **_: [Decision.quarantine("no handler matched")] * len(ms))
     InternalMessage.objects.create(queue=config.name, message_id="m", body='{"a": 1}')
     Listener(events=[config.event]).run_once(wait=0)
     item = QuarantinedMessage.objects.get()
