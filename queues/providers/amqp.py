@@ -185,6 +185,26 @@ class AmqpProvider(Provider):
         tag = self._check_live(message)
         self._call(lambda: self._settle(tag, lambda t: self._channel.basic_ack(t)))
 
+    def ack_many(self, messages: list[Message]) -> None:
+        """One frame for the batch (`multiple`) when every message handed out up to the batch's last one is
+        in it, the usual case: deliveries are handed out in order and a batch is settled whole before the
+        next. Otherwise one ack each."""
+        tags = sorted({self._check_live(message) for message in messages})
+        if not tags:
+            return
+        highest = tags[-1]
+        wanted = set(tags)
+        if all(tag in wanted for tag in self._held if tag <= highest):
+            def ack_up_to_highest() -> None:
+                for tag in tags:
+                    self._held.pop(tag, None)
+                self._channel.basic_ack(highest, multiple=True)
+
+            self._call(ack_up_to_highest)
+            return
+        for tag in tags:
+            self._call(lambda t=tag: self._settle(t, lambda held: self._channel.basic_ack(held)))
+
     def nack(self, message: Message, delay: float | None = None) -> None:
         tag = self._check_live(message)
         self._call(lambda: self._settle(tag, lambda t: self._channel.basic_nack(t, requeue=True)))

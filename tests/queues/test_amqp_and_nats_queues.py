@@ -39,6 +39,25 @@ def test_it_consumes_an_exchange_through_its_bound_queue_and_routing_key(provide
     assert (message.message_id, message.payload) == ("in", {"routed": True})
 
 
+def test_it_acknowledges_a_batch_together_and_a_broken_run_one_by_one(providers):
+    """`multiple` covers every delivery up to the batch's last: only safe when all of them are acknowledged."""
+    provider = providers(make_spec("amqp_queue", visibility_timeout=60))
+    for n in range(6):
+        provider.publish(json.dumps({"n": n}), message_id=f"m-{n}")
+    messages = []
+    while len(messages) < 6:
+        messages += provider.receive(6 - len(messages), 2)
+    first, second = messages[:3], messages[3:]
+    provider.ack_many(first)  # all handed out up to m-2: one frame
+    provider.ack_many(second[1:])  # m-4, m-5 while m-3 is still held: one by one, m-3 stays out
+    provider.nack(second[0])  # now m-3 goes back
+    [again] = provider.receive(10, 2)
+    assert (again.message_id, again.delivery_count) == ("m-3", 2)
+    provider.ack_many([again])
+    assert provider.receive(10, 1) == []
+    assert provider.depth().ready == 0
+
+
 def test_it_dead_letters_to_a_kept_queue_after_the_delivery_limit(providers):
     provider = providers(make_spec("amqp_queue", max_deliveries=1))
     provider.publish('{"doomed": 1}', message_id="dl")
