@@ -49,14 +49,10 @@ def insert_many(*groups: Sequence[models.Model]) -> None:
     statements, params = [], []
     for group in groups:
         model = type(group[0])
-        columns, getters, auto_pk = _plan(model, alias)
-        if auto_pk is not None:
+        columns, getters, statement, auto_pk = _plan(model, alias)
+        if auto_pk:
             _IDS.assign(connection, model, [obj for obj in group if obj.pk is None])
-        table = connection.ops.quote_name(model._meta.db_table)
-        names = ", ".join(connection.ops.quote_name(column) for column in columns)
-        # The rows travel as one JSON document per table, which PostgreSQL turns back into rows.
-        statements.append(f"INSERT INTO {table} ({names}) SELECT {names} "  # noqa: S608
-                          f"FROM json_populate_recordset(NULL::{table}, %s)")
+        statements.append(statement)
         rows = [dict(zip(columns, [get(obj) for get in getters], strict=True)) for obj in group]
         params.append(_encode(rows))
     with connection.cursor() as cursor:
@@ -113,15 +109,17 @@ def _instances(compiler, rows: list[tuple], alias: str) -> list[models.Model]:
 
 
 @cache
-def _plan(model: type[models.Model], alias: str) -> tuple[list[str], list[Callable[[models.Model], Any]], Any]:
+def _plan(model: type[models.Model], alias: str) -> tuple[list[str], list[Callable[[models.Model], Any]], str, bool]:
+    """Per model, once: its columns, how to read each off an object, the INSERT (the rows travel as one
+    JSON document per table, which PostgreSQL turns back into rows), and whether ids come from a sequence."""
     connection = connections[alias]
-    columns, getters, auto_pk = [], [], None
-    for field in model._meta.concrete_fields:
-        if isinstance(field, (models.AutoField, models.BigAutoField)):
-            auto_pk = field
-        columns.append(field.column)
-        getters.append(_getter(field, connection))
-    return columns, getters, auto_pk
+    fields = model._meta.concrete_fields
+    columns = [field.column for field in fields]
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(column) for column in columns)
+    statement = f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, %s)"  # noqa: S608
+    auto_pk = any(isinstance(field, models.AutoField | models.BigAutoField) for field in fields)
+    return columns, [_getter(field, connection) for field in fields], statement, auto_pk
 
 
 def _getter(field: models.Field, connection) -> Callable[[models.Model], Any]:

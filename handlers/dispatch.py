@@ -46,7 +46,6 @@ from .payload import expand_inline_json
 
 logger = logging.getLogger(__name__)
 Status = ExecutionStatus
-DISTINCT_DETAILS = 5  # up to this many distinct message details a batch is saved with one UPDATE each
 
 
 @dataclass
@@ -74,12 +73,12 @@ class Batch:
     together: bool = False  # actions share the batch's transaction; any error starts the batch over
     new: list[ActionExecution] = field(default_factory=list)  # inserted together before the batch commits
     changed: list[ActionExecution] = field(default_factory=list)  # earlier records run again (retries)
-    kept: dict[int, ActionExecution] = field(default_factory=dict)  # all of the above, by id()
+    kept: set[int] = field(default_factory=set)  # id() of all of the above
 
     def keep(self, execution: ActionExecution) -> None:
         """Remember an execution record; all of them are written when the batch's actions are done."""
         if id(execution) not in self.kept:  # (the same object comes back as a retry finishes)
-            self.kept[id(execution)] = execution
+            self.kept.add(id(execution))
             (self.new if execution.pk is None else self.changed).append(execution)
         if execution.duplicate_of is None:
             # Two copies of one message can arrive in one batch (a redelivery, a republished outbox row):
@@ -122,9 +121,9 @@ def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engi
         with inserting_together() if together else nullcontext():
             _run_all(batch, deliveries, conditions)
             decisions = [_decide(config, delivery) for delivery in deliveries]
-            if acknowledge is not None:
+            if acknowledge is not None and new_records:
                 for delivery, decision in zip(deliveries, decisions, strict=True):
-                    if decision.action == "ack" and delivery.record.pk is None:
+                    if decision.action == "ack":
                         delivery.record.outcome = ReceivedMessage.Outcome.ACKNOWLEDGED
             # The batch's new rows (workflows started together, the messages with their details, the
             # executions) in one statement.
@@ -142,16 +141,9 @@ def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engi
 
 
 def _save_details(deliveries: list[Delivery]) -> None:
-    """One UPDATE per distinct detail: a batch's messages mostly share theirs, and bulk_update's CASE per
-    row cost more Python than the whole dispatch of a message."""
-    by_detail: dict[str, list[int]] = {}
+    """Records that existed before the batch (a replay's) get what became of their message."""
     for delivery in deliveries:
-        by_detail.setdefault(delivery.record.detail, []).append(delivery.record.pk)
-    if len(by_detail) > DISTINCT_DETAILS:
-        ReceivedMessage.objects.bulk_update([d.record for d in deliveries], ["detail"])
-        return
-    for detail, pks in by_detail.items():
-        ReceivedMessage.objects.filter(pk__in=pks).update(detail=detail)
+        delivery.record.save(update_fields=["detail"])
 
 
 class _StartOver(Exception):  # noqa: N818 - a signal, not an error

@@ -6,7 +6,7 @@ Nothing here commits behind the caller's back. A caller that already wraps each 
 its own and rolls it back on any error (event dispatch) says so with `within_callers_savepoint()`; the
 units then skip their second, nested savepoint (two round trips to the database each). Inside
 `inserting_together()` (a batch of event actions) a workflow whose first task simply waits is started
-in memory and inserted with the others in two statements when the block ends, or earlier, before
+in memory and inserted with the others in one statement when the block ends, or earlier, before
 any other runtime call reads or writes workflows.
 
 Locking rule: any change to a workflow or one of its tasks first locks the workflow row

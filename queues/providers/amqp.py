@@ -202,8 +202,7 @@ class AmqpProvider(Provider):
 
             self._call(ack_up_to_highest)
             return
-        for tag in tags:
-            self._call(lambda t=tag: self._settle(t, lambda held: self._channel.basic_ack(held)))
+        super().ack_many(messages)
 
     def nack(self, message: Message, delay: float | None = None) -> None:
         tag = self._check_live(message)
