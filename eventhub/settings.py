@@ -242,6 +242,8 @@ QUEUES_DEFAULTS = {
     "wait_seconds": env_int("QUEUES_WAIT_SECONDS", 20),
     "visibility_timeout": env_int("QUEUES_VISIBILITY_TIMEOUT", 60),
     "max_deliveries": env_int("QUEUES_MAX_DELIVERIES", 5, minimum=1),
+    # Batches one listen_queues process handles at once per queue (a thread each).
+    "concurrency": env_int("QUEUES_CONCURRENCY", 2, minimum=1),
     "poll_interval_minutes": env_int("QUEUES_POLL_INTERVAL_MINUTES", 1, minimum=1),
 }
 # A body larger than this is quarantined unread.

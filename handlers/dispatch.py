@@ -31,7 +31,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from eventhub.bulk import fetch_together
+from eventhub.bulk import build, fetch_together
 from queues.models import QueueConfig, ReceivedMessage
 from queues.providers.base import Decision, Message
 from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
@@ -157,8 +157,8 @@ def _run_all(batch: Batch, deliveries: list[Delivery], conditions: list[list[Con
 
 
 def _new_record(config: QueueConfig, message: Message) -> ReceivedMessage:
-    return ReceivedMessage(
-        config=config if config.pk else None, event=config.event, message_id=message.message_id[:255],
+    return build(
+        ReceivedMessage, config=config if config.pk else None, event=config.event, message_id=message.message_id[:255],
         payload=message.payload, delivery_count=message.delivery_count,
     )
 
@@ -187,8 +187,8 @@ def _by_action(executions) -> dict[tuple[str, str, int], ActionExecution]:
 
 
 def _new_execution(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, **fields: Any):
-    return ActionExecution(
-        execution_id=f"{delivery.message_id}_{max(index, 0)}", delivery=delivery.record,
+    return build(
+        ActionExecution, execution_id=f"{delivery.message_id}_{max(index, 0)}", delivery=delivery.record,
         event=batch.config.event, message_id=delivery.message_id, handler=handler, handler_name=handler.name,
         revision=batch.revisions.get(handler.pk), index=index, **fields,
     )

@@ -60,8 +60,8 @@ class QueueConfigAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("kind", "name", "event", "enabled", "unmatched", "listening_handlers")}),
         ("Connection", {"fields": ("url", "url_ref", "region", "endpoint_url", "provision", "authorized_accounts")}),
-        ("Consuming", {"fields": ("batch_size", "wait_seconds", "visibility_timeout", "max_deliveries",
-                                  "poll_interval_minutes")}),
+        ("Consuming", {"fields": ("batch_size", "concurrency", "wait_seconds", "visibility_timeout",
+                                  "max_deliveries", "poll_interval_minutes")}),
         ("Health", {"fields": ("depth", "dead_letter_depth", "last_poll_at", "last_error", "last_error_at",
                                "created_at", "updated_at")}),
     )

@@ -152,16 +152,22 @@ class Consumer:
 
 
 class Listener:
-    """The consumers of every enabled queue config (or of the chosen events), kept in step with the configs."""
+    """The consumers of every enabled queue config (or of the chosen events), kept in step with the configs.
+
+    Run with threads, each config gets `concurrency` consumers, a thread each, all on the same queue: the
+    claim and every broker hand a message to one of them at a time, and dispatch is safe side by side (a
+    message's executions are unique in the database). Each thread's database work overlaps the others'
+    Python work. On SQLite, which lets one transaction write at a time, a queue has one consumer whatever
+    its concurrency: more would only wait for each other. `run_once` polls each config's first consumer only."""
 
     def __init__(self, events: list[str] | None = None, relay: bool = True):
         self.events = events or []
         self.relay = relay
         self.relayed = 0
-        self.consumers: dict[int, Consumer] = {}
+        self.consumers: dict[int, list[Consumer]] = {}  # per config pk; more are added when threads start
         self.stamp: tuple | None = None
         self.stop = threading.Event()
-        self.threads: dict[int, threading.Thread] = {}
+        self.threads: dict[Consumer, threading.Thread] = {}
 
     def configs(self):
         configs = QueueConfig.objects.filter(enabled=True)
@@ -181,28 +187,34 @@ class Listener:
         self.stamp = stamp
         wanted = {c.pk: c for c in self.configs()}
         for pk in list(self.consumers):
-            if pk not in wanted or wanted[pk].updated_at != self.consumers[pk].config.updated_at:
+            if pk not in wanted or wanted[pk].updated_at != self.consumers[pk][0].config.updated_at:
                 self.retire(pk)
         for pk, config in wanted.items():
             if pk not in self.consumers:
                 self._add(config)
         return True
 
-    def _add(self, config: QueueConfig) -> None:
+    def _add(self, config: QueueConfig, number: int = 1) -> bool:
+        """Another consumer of `config` (the first, or number N of its concurrency)."""
+        name = None if number == 1 else f"{socket.gethostname()}:{os.getpid()}:{config.pk}#{number}"
         try:
-            self.consumers[config.pk] = Consumer(config)
+            consumer = Consumer(config, name=name)
         except Exception as exc:  # noqa: BLE001 - a config that cannot work must not stop the others
             log.error("cannot consume %s: %s", config.event, exc)
             config.note_poll(f"{type(exc).__name__}: {exc}")
-            return
-        log.info("consuming %s", config.event)
+            return False
+        self.consumers.setdefault(config.pk, []).append(consumer)
+        if number == 1:
+            log.info("consuming %s", config.event)
+        return True
 
     def retire(self, pk: int) -> None:
-        consumer = self.consumers.pop(pk)
-        log.info("stopping consumer of %s (config changed or removed)", consumer.config.event)
-        consumer.stopping.set()
-        if pk not in self.threads:
-            consumer.close()
+        consumers = self.consumers.pop(pk)
+        log.info("stopping the consumers of %s (config changed or removed)", consumers[0].config.event)
+        for consumer in consumers:
+            consumer.stopping.set()
+            if consumer not in self.threads:
+                consumer.close()
 
     def relay_step(self) -> int:
         """Publish due outbox messages (one relay step); returns how many were sent."""
@@ -220,12 +232,12 @@ class Listener:
         return sent
 
     def run_once(self, wait: float | None = None) -> int:
-        """One step without threads: reload, relay the outbox, then one batch from every consumer.
-        Returns messages handled (received)."""
+        """One step without threads: reload, relay the outbox, then one batch from every config's first
+        consumer. Returns messages handled (received)."""
         self.reload()
         self.relay_step()
         handled = 0
-        for consumer in list(self.consumers.values()):
+        for consumer, *_ in list(self.consumers.values()):
             try:
                 handled += consumer.poll_once(wait)
             except Exception as exc:  # noqa: BLE001 - one queue's outage must not stop the others
@@ -252,16 +264,22 @@ class Listener:
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
         self.join()
+        connection.close()  # this thread's, used for the configs and the outbox
 
     def _start_threads(self) -> None:
-        for pk, thread in list(self.threads.items()):
+        for consumer, thread in list(self.threads.items()):
             if not thread.is_alive():
-                del self.threads[pk]
-        for pk, consumer in self.consumers.items():
-            if pk not in self.threads:
-                thread = threading.Thread(target=consumer.run, args=(self.stop,), name=consumer.config.event)
-                self.threads[pk] = thread
-                thread.start()
+                del self.threads[consumer]
+        for consumers in list(self.consumers.values()):
+            config = consumers[0].config
+            wanted = 1 if connection.vendor == "sqlite" else config.concurrency
+            while len(consumers) < wanted and self._add(config, len(consumers) + 1):
+                pass
+            for number, consumer in enumerate(consumers, start=1):
+                if consumer not in self.threads and not consumer.stopping.is_set():
+                    thread = threading.Thread(target=consumer.run, args=(self.stop,), name=f"{config.event}#{number}")
+                    self.threads[consumer] = thread
+                    thread.start()
 
     def join(self, timeout: float = MAX_WAIT_SECONDS + 20) -> None:
         deadline = time.monotonic() + timeout
@@ -271,4 +289,3 @@ class Listener:
     def close(self) -> None:
         for pk in list(self.consumers):
             self.retire(pk)
-

@@ -13,6 +13,7 @@ from .providers.base import ConfigurationError, QueueSpec
 
 AWS_ACCOUNT = re.compile(r"^\d{12}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_CONCURRENCY = 16
 
 
 def resolve_reference(name: str) -> str | None:
@@ -59,6 +60,10 @@ class QueueConfig(models.Model):
     )
     max_deliveries = models.PositiveIntegerField(
         default=5, help_text="Deliveries before a message is quarantined, e.g. 5."
+    )
+    concurrency = models.PositiveIntegerField(
+        default=2, help_text="Batches of this queue one listener process handles at once, each in a thread with "
+        "its own connections, e.g. 2: one batch's database work overlaps another's Python work.",
     )
     unmatched = models.CharField(
         max_length=16, choices=Unmatched.choices, default=Unmatched.RECORD,
@@ -118,6 +123,8 @@ class QueueConfig(models.Model):
             add("batch_size", "must be at least 1")
         if self.max_deliveries < 1:
             add("max_deliveries", "must be at least 1")
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            add("concurrency", f"must be between 1 and {MAX_CONCURRENCY} (each holds its own database connection)")
         if self.poll_interval_minutes < 1:
             add("poll_interval_minutes", "must be at least 1 minute")
         if self.kind != "sqs" and self.authorized_accounts:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventhub.bulk import fetch_together, insert_many
+from eventhub.bulk import build, fetch_together, insert_many
 from handlers.models import ActionExecution, ExecutionStatus
 from queues.models import ReceivedMessage
 from workflows.models import Task, Workflow, WorkflowDefinition
@@ -93,3 +93,66 @@ def test_it_reads_several_querysets_as_django_would():
     assert all(not obj._state.adding for obj in fetched[0] + fetched[1])
     with pytest.raises(ValueError, match="plain querysets"):
         fetch_together(Task.objects.select_related("workflow"))
+
+
+# `build`: the constructor's result, made cheaply -----------------------------------------------------
+
+
+def _state_of(instance) -> dict:
+    """What an instance holds, without the values a callable default draws afresh (ids, moments, {})."""
+    drawn = {"id", "created_at", "scheduled_at", "received_at"}
+    attrs = {k: v for k, v in vars(instance).items() if k != "_state" and k not in drawn}
+    return {**attrs, "_adding": instance._state.adding, "_db": instance._state.db,
+            "_cached": dict(instance._state.fields_cache)}
+
+
+@pytest.mark.parametrize("make", [
+    lambda model, **values: model(**values),
+    lambda model, **values: build(model, **values),
+], ids=["constructor", "build"])
+def test_build_makes_what_the_constructor_makes(make):
+    definition = WorkflowDefinition.objects.create(name="flow", definition={"name": "flow", "tasks": []})
+    unsaved_record = ReceivedMessage(event="conductor:q", message_id="m")
+    workflow = make(Workflow, definition=definition, name="flow", version=1, input={"a": 1}, correlation_id=None)
+    task = make(Task, workflow=workflow, seq=1, position=0, task_type="SIMPLE", task_def_name="t",
+                reference_task_name="r")
+    execution = make(ActionExecution, delivery=unsaved_record, event="conductor:q", message_id="m", handler=None,
+                     handler_name="h", index=0, action="start_workflow")
+    by_constructor = (Workflow(definition=definition, name="flow", version=1, input={"a": 1}, correlation_id=None),
+                      Task(workflow=workflow, seq=1, position=0, task_type="SIMPLE", task_def_name="t",
+                           reference_task_name="r"),
+                      ActionExecution(delivery=unsaved_record, event="conductor:q", message_id="m", handler=None,
+                                      handler_name="h", index=0, action="start_workflow"))
+    for made, expected in zip((workflow, task, execution), by_constructor, strict=True):
+        assert _state_of(made) == _state_of(expected)
+    assert workflow.definition_id == definition.pk and workflow.definition is definition
+    assert task.workflow_id == workflow.pk and task.workflow is workflow
+    assert execution.delivery_id is None and execution.delivery is unsaved_record  # its id is taken at insert
+    assert workflow.input is not task.input and task.output is not Task().output  # fresh {} each time
+    assert workflow.created_at is not None and len(workflow.pk) == 36 and workflow.pk != task.pk
+    assert execution.status == "" and execution.attempts == 0 and execution.input is None
+
+    insert_many([unsaved_record], [workflow], [task], [execution])
+    stored = ActionExecution.objects.select_related("delivery").get(pk=execution.pk)
+    assert stored.delivery.message_id == "m" and Task.objects.get(pk=task.pk).workflow_id == workflow.pk
+
+
+def test_build_refuses_what_the_constructor_refuses():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour'"):
+        build(Task, colour="red")
+
+
+def test_build_runs_init_signals_through_the_constructor():
+    from django.db.models.signals import post_init
+
+    seen = []
+
+    def note(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(note, sender=Task)
+    try:
+        task = build(Task, seq=3)
+    finally:
+        post_init.disconnect(note, sender=Task)
+    assert seen == [task] and task.seq == 3

@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from eventhub.bulk import insert_many
+from eventhub.bulk import build, insert_many
 
 from . import event_task
 from .definitions import parse_duration, parse_until
@@ -159,7 +159,8 @@ def start_workflow(
         if existing:
             return existing
     definition = find_definition(name, version)
-    workflow = Workflow(
+    workflow = build(
+        Workflow,
         definition=definition,
         name=definition.name,
         version=definition.version,
@@ -396,8 +397,8 @@ def _new_task(workflow: Workflow, position: int, seq: int) -> Task:
     """The task at `position`, as scheduled, not saved yet."""
     spec = workflow.task_definitions()[position]
     task_type = spec.get("type", "SIMPLE")
-    task = Task(
-        workflow=workflow, seq=seq, position=position, task_type=task_type,
+    task = build(
+        Task, workflow=workflow, seq=seq, position=position, task_type=task_type,
         task_def_name=spec.get("name", task_type), reference_task_name=spec["taskReferenceName"],
         # The first task (seq 1) has no earlier tasks to read.
         input=substitute(spec.get("inputParameters") or {}, task_context(workflow, [] if seq == 1 else None)),

@@ -210,3 +210,47 @@ def test_it_survives_the_database_being_down_when_reading_the_configs(make_confi
         thread.join(30)
     assert not thread.is_alive()
     assert len(calls) >= 2
+
+
+@pytest.mark.parametrize("kind", ["conductor", "amqp_queue", "nats"])
+def test_a_queues_consumers_share_its_messages_each_once(kind, make_config, providers):
+    """`concurrency` consumers (threads) per queue in one process: all of them work, none takes a message
+    another has. On SQLite (one writer at a time) a queue gets one consumer."""
+    import threading
+
+    from django.db import connection
+
+    from ..brokers import wait_until
+
+    config = make_config(kind, batch_size=5, concurrency=3, visibility_timeout=60)
+    provider = providers(config.spec())
+    sent = {f"m-{n}" for n in range(150)}
+    for message_id in sorted(sent):
+        provider.publish(json.dumps({"id": message_id}), message_id=message_id)
+    listener = Listener(events=[config.event])
+    thread = threading.Thread(target=listener.run, kwargs={"reload_seconds": 0.1})
+    thread.start()
+    try:
+        wait_until(lambda: ReceivedMessage.objects.filter(outcome=Outcome.ACKNOWLEDGED).count() >= len(sent),
+                   what="every message", timeout=60)
+    finally:
+        listener.stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    records = list(ReceivedMessage.objects.values_list("message_id", flat=True))
+    assert sorted(records) == sorted(sent)  # each once
+    beats = ListenerHeartbeat.objects.filter(config=config)
+    assert len(beats) == (1 if connection.vendor == "sqlite" else 3)
+    assert sum(beat.messages for beat in beats) == len(sent)
+    assert all(beat.messages > 0 and beat.stopped_at is not None for beat in beats)
+    assert provider.receive(10, 0) == []
+
+
+def test_run_once_polls_a_queue_once_whatever_its_concurrency(make_config):
+    config = make_config("conductor", batch_size=2, concurrency=4)
+    for n in range(5):
+        publish(config.event, {"n": n})
+    listener = Listener()
+    assert listener.run_once(wait=0) == 2
+    listener.close()
+    assert ListenerHeartbeat.objects.filter(config=config).count() == 1

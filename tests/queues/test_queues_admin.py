@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 CONFIG_FORM = {
     "kind": "sqs", "name": "orders", "enabled": "on", "unmatched": "record", "url": "", "url_ref": "", "region": "",
     "endpoint_url": "", "provision": "on", "authorized_accounts": "[]", "batch_size": "10", "wait_seconds": "20",
-    "visibility_timeout": "60", "max_deliveries": "5", "poll_interval_minutes": "1",
+    "visibility_timeout": "60", "max_deliveries": "5", "poll_interval_minutes": "1", "concurrency": "2",
 }
 
 
@@ -52,11 +52,12 @@ def test_it_shows_the_handlers_listening_on_a_queue(admin_client):
 
 
 def test_it_explains_per_kind_errors_when_saving_a_config(admin_client):
-    response = admin_client.post(reverse("admin:queues_queueconfig_add"),
-                                 {**CONFIG_FORM, "batch_size": "50", "authorized_accounts": '["12"]'})
+    response = admin_client.post(reverse("admin:queues_queueconfig_add"), {
+        **CONFIG_FORM, "batch_size": "50", "authorized_accounts": '["12"]', "concurrency": "40"})
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert "at most 10" in errors["batch_size"][0] and "12-digit" in errors["authorized_accounts"][0]
+    assert "between 1 and 16" in errors["concurrency"][0]
     assert not QueueConfig.objects.exists()
 
     response = admin_client.post(reverse("admin:queues_queueconfig_add"), CONFIG_FORM)
