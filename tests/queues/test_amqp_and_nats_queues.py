@@ -109,6 +109,21 @@ def test_it_keeps_nats_messages_past_their_maximum_deliveries(providers):
     assert (depth.ready, depth.dead) == (0, 1)
 
 
+def test_a_nats_batchs_acks_are_all_applied_once_the_last_is_confirmed(providers):
+    """One confirmation per batch, for its last ack: the server has applied every earlier one by then."""
+    provider = providers(make_spec("nats", visibility_timeout=60))
+    provider.ack_many([])  # nothing to send
+    for round_ in range(5):
+        for n in range(100):
+            provider.publish("{}", message_id=f"r{round_}-{n}")
+        batch = provider.receive(100, 2)
+        assert len(batch) == 100
+        provider.ack_many(batch)
+        depth = provider.depth()  # asked right after the confirmation, no waiting
+        assert (depth.ready, depth.in_flight, depth.dead) == (0, 0, 0)
+    assert provider.receive(10, 0.2) == []
+
+
 def test_it_uses_the_jetstream_stream_that_already_holds_the_subject(providers):
     spec = make_spec("nats")
     first = providers(spec)
