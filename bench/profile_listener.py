@@ -2,8 +2,9 @@
 
 Uses the database of the last `bench/run.py` (eh_bench, kept after the run): publishes N messages to a
 fresh queue of KIND with the benchmark's handler, then drives `Consumer.poll_once` until they are all
-handled, under cProfile, and prints the top functions by cumulative and by own time, and the queries
-per message.
+handled, under cProfile, and prints the top functions by cumulative and by own time, the queries and
+this process's CPU time per message. Any database works (the benchmark's workflow definition is made if
+missing); every message is checked to have its records. BENCH_PROFILE=0: timings without cProfile.
 """
 
 import cProfile
@@ -31,7 +32,6 @@ def main() -> None:
     from bench import run
     from queues.listener import Consumer
     from queues.models import QueueConfig
-
     from workflows.models import WorkflowDefinition
 
     if not WorkflowDefinition.objects.filter(name=run.FLOW["name"]).exists():  # (a database made for this)
@@ -59,8 +59,8 @@ def main() -> None:
     with connection.cursor() as cursor:
         run.check_records(cursor, broker.event, count)  # a fast wrong answer is no answer
     sys.stdout.write(f"{handled} messages in {elapsed:.2f} s: {handled / elapsed:,.0f} msg/s in-process, "
-                     f"{len(queries) / handled:.1f} queries per message, {cpu / handled * 1e6:.0f} µs of this process's CPU "
-                     "per message\n")
+                     f"{len(queries) / handled:.1f} queries per message, "
+                     f"{cpu / handled * 1e6:.0f} µs of this process's CPU per message\n")
     slowest: dict[str, list[float]] = {}
     for query in queries.captured_queries:
         key = re.sub(r"\d+", "N", query["sql"])[:110]
