@@ -74,9 +74,10 @@ def _too_many(config: QueueConfig, message: Message) -> str:
 class Consumer:
     """One queue config's provider plus its bookkeeping (heartbeat, last poll, depth)."""
 
-    def __init__(self, config: QueueConfig, name: str | None = None):
+    def __init__(self, config: QueueConfig, name: str | None = None, number: int = 1):
+        """`number`: which of the config's consumers in this process (its `concurrency`) this one is."""
         self.config = config
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{config.pk}"
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{config.pk}" + (f"#{number}" if number > 1 else "")
         self.provider = provider_for(config.spec())
         self.stopping = threading.Event()
         self._handled = 0
@@ -196,9 +197,8 @@ class Listener:
 
     def _add(self, config: QueueConfig, number: int = 1) -> bool:
         """Another consumer of `config` (the first, or number N of its concurrency)."""
-        name = None if number == 1 else f"{socket.gethostname()}:{os.getpid()}:{config.pk}#{number}"
         try:
-            consumer = Consumer(config, name=name)
+            consumer = Consumer(config, number=number)
         except Exception as exc:  # noqa: BLE001 - a config that cannot work must not stop the others
             log.error("cannot consume %s: %s", config.event, exc)
             config.note_poll(f"{type(exc).__name__}: {exc}")

@@ -25,7 +25,8 @@ def in_flight(kind: str, count: int) -> bool:
 
 
 def test_it_finishes_and_acknowledges_its_batch_on_sigterm(make_config, providers, listener_process):
-    config = make_config("conductor", wait_seconds=1)
+    # Hidden for longer than the batch takes: the queue's second consumer must not claim it again meanwhile.
+    config = make_config("conductor", wait_seconds=1, visibility_timeout=60)
     provider = providers(config.spec())
     for n in range(2):
         provider.publish(json.dumps({"n": n}), message_id=f"m-{n}")
