@@ -237,7 +237,11 @@ def run_latency(pg_url: str, broker: Broker, seconds: float) -> tuple[float, flo
             wait_for(ready, 60, f"the listener of {broker.event}")
             time.sleep(1.0)  # its consumer is connected and long-polling
             total = int(seconds * RATE)
-            watch = threading.Thread(target=_watch, args=(pg_url, broker.event, total, seen, stop), daemon=True)
+            # Record ids handed out so far (to earlier runs' records): this run's are all above.
+            last = watcher.execute("SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence("
+                                   "'queues_receivedmessage', 'id')), 0)").fetchone()[0]
+            watch = threading.Thread(target=_watch, args=(pg_url, broker.event, last, total, seen, stop),
+                                     daemon=True)
             watch.start()
             sent = _publish_steadily(broker, total)
             watch.join(60)
@@ -267,17 +271,28 @@ def _publish_steadily(broker: Broker, total: int) -> dict[int, float]:
     return sent
 
 
-def _watch(pg_url: str, event: str, total: int, seen: dict[int, float], stop: threading.Event) -> None:
-    """Poll for newly committed records every 2 ms: a record counts when another connection can see it."""
-    last = 0
+HOLE_SECONDS = 10.0
+
+
+def _watch(pg_url: str, event: str, last: int, total: int, seen: dict[int, float], stop: threading.Event) -> None:
+    """Poll for newly committed records every 2 ms: a record counts when another connection can see it.
+
+    `last`: the highest record id handed out before the first message was sent. Ids are taken in order
+    but batches commit in any order (a queue has several consumers): an id below the highest seen that
+    is still missing (a hole) is looked for again until it turns up or, an id no committed row will ever
+    have (a rolled-back batch's), for HOLE_SECONDS."""
     with psycopg.connect(pg_url, autocommit=True) as pg:
+        holes: dict[int, float] = {}
         while len(seen) < total and not stop.is_set():
             rows = pg.execute("SELECT id, (payload->>'seq')::int FROM queues_receivedmessage WHERE event = %s "
-                              "AND id > %s ORDER BY id", (event, last)).fetchall()
+                              "AND (id > %s OR id = ANY(%s)) ORDER BY id", (event, last, list(holes))).fetchall()
             now = time.time()
             for row_id, seq in rows:
                 seen.setdefault(seq, now)
-                last = row_id
+                holes.pop(row_id, None)
+                holes.update((hole, now) for hole in range(last + 1, row_id))
+                last = max(last, row_id)
+            holes = {hole: since for hole, since in holes.items() if now - since < HOLE_SECONDS}
             time.sleep(0.002)
 
 
