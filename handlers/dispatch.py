@@ -37,7 +37,14 @@ from queues.providers.base import Decision, Message
 from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import substitute
-from workflows.runtime import flush_pending, inserting_together, remembering_definitions, within_callers_savepoint
+from workflows.runtime import (
+    definitions_query,
+    flush_pending,
+    inserting_together,
+    remember_definitions,
+    remembering_definitions,
+    within_callers_savepoint,
+)
 
 from .actions import ACTION_KINDS, ActionContext
 from .conditions import ConditionResult, evaluate_batch
@@ -163,16 +170,42 @@ def _new_record(config: QueueConfig, message: Message) -> ReceivedMessage:
     )
 
 
+# Per queue, the workflow definitions its handlers started in the last batch: the next batch reads them
+# with its handlers, in the same round trip. (Only which ones: a definition itself is read afresh each
+# batch, and one a changed handler starts for the first time is read when it starts.)
+_DEFINITIONS_WANTED: dict[str, set[tuple[str, int | None]]] = {}
+
+
 def _prepare(config: QueueConfig, engine: WorkflowEngine, message_ids: list[str]) -> Batch:
     # Read on every batch (in one round trip): a handler changed in the admin or the API applies to the
     # next message. Each handler's latest revision (the number it keeps), not its whole history.
-    handlers, revisions, prior = fetch_together(
+    builtin = isinstance(engine, BuiltinEngine)
+    wanted = _DEFINITIONS_WANTED.get(config.event, set()) if builtin else set()
+    handlers, revisions, prior, definitions = fetch_together(
         EventHandler.objects.filter(event=config.event, active=True).order_by("name"),
         HandlerRevision.objects.filter(handler__event=config.event, handler__active=True,
                                        number=F("handler__revision")).order_by(),
         _earlier(config, message_ids),
+        definitions_query(wanted),
     )
+    remember_definitions(wanted, definitions)
+    if builtin:
+        _DEFINITIONS_WANTED[config.event] = _definitions_started_by(handlers)
     return Batch(config, engine, handlers, {r.handler_id: r for r in revisions}, _by_action(prior))
+
+
+def _definitions_started_by(handlers: list[EventHandler]) -> set[tuple[str, int | None]]:
+    """(name, version) of each workflow the handlers start by a fixed name (not one from the message)."""
+    wanted = set()
+    for handler in handlers:
+        for action in handler.actions:
+            body = action.get("start_workflow") if action.get("action") == "start_workflow" else None
+            name, version = (body.get("name"), body.get("version")) if isinstance(body, dict) else (None, None)
+            if isinstance(name, str) and "${" not in name and (
+                version is None or (isinstance(version, int) and not isinstance(version, bool))
+            ):
+                wanted.add((name, version))
+    return wanted
 
 
 def _earlier(config: QueueConfig, message_ids: list[str]):

@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from eventhub.bulk import build, insert_many
@@ -117,6 +117,32 @@ def _unit(*, recovers: bool = False) -> transaction.Atomic:
 
 
 # Starting --------------------------------------------------------------------------------------
+
+
+def definitions_query(wanted: set[tuple[str, int | None]]) -> QuerySet:
+    """The definitions `find_definition` would read for these (name, version) pairs (version None: the
+    latest), in one query: a caller that reads them together with other rows hands them to
+    `remember_definitions`."""
+    match = Q(pk__in=[])
+    latest = WorkflowDefinition.objects.filter(name=OuterRef("name")).order_by("-version").values("version")[:1]
+    for name, version in wanted:
+        match |= Q(name=name, version=version) if version else Q(name=name, version=Subquery(latest))
+    return WorkflowDefinition.objects.filter(match).order_by()
+
+
+def remember_definitions(wanted: set[tuple[str, int | None]], definitions: list[WorkflowDefinition]) -> None:
+    """Within `remembering_definitions()`: what `definitions_query(wanted)` found is what `find_definition`
+    returns for those pairs (a pair with nothing found is read again, and fails, as it would have)."""
+    remembered = _DEFINITIONS.get()
+    if remembered is None:
+        return
+    by_name: dict[str, list[WorkflowDefinition]] = {}
+    for definition in definitions:
+        by_name.setdefault(definition.name, []).append(definition)
+    for name, version in wanted:
+        found = [d for d in by_name.get(name, []) if d.version == version] if version else by_name.get(name)
+        if found:
+            remembered[(name, version)] = max(found, key=lambda d: d.version)
 
 
 def find_definition(name: str, version: int | None) -> WorkflowDefinition:

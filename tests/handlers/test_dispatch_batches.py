@@ -1,11 +1,18 @@
 """A batch's actions run together under one savepoint; when one raises, the batch runs again one savepoint
 per action. Either way every message ends with exactly one set of records and one effect per action."""
 
-import pytest
+import copy
 
-from handlers.models import ActionExecution
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from handlers.dispatch import _definitions_started_by
+from handlers.models import ActionExecution, EventHandler
 from queues.models import ReceivedMessage
+from workflows import runtime
 from workflows.engine import BuiltinEngine
+from workflows.errors import NoSuchDefinition
 from workflows.models import Workflow
 
 from ..workflows.conftest import ADDRESS, register, shipping_definition
@@ -76,3 +83,72 @@ def test_it_records_a_retryable_failure_beside_completed_actions_of_the_same_bat
     assert Workflow.objects.count() == 3
     retry = ActionExecution.objects.get(handler_name=complete.name, message_id=waiting.message_id)
     assert retry.status == "IN_PROGRESS" and retry.retryable
+
+
+def _definition_reads(queries: list[dict]) -> list[str]:
+    return [q["sql"] for q in queries if 'FROM "workflows_workflowdefinition"' in q["sql"]]
+
+
+def test_a_queues_next_batch_reads_the_definitions_it_starts_with_its_handlers(shipping):
+    handler(START_SHIPPING, event=EVENT)
+    with CaptureQueriesContext(connection) as first:
+        dispatch(EVENT, message(customer("first")))
+    with CaptureQueriesContext(connection) as second:
+        dispatch(EVENT, message(customer("second")), message(customer("third")))
+    assert len(_definition_reads(first.captured_queries)) == 1  # read when the first workflow starts
+    [read] = _definition_reads(second.captured_queries)
+    if connection.vendor == "postgresql":  # in the handlers' round trip
+        assert '"handlers_eventhandler"' in read
+    assert len(second.captured_queries) <= len(first.captured_queries)
+    assert {w.definition_id for w in Workflow.objects.all()} == {shipping.pk}
+
+
+def test_a_definitions_new_version_is_started_by_the_next_batch(shipping):
+    latest = copy.deepcopy(START_SHIPPING)
+    latest["actions"][0]["start_workflow"]["version"] = None
+    handler(latest, event=EVENT)
+    dispatch(EVENT, message(customer("first")))
+    newer = register(shipping_definition(version=2))
+    dispatch(EVENT, message(customer("second")))
+    assert dict(Workflow.objects.values_list("input__customerName", "version")) == {"first": 1, "second": 2}
+    assert Workflow.objects.get(version=2).definition_id == newer.pk
+
+
+def test_a_definition_removed_since_the_last_batch_fails_its_action_as_before(shipping):
+    handler(START_SHIPPING, event=EVENT)
+    dispatch(EVENT, message(customer("first")))
+    shipping.delete()
+    [decision] = dispatch(EVENT, gone := message(customer("second")))
+    execution = ActionExecution.objects.get(message_id=gone.message_id)
+    assert (decision.action, execution.status) == ("ack", "FAILED")
+    assert "No workflow definition 'shipping_workflow'" in execution.error
+
+
+def test_definitions_are_remembered_by_exact_version_or_latest(shipping):
+    newer = register(shipping_definition(version=2))
+    other = register(shipping_definition(name="other_flow", version=3))
+    wanted = {("shipping_workflow", 1), ("shipping_workflow", None), ("other_flow", None), ("other_flow", 7),
+              ("missing_flow", None)}
+    found = list(runtime.definitions_query(wanted))
+    assert {d.pk for d in found} == {shipping.pk, newer.pk, other.pk}
+    with runtime.remembering_definitions():
+        runtime.remember_definitions(wanted, found)
+        with CaptureQueriesContext(connection) as reads:
+            assert runtime.find_definition("shipping_workflow", 1).pk == shipping.pk
+            assert runtime.find_definition("shipping_workflow", None).pk == newer.pk
+            assert runtime.find_definition("other_flow", None).pk == other.pk
+        assert reads.captured_queries == []
+        with pytest.raises(NoSuchDefinition):
+            runtime.find_definition("other_flow", 7)
+        with pytest.raises(NoSuchDefinition):
+            runtime.find_definition("missing_flow", None)
+
+
+def test_a_workflow_name_taken_from_the_message_is_not_read_ahead():
+    templated = {"name": "x", "event": EVENT, "actions": [
+        {"action": "start_workflow", "start_workflow": {"name": "${flow}", "version": 2}},
+        {"action": "start_workflow", "start_workflow": {"name": "fixed", "version": "${v}"}},
+        {"action": "start_workflow", "start_workflow": {"name": "plain"}},
+        {"action": "complete_task", "complete_task": {"taskId": "${id}"}},
+    ]}
+    assert _definitions_started_by([EventHandler(**templated)]) == {("plain", None)}
