@@ -192,14 +192,20 @@ def run_eventhub(pg: psycopg.Connection, broker: Broker, count: int, memory: boo
     broker.publish(body(i) for i in range(count))
     listener = Listener(broker.event)
     samples: list[tuple[int, int]] = []
+    started = None  # (messages done, listener and PostgreSQL CPU time) once the first are done
     try:
         while (done := final_count(pg, broker.event)) < count:
+            if started is None and done:
+                started = (done, cpu_seconds(listener.process.pid), postgres_cpu_seconds())
             if listener.process.poll() is not None:
                 raise RuntimeError(f"the listener of {broker.event} exited with {listener.process.returncode}")
             if memory:
                 samples.append((done, listener.rss_kb()))
             time.sleep(0.05 if not memory else 0.5)
         end = time.time()
+        # CPU per message from the first done on: not the listener's start (Django, connections).
+        started = started or (0, 0.0, postgres_cpu_seconds())
+        listener_cpu, postgres_cpu = cpu_seconds(listener.process.pid) - started[1], postgres_cpu_seconds() - started[2]
         if memory:
             samples.append((count, listener.rss_kb()))
     finally:
@@ -207,20 +213,101 @@ def run_eventhub(pg: psycopg.Connection, broker: Broker, count: int, memory: boo
     first = pg.execute("SELECT extract(epoch FROM min(received_at)) FROM queues_receivedmessage WHERE event = %s",
                        (broker.event,)).fetchone()[0]
     check_records(pg, broker.event, count)
-    return {"rate": count / (end - float(first)), "seconds": end - float(first), "samples": samples}
+    return {"rate": count / (end - float(first)), "seconds": end - float(first), "samples": samples,
+            "listener_us": listener_cpu / (count - started[0]) * 1e6,
+            "postgres_us": postgres_cpu / (count - started[0]) * 1e6}
 
 
-def run_bare(pg: psycopg.Connection, broker: Broker, count: int) -> float:
-    broker.publish(body(i) for i in range(count))
+# One row of each table per message, as JSON: the records of one run, to be written again.
+_RECORD_TABLES = [
+    ("queues_receivedmessage", "SELECT id, row_to_json(r)::text FROM queues_receivedmessage r WHERE event = %s"),
+    ("workflows_workflow", "SELECT e.delivery_id, row_to_json(w)::text FROM workflows_workflow w "
+                           "JOIN handlers_actionexecution e ON e.workflow_id = w.id WHERE e.event = %s"),
+    ("workflows_task", "SELECT e.delivery_id, row_to_json(t)::text FROM workflows_task t "
+                       "JOIN handlers_actionexecution e ON e.workflow_id = t.workflow_id WHERE e.event = %s"),
+    ("handlers_actionexecution", "SELECT delivery_id, row_to_json(e)::text FROM handlers_actionexecution e "
+                                 "WHERE event = %s"),
+]
+
+
+def records_alone(pg: psycopg.Connection, event: str, count: int) -> tuple[float, float]:
+    """How fast PostgreSQL alone writes the records Eventhub wrote for a run: the run's rows are deleted
+    and inserted again, a batch (the queue's batch size) per transaction, as the listener's consumers do
+    (the same number of connections, one multi-statement INSERT from JSON per batch), with no Python
+    work between batches. A ceiling for Eventhub's rate on this machine, whatever its own cost. Returns
+    the rate and the CPU time PostgreSQL spent per message (µs)."""
+    batch_size, consumers = pg.execute("SELECT batch_size, concurrency FROM queues_queueconfig WHERE event = %s",
+                                       (event,)).fetchone()
+    rows = [dict(pg.execute(query, (event,)).fetchall()) for _, query in _RECORD_TABLES]
+    messages = sorted(rows[0])
+    if any(len(table) != count for table in rows):
+        raise RuntimeError(f"{event}: expected {count} rows in each table, found {[len(t) for t in rows]}")
+    batches = [["[" + ",".join(table[m] for m in messages[i:i + batch_size]) + "]" for table in rows]
+               for i in range(0, count, batch_size)]
+    statement = "; ".join(f"INSERT INTO {table} SELECT * FROM json_populate_recordset(NULL::{table}, %s)"  # noqa: S608
+                          for table, _ in _RECORD_TABLES)
+    with pg.transaction():
+        pg.execute("DELETE FROM workflows_task WHERE workflow_id IN (SELECT workflow_id FROM handlers_actionexecution "
+                   "WHERE event = %s)", (event,))
+        pg.execute("CREATE TEMP TABLE gone ON COMMIT DROP AS SELECT workflow_id FROM handlers_actionexecution "
+                   "WHERE event = %s", (event,))
+        pg.execute("DELETE FROM handlers_actionexecution WHERE event = %s", (event,))
+        pg.execute("DELETE FROM workflows_workflow WHERE id IN (SELECT workflow_id FROM gone)")
+        pg.execute("DELETE FROM queues_receivedmessage WHERE event = %s", (event,))
+    pg_url = pg.info.dsn
+
+    cpu: list[float] = []
+
+    def write(share: list[list[str]]) -> None:
+        with psycopg.connect(pg_url, cursor_factory=psycopg.ClientCursor) as connection:
+            backend = connection.info.backend_pid
+            before = cpu_seconds(backend)
+            for documents in share:
+                connection.execute(statement, documents)
+                connection.commit()
+            cpu.append(cpu_seconds(backend) - before)
+
+    threads = [threading.Thread(target=write, args=(batches[k::consumers],)) for k in range(consumers)]
     start = time.time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rate = count / (time.time() - start)
+    check_records(pg, event, count)
+    return rate, sum(cpu) / count * 1e6
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time used so far by PostgreSQL's processes that are running now (its server on this machine)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().startswith(f"{stat.parent.name} (postgres)"):
+                total += cpu_seconds(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # it exited meanwhile
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process (here a PostgreSQL backend on this machine) has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_bare(pg: psycopg.Connection, broker: Broker, count: int) -> dict:
+    broker.publish(body(i) for i in range(count))
+    start, cpu, postgres = time.time(), time.process_time(), postgres_cpu_seconds()
     broker.consume_bare(pg, count)
     elapsed = time.time() - start
+    cpu, postgres = time.process_time() - cpu, postgres_cpu_seconds() - postgres
     got = pg.execute(f"SELECT count(*) FROM {BASELINE_TABLE} WHERE message_id LIKE %s",  # noqa: S608
                      (f"{RUN}-%",)).fetchone()[0]
     pg.execute(f"TRUNCATE {BASELINE_TABLE}")  # noqa: S608
     if got != count:
         raise RuntimeError(f"bare consumer of {broker.event} stored {got} rows for {count} messages")
-    return count / elapsed
+    return {"rate": count / elapsed, "consumer_us": cpu / count * 1e6, "postgres_us": postgres / count * 1e6}
 
 
 def run_latency(pg_url: str, broker: Broker, seconds: float) -> tuple[float, float, int]:
@@ -370,10 +457,20 @@ def throughput(pg: psycopg.Connection, endpoint: str) -> list[Figure]:
         broker.provision()
         bare.provision()
         count = SQS_N if kind == "sqs" else N
-        eventhub = run_eventhub(pg, broker, count)["rate"]
-        baseline = run_bare(pg, bare, count)
-        out(f"{kind}: Eventhub {eventhub:,.0f} msg/s, bare {baseline:,.0f} msg/s")
+        run = run_eventhub(pg, broker, count)
+        eventhub = run["rate"]
+        alone, alone_cpu = (None, None) if kind == "sqs" else records_alone(pg, broker.event, count)
+        bare_run = run_bare(pg, bare, count)
+        baseline = bare_run["rate"]
+        out(f"{kind}: Eventhub {eventhub:,.0f} msg/s (CPU per message: listener {run['listener_us']:.0f} µs, "
+            f"PostgreSQL {run['postgres_us']:.0f} µs), bare {baseline:,.0f} msg/s (consumer "
+            f"{bare_run['consumer_us']:.0f} µs, PostgreSQL {bare_run['postgres_us']:.0f} µs)" + (
+            f"; PostgreSQL alone writes Eventhub's records at {alone:,.0f} msg/s, {alone_cpu:.0f} µs of its CPU "
+            "per message" if alone else ""))
         results += figures_for(kind, eventhub, baseline)
+        if alone:
+            results.append(Figure(f"{kind}: PostgreSQL alone / baseline", f"{alone / baseline:.2f}", "(a ceiling)",
+                                  None))
     return results
 
 
