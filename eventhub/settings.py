@@ -30,7 +30,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use one of {sorted(_TRUE | _FALSE)}")
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
+def env_int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -40,6 +40,8 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at most {maximum}")
     return value
 
 
@@ -243,7 +245,7 @@ QUEUES_DEFAULTS = {
     "visibility_timeout": env_int("QUEUES_VISIBILITY_TIMEOUT", 60),
     "max_deliveries": env_int("QUEUES_MAX_DELIVERIES", 5, minimum=1),
     # Batches one listen_queues process handles at once per queue (a thread each).
-    "concurrency": env_int("QUEUES_CONCURRENCY", 2, minimum=1),
+    "concurrency": env_int("QUEUES_CONCURRENCY", 2, minimum=1, maximum=16),  # queues.models.MAX_CONCURRENCY
     "poll_interval_minutes": env_int("QUEUES_POLL_INTERVAL_MINUTES", 1, minimum=1),
 }
 # A body larger than this is quarantined unread.

@@ -43,3 +43,13 @@ def test_it_rejects_a_database_url_it_does_not_understand():
     result = run_manage("check", DATABASE_URL="nosuchdb://somewhere/x")
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
+
+
+def test_it_refuses_more_consumers_per_queue_than_a_queue_config_allows():
+    from queues.models import MAX_CONCURRENCY
+
+    assert settings.QUEUES_DEFAULTS["concurrency"] <= MAX_CONCURRENCY
+    result = run_manage("check", QUEUES_CONCURRENCY=str(MAX_CONCURRENCY + 1))
+    assert result.returncode != 0
+    assert f"QUEUES_CONCURRENCY='{MAX_CONCURRENCY + 1}' must be at most {MAX_CONCURRENCY}" in result.stderr
+    assert run_manage("check", QUEUES_CONCURRENCY=str(MAX_CONCURRENCY)).returncode == 0
