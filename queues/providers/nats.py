@@ -7,7 +7,11 @@ listener's thread looks just like the other providers.
 Delivery: at least once. The subject is stored in a JetStream stream (the one already holding the
 subject, else `EH_<subject>` with work-queue retention, created if missing) and consumed through a
 durable pull consumer `eventhub_<subject>` (created if missing), so nothing is lost while no listener
-runs. ack is a synchronous JetStream ack (the server confirms it; a batch's acks get one confirmation,
+runs. The provider sends the pull requests itself rather than through nats-py's fetch: one for what is
+there now; if that is nothing, one long poll for the first message and then one for what came with it.
+Each request is answered on its own inbox subject, so the end of an earlier request is never taken for a
+later one's (nats-py's fetch did, and then held a batch open for its whole wait).
+ack is a synchronous JetStream ack (the server confirms it; a batch's acks get one confirmation,
 for the last); nack(delay) is NAK with that delay (None: nothing is sent and the message returns after
 the ack wait, i.e. the visibility timeout).
 Delivery count: the message metadata's num_delivered. Dead-lettering: the consumer's max_deliver is
@@ -21,14 +25,17 @@ meanwhile raises ProviderError, and the next call after close() connects again.
 """
 
 import asyncio
+import json
 import logging
 import re
 import threading
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import nats
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
@@ -37,6 +44,7 @@ from .base import ConfigurationError, Message, Provider, ProviderError, QueueDep
 log = logging.getLogger(__name__)
 CALL_TIMEOUT = 30.0  # beyond the longest fetch (20 s) and a reconnect attempt
 RECONNECT_ATTEMPTS = 3
+ANSWER_SECONDS = 5.0  # how long past its own expiry a pull request's answer may take
 
 
 def token(subject: str) -> str:
@@ -95,6 +103,7 @@ class NatsProvider(Provider):
                                           reconnect_time_wait=1, allow_reconnect=True, error_cb=self._log_error)
             self._js = self._nc.jetstream()
         self.stream = await self._stream()
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
         config = ConsumerConfig(
             durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT, filter_subject=self.subject,
             ack_wait=max(float(self.spec.visibility_timeout), 0.1), max_deliver=self.spec.broker_max_receives,
@@ -104,7 +113,10 @@ class NatsProvider(Provider):
                 await self._js.add_consumer(self.stream, config)
             except NatsError as exc:
                 log.warning("%s: keeping the existing consumer %s: %s", self.spec.event, self.durable, exc)
-        self._sub = await self._js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+        # Pull requests answer on `<inbox>.<request number>`, so what belongs to an earlier request is known.
+        self._inbox = self._nc.new_inbox()
+        self._requests = 0
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*")
 
     async def _log_error(self, exc: Exception) -> None:
         log.info("%s: NATS connection: %r", self.spec.event, exc)
@@ -126,14 +138,61 @@ class NatsProvider(Provider):
 
     def receive(self, max_messages: int, wait: float) -> list[Message]:
         self._ensure()
-        try:
-            raw = self._run(self._sub.fetch(max(1, max_messages), timeout=max(wait, 0.05)))
-        except ProviderError as exc:
-            # nats-py ends an empty fetch with its own TimeoutError, or asyncio's from deeper down.
-            if isinstance(exc.__cause__, NatsTimeout | TimeoutError):
-                return []
-            raise
-        return [self._message(msg) for msg in raw]
+        return [self._message(msg) for msg in self._run(self._fetch(max(1, max_messages), wait))]
+
+    async def _fetch(self, batch: int, wait: float) -> list:
+        """What the consumer has now, up to `batch`; else the first message within `wait`, with what came
+        after it. (nats-py's fetch keeps a batch request open until the batch is full or the wait is over,
+        and can take an earlier request's end for its own: messages arriving one by one were held back.)"""
+        messages = self._delivered_late()
+        if len(messages) < batch:
+            messages += await self._pull(batch - len(messages))
+        if not messages and wait > 0:
+            messages = await self._pull(1, wait)
+            if messages and batch > 1:
+                messages += await self._pull(batch - 1)
+        return messages
+
+    def _delivered_late(self) -> list:
+        """Messages an earlier request received after its caller had stopped waiting: deliveries all the same."""
+        late = []
+        while (msg := self._queued()) is not None:
+            if not JetStreamContext.is_status_msg(msg):
+                late.append(msg)
+        return late
+
+    def _queued(self):
+        """The next message the subscription holds already, or None. (Its queue is read directly: next_msg
+        starts a task per message, a cost per message that a batch of them feels.)"""
+        if not self._sub.pending_msgs:
+            return None
+        msg = self._sub._pending_queue.get_nowait()
+        self._sub._pending_size -= len(msg.data)
+        self._sub._pending_queue.task_done()
+        return msg
+
+    async def _pull(self, batch: int, wait: float | None = None) -> list:
+        """One pull request: without `wait`, for what is there now (the server says 404 when that is
+        nothing more); with it, held by the server until a message arrives or `wait` is over (408)."""
+        self._requests += 1
+        reply = f"{self._inbox}.{self._requests}"
+        request = {"batch": batch, "no_wait": True} if wait is None else {"batch": batch, "expires": int(wait * 1e9)}
+        await self._nc.publish(self._next_subject, json.dumps(request).encode(), reply=reply)
+        messages, deadline = [], time.monotonic() + (wait or 0) + ANSWER_SECONDS
+        while len(messages) < batch:
+            try:
+                msg = self._queued() or await self._sub.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
+            except NatsTimeout:
+                break  # (the server ends every request itself: this is an outage or a lost answer)
+            status = JetStreamContext.is_status_msg(msg)
+            if not status:
+                messages.append(msg)  # (one delivered late to an earlier request counts all the same)
+            elif msg.subject == reply:
+                if status not in ("404", "408") and not messages:  # e.g. 409: the consumer was deleted
+                    description = (msg.headers or {}).get("Description", "")
+                    raise ProviderError(f"{self.spec.event}: NATS answered a pull with {status} {description}")
+                break
+        return messages
 
     def _message(self, msg) -> Message:
         meta = msg.metadata

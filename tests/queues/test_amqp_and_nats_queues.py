@@ -3,6 +3,7 @@ kept on the broker, classic queues, and reconnecting after the broker dropped th
 
 import json
 import subprocess
+import time
 
 import pika
 import pytest
@@ -153,3 +154,24 @@ def test_it_uses_an_existing_queue_whose_arguments_differ(providers):
     assert message.message_id == "before-edit"
     edited.publish("{}", message_id="after-edit")
     assert [m.message_id for m in edited.receive(1, 2)] == ["after-edit"]
+
+
+def test_a_nats_receive_after_an_expired_one_hands_over_its_message_at_once(providers):
+    """The end of an expired pull request (status 408) may come in after its receive gave up: the next
+    receive must not take it for the end of its own request and wait for a whole batch (nats-py's fetch
+    did, for up to its full wait)."""
+    spec = make_spec("nats", visibility_timeout=60)
+    consumer, publisher = providers(spec), providers(spec)
+    consumer.receive(10, 0)  # connects and provisions
+    slow = []
+    for n in range(20):
+        assert consumer.receive(100, 0.05) == []  # a long poll that expires
+        publisher.publish("{}", message_id=f"m{n}")
+        started = time.monotonic()
+        messages = consumer.receive(100, 5)
+        took = time.monotonic() - started
+        assert [m.message_id for m in messages] == [f"m{n}"]
+        consumer.ack_many(messages)
+        if took > 1:
+            slow.append((n, round(took, 2)))
+    assert slow == []
