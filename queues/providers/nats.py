@@ -42,13 +42,24 @@ from nats.js.errors import NotFoundError
 from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth, make_message
 
 log = logging.getLogger(__name__)
-CALL_TIMEOUT = 30.0  # beyond the longest fetch (20 s) and a reconnect attempt
+CALL_TIMEOUT = 30.0  # beyond a reconnect attempt (a receive allows for its wait on top of this)
 RECONNECT_ATTEMPTS = 3
 ANSWER_SECONDS = 5.0  # how long past its own expiry a pull request's answer may take
 
 
 def token(subject: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", subject)
+
+
+def _latest_deliveries(messages: list) -> list:
+    """One delivery per stream message, the latest: a copy held since an earlier request may have been
+    delivered again (after the ack wait) by the time it is handed over."""
+    latest = {}
+    for msg in messages:
+        seq = msg.metadata.sequence.stream
+        if seq not in latest or msg.metadata.num_delivered > latest[seq].metadata.num_delivered:
+            latest[seq] = msg
+    return list(latest.values()) if len(latest) < len(messages) else messages
 
 
 class NatsProvider(Provider):
@@ -64,6 +75,8 @@ class NatsProvider(Provider):
         self._nc = None
         self._js = None
         self._sub = None
+        self._late: list = []  # messages in hand, not handed over yet
+        self._requests = 0
 
     # The private event loop ---------------------------------------------------------------------
 
@@ -107,6 +120,9 @@ class NatsProvider(Provider):
         config = ConsumerConfig(
             durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT, filter_subject=self.subject,
             ack_wait=max(float(self.spec.visibility_timeout), 0.1), max_deliver=self.spec.broker_max_receives,
+            # Room for every consumer's batch in hand and the next (16 consumers at most): at the limit the
+            # server would leave a pull request unanswered.
+            max_ack_pending=max(1000, 32 * self.spec.batch_size),
         )
         if self.spec.provision:
             try:  # creates the consumer, or updates the settings the server allows to change
@@ -114,9 +130,8 @@ class NatsProvider(Provider):
             except NatsError as exc:
                 log.warning("%s: keeping the existing consumer %s: %s", self.spec.event, self.durable, exc)
         # Pull requests answer on `<inbox>.<request number>`, so what belongs to an earlier request is known.
-        self._inbox = self._nc.new_inbox()
-        self._requests = 0
-        self._sub = await self._nc.subscribe(f"{self._inbox}.*")
+        self._requests, self._late, self._sub = 0, [], None
+        await self._new_inbox()
 
     async def _log_error(self, exc: Exception) -> None:
         log.info("%s: NATS connection: %r", self.spec.event, exc)
@@ -138,28 +153,37 @@ class NatsProvider(Provider):
 
     def receive(self, max_messages: int, wait: float) -> list[Message]:
         self._ensure()
-        return [self._message(msg) for msg in self._run(self._fetch(max(1, max_messages), wait))]
+        # (three requests at most, each answered within its expiry and ANSWER_SECONDS)
+        messages = self._run(self._fetch(max(1, max_messages), wait), timeout=wait + 3 * ANSWER_SECONDS + 1)
+        return [self._message(msg) for msg in messages]
 
     async def _fetch(self, batch: int, wait: float) -> list:
         """What the consumer has now, up to `batch`; else the first message within `wait`, with what came
         after it. (nats-py's fetch keeps a batch request open until the batch is full or the wait is over,
         and can take an earlier request's end for its own: messages arriving one by one were held back.)"""
-        messages = self._delivered_late()
+        self._collect_late()
+        messages, self._late = self._late[:batch], self._late[batch:]
+        problem = None
         if len(messages) < batch:
-            messages += await self._pull(batch - len(messages))
-        if not messages and wait > 0:
-            messages = await self._pull(1, wait)
+            got, problem = await self._pull(batch - len(messages))
+            messages += got
+        if not messages and not problem and wait > 0:
+            messages, problem = await self._pull(1, wait)
             if messages and batch > 1:
-                messages += await self._pull(batch - 1)
-        return messages
+                got, problem = await self._pull(batch - 1)
+                messages += got
+        if problem and not messages:
+            raise ProviderError(f"{self.spec.event}: NATS pull request: {problem}")
+        room = batch - len(messages)  # deliveries to earlier requests that came in meanwhile
+        messages, self._late = messages + self._late[:room], self._late[room:]
+        return _latest_deliveries(messages)
 
-    def _delivered_late(self) -> list:
-        """Messages an earlier request received after its caller had stopped waiting: deliveries all the same."""
-        late = []
+    def _collect_late(self) -> None:
+        """Keep what the subscription holds already: messages an earlier request received after its caller
+        stopped waiting are deliveries all the same; the ends of earlier requests are not needed."""
         while (msg := self._queued()) is not None:
             if not JetStreamContext.is_status_msg(msg):
-                late.append(msg)
-        return late
+                self._late.append(msg)
 
     def _queued(self):
         """The next message the subscription holds already, or None. (Its queue is read directly: next_msg
@@ -171,9 +195,12 @@ class NatsProvider(Provider):
         self._sub._pending_queue.task_done()
         return msg
 
-    async def _pull(self, batch: int, wait: float | None = None) -> list:
-        """One pull request: without `wait`, for what is there now (the server says 404 when that is
-        nothing more); with it, held by the server until a message arrives or `wait` is over (408)."""
+    async def _pull(self, batch: int, wait: float | None = None) -> tuple[list, str | None]:
+        """One pull request: without `wait`, for what is there now (the server ends it with a status when
+        that is less than the batch); with it, held by the server until a message arrives or `wait` is
+        over. Returns the messages and, if the request ended badly, why (e.g. 409: the consumer was
+        deleted). A message carries its own subject, not the request's, so one delivered late to an
+        earlier request counts here; a status carries the request's, so only this one's end ends it."""
         self._requests += 1
         reply = f"{self._inbox}.{self._requests}"
         request = {"batch": batch, "no_wait": True} if wait is None else {"batch": batch, "expires": int(wait * 1e9)}
@@ -183,16 +210,29 @@ class NatsProvider(Provider):
             try:
                 msg = self._queued() or await self._sub.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
             except NatsTimeout:
-                break  # (the server ends every request itself: this is an outage or a lost answer)
+                # The server ends every request itself, and answers one for a consumer it does not have
+                # with nothing at all. A new inbox makes it drop what is still open for the old one.
+                await self._new_inbox()
+                return messages, f"no answer within {ANSWER_SECONDS:.0f} s (is the consumer {self.durable} there?)"
             status = JetStreamContext.is_status_msg(msg)
             if not status:
-                messages.append(msg)  # (one delivered late to an earlier request counts all the same)
+                messages.append(msg)
             elif msg.subject == reply:
-                if status not in ("404", "408") and not messages:  # e.g. 409: the consumer was deleted
-                    description = (msg.headers or {}).get("Description", "")
-                    raise ProviderError(f"{self.spec.event}: NATS answered a pull with {status} {description}")
-                break
-        return messages
+                if status in ("404", "408"):  # nothing (more) now; the wait is over
+                    return messages, None
+                return messages, f"{status} {(msg.headers or {}).get('Description', '')}"
+        return messages, None
+
+    async def _new_inbox(self) -> None:
+        old = self._sub
+        self._inbox = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*")
+        if old is not None:
+            while old.pending_msgs:  # what reached the old inbox is kept
+                msg = old._pending_queue.get_nowait()
+                if not JetStreamContext.is_status_msg(msg):
+                    self._late.append(msg)
+            await old.unsubscribe()
 
     def _message(self, msg) -> Message:
         meta = msg.metadata

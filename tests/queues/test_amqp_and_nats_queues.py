@@ -175,3 +175,52 @@ def test_a_nats_receive_after_an_expired_one_hands_over_its_message_at_once(prov
         if took > 1:
             slow.append((n, round(took, 2)))
     assert slow == []
+
+
+def _open_request(provider, batch: int) -> None:
+    """A pull request of an earlier receive that is still open on the server (its answers come later)."""
+    request = json.dumps({"batch": batch, "expires": 2_000_000_000}).encode()
+    provider._run(provider._nc.publish(provider._next_subject, request, reply=f"{provider._inbox}.0"))
+
+
+def test_a_nats_receive_keeps_what_an_earlier_request_received_for_later_batches(providers):
+    spec = make_spec("nats", visibility_timeout=60)
+    consumer, publisher = providers(spec), providers(spec)
+    consumer.receive(10, 0)  # connects and provisions
+    _open_request(consumer, 3)
+    for n in range(5):
+        publisher.publish("{}", message_id=f"m{n}")
+    time.sleep(0.2)  # three of them go to the open request
+    batches = [consumer.receive(2, 1) for _ in range(3)]
+    assert [len(batch) for batch in batches] == [2, 2, 1]  # never more than asked for
+    assert sorted(m.message_id for batch in batches for m in batch) == [f"m{n}" for n in range(5)]
+    for batch in batches:
+        consumer.ack_many(batch)
+    assert consumer.receive(10, 0.2) == []
+
+
+def test_a_nats_batch_holds_one_delivery_of_each_message(providers):
+    """A copy held since an earlier request, delivered again meanwhile, is handed over once: the latest."""
+    spec = make_spec("nats", visibility_timeout=1)
+    consumer, publisher = providers(spec), providers(spec)
+    consumer.receive(10, 0)
+    _open_request(consumer, 1)
+    publisher.publish("{}", message_id="twice")
+    time.sleep(1.5)  # held by the open request's answer, and given out again after the ack wait
+    [message] = consumer.receive(10, 1)
+    assert (message.message_id, message.delivery_count) == ("twice", 2)
+    consumer.ack(message)
+    assert consumer.receive(10, 1.5) == []
+
+
+def test_a_nats_consumer_deleted_under_a_receive_is_an_error_until_it_connects_again(providers):
+    spec = make_spec("nats")
+    consumer, publisher = providers(spec), providers(spec)
+    consumer.receive(10, 0)
+    consumer._run(consumer._js.delete_consumer(consumer.stream, consumer.durable))
+    with pytest.raises(ProviderError, match="NATS pull request: no answer"):
+        consumer.receive(10, 0.5)
+    consumer.close()
+    publisher.publish("{}", message_id="after")
+    [message] = consumer.receive(10, 2)  # the consumer is made again
+    assert message.message_id == "after"
