@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from handlers import dispatch as dispatch_module
 from handlers.dispatch import _definitions_started_by
 from handlers.models import ActionExecution, EventHandler
 from queues.models import ReceivedMessage
@@ -89,17 +90,24 @@ def _definition_reads(queries: list[dict]) -> list[str]:
     return [q["sql"] for q in queries if 'FROM "workflows_workflowdefinition"' in q["sql"]]
 
 
-def test_a_queues_next_batch_reads_the_definitions_it_starts_with_its_handlers(shipping):
+@pytest.fixture(autouse=True)
+def _no_definitions_wanted_from_other_tests(monkeypatch):
+    monkeypatch.setattr(dispatch_module, "_DEFINITIONS_WANTED", {})
+
+
+def test_a_queues_next_batch_reads_the_definitions_it_starts_with_its_handlers(shipping, monkeypatch):
+    reads = []
+    read = runtime._read_definition
+    monkeypatch.setattr(runtime, "_read_definition", lambda *args: reads.append(args) or read(*args))
     handler(START_SHIPPING, event=EVENT)
-    with CaptureQueriesContext(connection) as first:
-        dispatch(EVENT, message(customer("first")))
+    dispatch(EVENT, message(customer("first")))
+    assert reads == [("shipping_workflow", 1)]  # the first batch reads it when its first workflow starts
     with CaptureQueriesContext(connection) as second:
         dispatch(EVENT, message(customer("second")), message(customer("third")))
-    assert len(_definition_reads(first.captured_queries)) == 1  # read when the first workflow starts
-    [read] = _definition_reads(second.captured_queries)
+    assert reads == [("shipping_workflow", 1)]  # the second, with its handlers
+    [read_ahead] = _definition_reads(second.captured_queries)
     if connection.vendor == "postgresql":  # in the handlers' round trip
-        assert '"handlers_eventhandler"' in read
-    assert len(second.captured_queries) <= len(first.captured_queries)
+        assert '"handlers_eventhandler"' in read_ahead
     assert {w.definition_id for w in Workflow.objects.all()} == {shipping.pk}
 
 
