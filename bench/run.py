@@ -204,8 +204,11 @@ def run_eventhub(pg: psycopg.Connection, broker: Broker, count: int, memory: boo
             time.sleep(0.05 if not memory else 0.5)
         end = time.time()
         # CPU per message from the first done on: not the listener's start (Django, connections).
-        started = started or (0, 0.0, postgres_cpu_seconds())
-        listener_cpu, postgres_cpu = cpu_seconds(listener.process.pid) - started[1], postgres_cpu_seconds() - started[2]
+        if started is not None and started[0] < count:
+            cpu = {"listener_us": (cpu_seconds(listener.process.pid) - started[1]) / (count - started[0]) * 1e6,
+                   "postgres_us": (postgres_cpu_seconds() - started[2]) / (count - started[0]) * 1e6}
+        else:  # (all were done at the first look)
+            cpu = {"listener_us": None, "postgres_us": None}
         if memory:
             samples.append((count, listener.rss_kb()))
     finally:
@@ -213,9 +216,7 @@ def run_eventhub(pg: psycopg.Connection, broker: Broker, count: int, memory: boo
     first = pg.execute("SELECT extract(epoch FROM min(received_at)) FROM queues_receivedmessage WHERE event = %s",
                        (broker.event,)).fetchone()[0]
     check_records(pg, broker.event, count)
-    return {"rate": count / (end - float(first)), "seconds": end - float(first), "samples": samples,
-            "listener_us": listener_cpu / (count - started[0]) * 1e6,
-            "postgres_us": postgres_cpu / (count - started[0]) * 1e6}
+    return {"rate": count / (end - float(first)), "seconds": end - float(first), "samples": samples, **cpu}
 
 
 # One row of each table per message, as JSON: the records of one run, to be written again.
@@ -254,46 +255,42 @@ def records_alone(pg: psycopg.Connection, event: str, count: int) -> tuple[float
         pg.execute("DELETE FROM handlers_actionexecution WHERE event = %s", (event,))
         pg.execute("DELETE FROM workflows_workflow WHERE id IN (SELECT workflow_id FROM gone)")
         pg.execute("DELETE FROM queues_receivedmessage WHERE event = %s", (event,))
-    pg_url = pg.info.dsn
-
-    cpu: list[float] = []
 
     def write(share: list[list[str]]) -> None:
-        with psycopg.connect(pg_url, cursor_factory=psycopg.ClientCursor) as connection:
-            backend = connection.info.backend_pid
-            before = cpu_seconds(backend)
+        with psycopg.connect(f"{PG_SERVER}/{DB_NAME}", cursor_factory=psycopg.ClientCursor) as connection:
             for documents in share:
                 connection.execute(statement, documents)
                 connection.commit()
-            cpu.append(cpu_seconds(backend) - before)
 
     threads = [threading.Thread(target=write, args=(batches[k::consumers],)) for k in range(consumers)]
-    start = time.time()
+    start, postgres = time.time(), postgres_cpu_seconds()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    rate = count / (time.time() - start)
+    rate, postgres = count / (time.time() - start), postgres_cpu_seconds() - postgres
     check_records(pg, event, count)
-    return rate, sum(cpu) / count * 1e6
+    return rate, postgres / count * 1e6
 
 
 def postgres_cpu_seconds() -> float:
-    """CPU time used so far by PostgreSQL's processes that are running now (its server on this machine)."""
+    """CPU time PostgreSQL's processes on this machine have used so far, those that ended included (the
+    server adds them up as it reaps them). Includes the benchmark's own queries, which are few."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             if stat.read_text().startswith(f"{stat.parent.name} (postgres)"):
-                total += cpu_seconds(int(stat.parent.name))
+                total += cpu_seconds(int(stat.parent.name), children=True)
         except (FileNotFoundError, ProcessLookupError):
-            pass  # it exited meanwhile
+            pass  # it ended meanwhile (and is counted in the server's total next time)
     return total
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process (here a PostgreSQL backend on this machine) has used."""
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User and system CPU time a process has used; `children`: with that of its children it has reaped."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run_bare(pg: psycopg.Connection, broker: Broker, count: int) -> dict:
@@ -398,6 +395,10 @@ class Figure:
         return f"{self.what:<48} {self.value:>16}   {self.target:<22} {verdict}"
 
 
+def micro(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} µs"
+
+
 def figures_for(kind: str, eventhub: float, bare: float) -> list[Figure]:
     ratio = eventhub / bare
     fast = kind != "sqs"
@@ -459,11 +460,11 @@ def throughput(pg: psycopg.Connection, endpoint: str) -> list[Figure]:
         count = SQS_N if kind == "sqs" else N
         run = run_eventhub(pg, broker, count)
         eventhub = run["rate"]
-        alone, alone_cpu = (None, None) if kind == "sqs" else records_alone(pg, broker.event, count)
         bare_run = run_bare(pg, bare, count)
         baseline = bare_run["rate"]
-        out(f"{kind}: Eventhub {eventhub:,.0f} msg/s (CPU per message: listener {run['listener_us']:.0f} µs, "
-            f"PostgreSQL {run['postgres_us']:.0f} µs), bare {baseline:,.0f} msg/s (consumer "
+        alone, alone_cpu = (None, None) if kind == "sqs" else records_alone(pg, broker.event, count)
+        out(f"{kind}: Eventhub {eventhub:,.0f} msg/s (CPU per message: listener {micro(run['listener_us'])}, "
+            f"PostgreSQL {micro(run['postgres_us'])}), bare {baseline:,.0f} msg/s (consumer "
             f"{bare_run['consumer_us']:.0f} µs, PostgreSQL {bare_run['postgres_us']:.0f} µs)" + (
             f"; PostgreSQL alone writes Eventhub's records at {alone:,.0f} msg/s, {alone_cpu:.0f} µs of its CPU "
             "per message" if alone else ""))
