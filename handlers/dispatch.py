@@ -31,7 +31,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from eventhub.bulk import build, fetch_together
+from eventhub.bulk import Query, build, fetch_together
 from queues.models import QueueConfig, ReceivedMessage
 from queues.providers.base import Decision, Message
 from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
@@ -182,10 +182,9 @@ def _prepare(config: QueueConfig, engine: WorkflowEngine, message_ids: list[str]
     builtin = isinstance(engine, BuiltinEngine)
     wanted = _DEFINITIONS_WANTED.get(config.event, set()) if builtin else set()
     handlers, revisions, prior, definitions = fetch_together(
-        EventHandler.objects.filter(event=config.event, active=True).order_by("name"),
-        HandlerRevision.objects.filter(handler__event=config.event, handler__active=True,
-                                       number=F("handler__revision")).order_by(),
-        _earlier(config, message_ids),
+        Query(_active_handlers, {"event": config.event}),
+        Query(_their_revisions, {"event": config.event}),
+        Query(_earlier, {"event": config.event, "message_ids": message_ids}),
         definitions_query(wanted),
     )
     remember_definitions(wanted, definitions)
@@ -208,11 +207,18 @@ def _definitions_started_by(handlers: list[EventHandler]) -> set[tuple[str, int 
     return wanted
 
 
-def _earlier(config: QueueConfig, message_ids: list[str]):
+def _active_handlers(event: str):
+    return EventHandler.objects.filter(event=event, active=True).order_by("name")
+
+
+def _their_revisions(event: str):
+    return HandlerRevision.objects.filter(handler__event=event, handler__active=True,
+                                          number=F("handler__revision")).order_by()
+
+
+def _earlier(event: str, message_ids: list[str]):
     """Executions of earlier deliveries of these messages."""
-    return ActionExecution.objects.filter(
-        event=config.event, message_id__in=message_ids, duplicate_of__isnull=True
-    ).order_by()
+    return ActionExecution.objects.filter(event=event, message_id__in=message_ids, duplicate_of__isnull=True).order_by()
 
 
 def _by_action(executions) -> dict[tuple[str, str, int], ActionExecution]:

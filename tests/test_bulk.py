@@ -4,8 +4,10 @@ PostgreSQL, `bulk_create` elsewhere). Whatever goes in must read back exactly as
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
-from eventhub.bulk import build, fetch_together, insert_many
+from eventhub import bulk
+from eventhub.bulk import Query, build, fetch_together, insert_many
 from handlers.models import ActionExecution, ExecutionStatus
 from queues.models import ReceivedMessage
 from workflows.models import Task, Workflow, WorkflowDefinition
@@ -93,6 +95,46 @@ def test_it_reads_several_querysets_as_django_would():
     assert all(not obj._state.adding for obj in fetched[0] + fetched[1])
     with pytest.raises(ValueError, match="plain querysets"):
         fetch_together(Task.objects.select_related("workflow"))
+
+
+def _messages(event: str, ids: list[str]):
+    return ReceivedMessage.objects.filter(event=event, message_id__in=ids).order_by("message_id")
+
+
+def _named_like(text: str):
+    return ReceivedMessage.objects.filter(message_id__contains=text).order_by("message_id")
+
+
+def _in_batches_of(event: str, size: int):
+    return ReceivedMessage.objects.filter(event=event, delivery_count__gte=size).order_by("message_id")
+
+
+def test_a_query_reads_what_its_queryset_reads_whatever_the_values_of_one_shape():
+    for n in range(4):
+        ReceivedMessage.objects.create(event=f"conductor:q{n % 2}", message_id=f"m-{n}", payload={"n": n},
+                                       delivery_count=n)
+    asks = [("conductor:q0", ["m-0", "m-2"]), ("conductor:q1", ["m-1", "m-3"]), ("conductor:q1", ["m-3", "m-3"]),
+            ("conductor:q0", ["m-1", "m-9"]), ("conductor:q0", ["m-0"]), ("conductor:q0", [])]
+    for event, ids in asks:  # the same shape again and again, other shapes between
+        [got] = fetch_together(Query(_messages, {"event": event, "ids": ids}))
+        assert got == list(_messages(event, ids)), (event, ids)
+    for text in ("m-1", "m-", "x"):  # a value the lookup changes (%...%): compiled as it is each time
+        [got] = fetch_together(Query(_named_like, {"text": text}))
+        assert got == list(_named_like(text))
+    for size in (1, 3):  # a value that is not text: part of the shape
+        [got] = fetch_together(Query(_in_batches_of, {"event": "conductor:q1", "size": size}))
+        assert got == list(_in_batches_of("conductor:q1", size))
+
+
+def test_a_query_shape_is_compiled_once(monkeypatch):
+    monkeypatch.setattr(bulk, "_SHAPES", {})
+    calls = []
+    compile_shape = bulk._compile_shape
+    monkeypatch.setattr(bulk, "_compile_shape", lambda *args: calls.append(args) or compile_shape(*args))
+    for ids in (["a", "b"], ["c", "d"], ["e"], ["f", "g"]):
+        fetch_together(Query(_messages, {"event": "conductor:once", "ids": ids}))
+    # Two ids, then one. (Elsewhere than on PostgreSQL each queryset simply runs: nothing is compiled ahead.)
+    assert len(calls) == (2 if connection.vendor == "postgresql" else 0)
 
 
 # `build`: the constructor's result, made cheaply -----------------------------------------------------
