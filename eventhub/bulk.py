@@ -19,6 +19,7 @@ through its own `get_db_prep_save`, so a model gaining such a field stays correc
 
 import datetime
 import decimal
+import inspect
 import json
 import operator
 import threading
@@ -138,7 +139,8 @@ class Query:
     """A queryset to be made as `make(**values)`, for `fetch_together`, which on PostgreSQL compiles each
     shape once (the same names, list lengths and non-text values) and afterwards only binds the text
     values: Django compiling a batch's reads cost about a millisecond of CPU per batch. `make` must be
-    one function (not a new lambda per call) for the compiled shape to be found again."""
+    a plain module-level function of its arguments alone (nothing else it reads is looked at again once
+    a shape is compiled); anything else is compiled every time."""
 
     make: Callable[..., models.QuerySet]
     values: dict[str, Any]
@@ -194,13 +196,17 @@ def fetch_together(*queries: models.QuerySet | Query) -> list[list[models.Model]
 _NOTHING = object()  # a query that asks nothing (an empty __in)
 _SHAPES: dict[tuple, Any] = {}  # (make, alias, shape) -> (compiler, sql, [(name, index) or (None, value)]) or ...
 _UNBINDABLE = object()  # ... a shape whose values do not reach the parameters as they are
+# Stand-ins for text values: a lookup that changes case, spaces or accents changes them visibly.
+_STAND_IN = "\x00 Stand-in é "
 
 
 def _compiled(query: Query, alias: str) -> tuple | object | None:
     """The query's compiler, SQL and parameters, from the compiled shape; None: compile it as it is."""
+    if not inspect.isfunction(query.make) or query.make.__closure__:
+        return None
     key = (query.make, alias, tuple(
         (name, len(value)) if isinstance(value, list) and all(isinstance(v, str) for v in value)
-        else (name, None) if isinstance(value, str) else (name, "=", value)
+        else (name, None) if isinstance(value, str) else (name, type(value), value)  # (1 == True == 1.0)
         for name, value in sorted(query.values.items())
     ))
     try:
@@ -226,18 +232,20 @@ def _compile_shape(query: Query, alias: str):
     stand_ins, values = {}, {}
     for name, value in query.values.items():
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            values[name] = [f"\x00{name}\x00{i}\x00" for i in range(len(value))]
+            values[name] = [f"{_STAND_IN}{name} {i}\x00" for i in range(len(value))]
             stand_ins.update((stand_in, (name, i)) for i, stand_in in enumerate(values[name]))
         elif isinstance(value, str):
-            values[name] = f"\x00{name}\x00"
+            values[name] = f"{_STAND_IN}{name}\x00"
             stand_ins[values[name]] = (name, None)
         else:
             values[name] = value
-    compiler = query.make(**values).query.get_compiler(using=alias)
     try:
+        compiler = query.make(**values).query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
     except EmptyResultSet:
         return _NOTHING
+    except Exception:  # noqa: BLE001 - a stand-in a field refuses (a number, a date): compiled every time
+        return _UNBINDABLE
     template = []
     for param in params:
         if isinstance(param, str) and param in stand_ins:

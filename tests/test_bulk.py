@@ -126,6 +126,27 @@ def test_a_query_reads_what_its_queryset_reads_whatever_the_values_of_one_shape(
         assert got == list(_in_batches_of("conductor:q1", size))
 
 
+def _delivered(count: str):
+    return ReceivedMessage.objects.filter(delivery_count=count).order_by("message_id")
+
+
+def test_a_query_whose_text_a_field_refuses_as_a_stand_in_or_made_by_a_closure_is_compiled_every_time():
+    for n in range(3):
+        ReceivedMessage.objects.create(event="conductor:q", message_id=f"m-{n}", payload={}, delivery_count=n)
+    for count in ("1", "2", "1"):  # an integer field takes "1", not the stand-in text
+        [got] = fetch_together(Query(_delivered, {"count": count}))
+        assert [r.message_id for r in got] == [f"m-{count}"]
+    wanted = {"id": "m-0"}
+
+    def chosen(event: str):  # reads more than its arguments: not compiled ahead
+        return _messages(event, [wanted["id"]])
+
+    for message_id in ("m-0", "m-2"):
+        wanted["id"] = message_id
+        [got] = fetch_together(Query(chosen, {"event": "conductor:q"}))
+        assert [r.message_id for r in got] == [message_id]
+
+
 def test_a_query_shape_is_compiled_once(monkeypatch):
     monkeypatch.setattr(bulk, "_SHAPES", {})
     calls = []

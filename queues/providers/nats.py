@@ -210,18 +210,33 @@ class NatsProvider(Provider):
             try:
                 msg = self._queued() or await self._sub.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
             except NatsTimeout:
-                # The server ends every request itself, and answers one for a consumer it does not have
-                # with nothing at all. A new inbox makes it drop what is still open for the old one.
+                # The server ends a request itself, except for a consumer it does not have, or one at its
+                # max_ack_pending. A new inbox makes it drop what is still open for the old one.
                 await self._new_inbox()
-                return messages, f"no answer within {ANSWER_SECONDS:.0f} s (is the consumer {self.durable} there?)"
+                if not await self._consumer_exists():
+                    return messages, f"the consumer {self.durable} is gone"
+                log.info("%s: a pull request got no answer within %.0f s", self.spec.event, ANSWER_SECONDS)
+                return messages, None
             status = JetStreamContext.is_status_msg(msg)
             if not status:
                 messages.append(msg)
             elif msg.subject == reply:
                 if status in ("404", "408"):  # nothing (more) now; the wait is over
                     return messages, None
-                return messages, f"{status} {(msg.headers or {}).get('Description', '')}"
+                description = (msg.headers or {}).get("Description", "")
+                if status == "503" or "deleted" in description.lower():
+                    return messages, f"{status} {description}"
+                # A passing state (leadership change, too many waiting requests, shutdown): nothing now.
+                log.info("%s: a pull request ended with %s %s", self.spec.event, status, description)
+                return messages, None
         return messages, None
+
+    async def _consumer_exists(self) -> bool:
+        try:
+            await self._js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            return False
+        return True
 
     async def _new_inbox(self) -> None:
         old = self._sub

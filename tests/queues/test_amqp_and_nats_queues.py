@@ -218,9 +218,27 @@ def test_a_nats_consumer_deleted_under_a_receive_is_an_error_until_it_connects_a
     consumer, publisher = providers(spec), providers(spec)
     consumer.receive(10, 0)
     consumer._run(consumer._js.delete_consumer(consumer.stream, consumer.durable))
-    with pytest.raises(ProviderError, match="NATS pull request: no answer"):
+    with pytest.raises(ProviderError, match="NATS pull request: the consumer eventhub_.* is gone"):
         consumer.receive(10, 0.5)
     consumer.close()
     publisher.publish("{}", message_id="after")
     [message] = consumer.receive(10, 2)  # the consumer is made again
     assert message.message_id == "after"
+
+
+def test_a_nats_pull_left_unanswered_while_the_consumer_is_there_is_not_an_outage(providers, monkeypatch):
+    """The server may leave a pull request unanswered (a consumer at its max_ack_pending limit, a
+    passing state): nothing to hand over now, not an error, as long as the consumer is there."""
+    from queues.providers import nats as nats_provider
+
+    monkeypatch.setattr(nats_provider, "ANSWER_SECONDS", 0.5)
+    spec = make_spec("nats", visibility_timeout=60)
+    consumer, publisher = providers(spec), providers(spec)
+    consumer.receive(10, 0)
+    answered = consumer._next_subject
+    consumer._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{consumer.stream}.nobody_answers"
+    publisher.publish("{}", message_id="later")
+    assert consumer.receive(10, 0.2) == []
+    consumer._next_subject = answered
+    [message] = consumer.receive(10, 1)
+    assert message.message_id == "later"
