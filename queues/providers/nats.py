@@ -120,8 +120,7 @@ class NatsProvider(Provider):
         config = ConsumerConfig(
             durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT, filter_subject=self.subject,
             ack_wait=max(float(self.spec.visibility_timeout), 0.1), max_deliver=self.spec.broker_max_receives,
-            # Room for every consumer's batch in hand and the next (16 consumers at most): at the limit the
-            # server would leave a pull request unanswered.
+            # Room for every consumer's batch in hand and the next (16 consumers at most).
             max_ack_pending=max(1000, 32 * self.spec.batch_size),
         )
         if self.spec.provision:
@@ -210,8 +209,8 @@ class NatsProvider(Provider):
             try:
                 msg = self._queued() or await self._sub.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
             except NatsTimeout:
-                # The server ends a request itself, except for a consumer it does not have, or one at its
-                # max_ack_pending. A new inbox makes it drop what is still open for the old one.
+                # The server ends a request itself, but leaves one for a consumer it does not have
+                # unanswered. A new inbox makes it drop what is still open for the old one.
                 await self._new_inbox()
                 if not await self._consumer_exists():
                     return messages, f"the consumer {self.durable} is gone"
