@@ -194,7 +194,7 @@ def fetch_together(*queries: models.QuerySet | Query) -> list[list[models.Model]
 
 
 _NOTHING = object()  # a query that asks nothing (an empty __in)
-_SHAPES: dict[tuple, Any] = {}  # (make, alias, shape) -> (compiler, sql, [(name, index) or (None, value)]) or ...
+_SHAPES: dict[tuple, Any] = {}  # (make, alias, shape) -> (compiler, sql, [(name, index, constant)]), or ...
 _UNBINDABLE = object()  # ... a shape whose values do not reach the parameters as they are
 # Stand-ins for text values: a lookup that changes case, spaces or accents changes them visibly.
 _STAND_IN = "\x00 Stand-in é "
