@@ -62,6 +62,17 @@ def _latest_deliveries(messages: list) -> list:
     return list(latest.values()) if len(latest) < len(messages) else messages
 
 
+def _queued(sub):
+    """The next message the subscription holds already, or None. (Its queue is read directly: next_msg
+    starts a task per message, a cost per message that a batch of them feels.)"""
+    if not sub.pending_msgs:
+        return None
+    msg = sub._pending_queue.get_nowait()
+    sub._pending_size -= len(msg.data)
+    sub._pending_queue.task_done()
+    return msg
+
+
 class NatsProvider(Provider):
     kind = "nats"
 
@@ -160,7 +171,7 @@ class NatsProvider(Provider):
         """What the consumer has now, up to `batch`; else the first message within `wait`, with what came
         after it. (nats-py's fetch keeps a batch request open until the batch is full or the wait is over,
         and can take an earlier request's end for its own: messages arriving one by one were held back.)"""
-        self._collect_late()
+        self._collect_late(self._sub)
         messages, self._late = self._late[:batch], self._late[batch:]
         problem = None
         if len(messages) < batch:
@@ -177,22 +188,12 @@ class NatsProvider(Provider):
         messages, self._late = messages + self._late[:room], self._late[room:]
         return _latest_deliveries(messages)
 
-    def _collect_late(self) -> None:
+    def _collect_late(self, sub) -> None:
         """Keep what the subscription holds already: messages an earlier request received after its caller
         stopped waiting are deliveries all the same; the ends of earlier requests are not needed."""
-        while (msg := self._queued()) is not None:
+        while (msg := _queued(sub)) is not None:
             if not JetStreamContext.is_status_msg(msg):
                 self._late.append(msg)
-
-    def _queued(self):
-        """The next message the subscription holds already, or None. (Its queue is read directly: next_msg
-        starts a task per message, a cost per message that a batch of them feels.)"""
-        if not self._sub.pending_msgs:
-            return None
-        msg = self._sub._pending_queue.get_nowait()
-        self._sub._pending_size -= len(msg.data)
-        self._sub._pending_queue.task_done()
-        return msg
 
     async def _pull(self, batch: int, wait: float | None = None) -> tuple[list, str | None]:
         """One pull request: without `wait`, for what is there now (the server ends it with a status when
@@ -207,7 +208,7 @@ class NatsProvider(Provider):
         messages, deadline = [], time.monotonic() + (wait or 0) + ANSWER_SECONDS
         while len(messages) < batch:
             try:
-                msg = self._queued() or await self._sub.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
+                msg = _queued(self._sub) or await self._sub.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
             except NatsTimeout:
                 # The server ends a request itself, but leaves one for a consumer it does not have
                 # unanswered. A new inbox makes it drop what is still open for the old one.
@@ -242,10 +243,7 @@ class NatsProvider(Provider):
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(f"{self._inbox}.*")
         if old is not None:
-            while old.pending_msgs:  # what reached the old inbox is kept
-                msg = old._pending_queue.get_nowait()
-                if not JetStreamContext.is_status_msg(msg):
-                    self._late.append(msg)
+            self._collect_late(old)  # what reached the old inbox is kept
             await old.unsubscribe()
 
     def _message(self, msg) -> Message:
