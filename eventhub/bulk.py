@@ -136,12 +136,13 @@ def insert_many(*groups: Sequence[models.Model]) -> None:
 
 @dataclass(frozen=True)
 class Query:
-    """A queryset to be made as `make(**values)`, for `fetch_together`, which on PostgreSQL compiles each
-    shape once (the same names, list lengths and non-text values) and afterwards only binds the text
-    values: Django compiling a batch's reads cost about 0.6 ms of CPU per batch. `make` must be
-    a plain module-level function of its arguments alone (nothing else it reads is looked at again once
-    a shape is compiled); anything else is compiled every time."""
+    """A queryset of `model` to be made as `make(**values)`, for `fetch_together`, which on PostgreSQL
+    compiles each shape once (the same names, list lengths and non-text values) and afterwards only binds
+    the text values, without making the queryset again: Django compiling a batch's reads cost about
+    0.6 ms of CPU per batch. `make` must be a plain module-level function of its arguments alone (nothing
+    else it reads is looked at again once a shape is compiled); anything else is compiled every time."""
 
+    model: type[models.Model]
     make: Callable[..., models.QuerySet]
     values: dict[str, Any]
 
@@ -149,22 +150,27 @@ class Query:
         return self.make(**self.values)
 
 
+def _plain(query: models.QuerySet | Query) -> models.QuerySet:
+    queryset = query.queryset() if isinstance(query, Query) else query
+    if queryset.query.select_related or queryset._prefetch_related_lookups:
+        raise ValueError("fetch_together reads plain querysets only")
+    return queryset
+
+
 def fetch_together(*queries: models.QuerySet | Query) -> list[list[models.Model]]:
     """Evaluate plain querysets (model instances; no select_related, no prefetch), on PostgreSQL in one
     round trip; a batch reads its handlers, their revisions and earlier executions this way."""
-    querysets = [query.queryset() if isinstance(query, Query) else query for query in queries]
-    if any(queryset.query.select_related or queryset._prefetch_related_lookups for queryset in querysets):
-        raise ValueError("fetch_together reads plain querysets only")
-    alias = querysets[0].db
+    first = queries[0]
+    alias = router.db_for_read(first.model) if isinstance(first, Query) else first.db  # (what QuerySet.db says)
     connection = connections[alias]
     if connection.vendor != "postgresql":
-        return [list(queryset) for queryset in querysets]
+        return [list(queryset) for queryset in [_plain(query) for query in queries]]
     compilers, statements, params = [], [], []
-    for query, queryset in zip(queries, querysets, strict=True):
+    for query in queries:
         compiled = _compiled(query, alias) if isinstance(query, Query) else None
         if compiled is None:
             try:
-                compiler = queryset.query.get_compiler(using=alias)
+                compiler = _plain(query).query.get_compiler(using=alias)
                 sql, sql_params = compiler.as_sql()
             except EmptyResultSet:  # e.g. an empty __in: nothing to ask
                 compiled = _NOTHING
@@ -240,7 +246,7 @@ def _compile_shape(query: Query, alias: str):
         else:
             values[name] = value
     try:
-        compiler = query.make(**values).query.get_compiler(using=alias)
+        compiler = _plain(query.make(**values)).query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
     except EmptyResultSet:
         return _NOTHING

@@ -182,9 +182,9 @@ def _prepare(config: QueueConfig, engine: WorkflowEngine, message_ids: list[str]
     builtin = isinstance(engine, BuiltinEngine)
     wanted = _DEFINITIONS_WANTED.get(config.event, set()) if builtin else set()
     handlers, revisions, prior, definitions = fetch_together(
-        Query(_active_handlers, {"event": config.event}),
-        Query(_their_revisions, {"event": config.event}),
-        Query(_earlier, {"event": config.event, "message_ids": message_ids}),
+        Query(EventHandler, _active_handlers, {"event": config.event}),
+        Query(HandlerRevision, _their_revisions, {"event": config.event}),
+        Query(ActionExecution, _earlier, {"event": config.event, "message_ids": message_ids}),
         definitions_query(wanted),
     )
     remember_definitions(wanted, definitions)

@@ -116,13 +116,13 @@ def test_a_query_reads_what_its_queryset_reads_whatever_the_values_of_one_shape(
     asks = [("conductor:q0", ["m-0", "m-2"]), ("conductor:q1", ["m-1", "m-3"]), ("conductor:q1", ["m-3", "m-3"]),
             ("conductor:q0", ["m-1", "m-9"]), ("conductor:q0", ["m-0"]), ("conductor:q0", [])]
     for event, ids in asks:  # the same shape again and again, other shapes between
-        [got] = fetch_together(Query(_messages, {"event": event, "ids": ids}))
+        [got] = fetch_together(Query(ReceivedMessage, _messages, {"event": event, "ids": ids}))
         assert got == list(_messages(event, ids)), (event, ids)
     for text in ("m-1", "m-", "x"):  # a value the lookup changes (%...%): compiled as it is each time
-        [got] = fetch_together(Query(_named_like, {"text": text}))
+        [got] = fetch_together(Query(ReceivedMessage, _named_like, {"text": text}))
         assert got == list(_named_like(text))
     for size in (1, 3):  # a value that is not text: part of the shape
-        [got] = fetch_together(Query(_in_batches_of, {"event": "conductor:q1", "size": size}))
+        [got] = fetch_together(Query(ReceivedMessage, _in_batches_of, {"event": "conductor:q1", "size": size}))
         assert got == list(_in_batches_of("conductor:q1", size))
 
 
@@ -134,7 +134,7 @@ def test_a_query_whose_text_a_field_refuses_as_a_stand_in_or_made_by_a_closure_i
     for n in range(3):
         ReceivedMessage.objects.create(event="conductor:q", message_id=f"m-{n}", payload={}, delivery_count=n)
     for count in ("1", "2", "1"):  # an integer field takes "1", not the stand-in text
-        [got] = fetch_together(Query(_delivered, {"count": count}))
+        [got] = fetch_together(Query(ReceivedMessage, _delivered, {"count": count}))
         assert [r.message_id for r in got] == [f"m-{count}"]
     wanted = {"id": "m-0"}
 
@@ -143,7 +143,7 @@ def test_a_query_whose_text_a_field_refuses_as_a_stand_in_or_made_by_a_closure_i
 
     for message_id in ("m-0", "m-2"):
         wanted["id"] = message_id
-        [got] = fetch_together(Query(chosen, {"event": "conductor:q"}))
+        [got] = fetch_together(Query(ReceivedMessage, chosen, {"event": "conductor:q"}))
         assert [r.message_id for r in got] == [message_id]
 
 
@@ -153,7 +153,7 @@ def test_a_query_shape_is_compiled_once(monkeypatch):
     compile_shape = bulk._compile_shape
     monkeypatch.setattr(bulk, "_compile_shape", lambda *args: calls.append(args) or compile_shape(*args))
     for ids in (["a", "b"], ["c", "d"], ["e"], ["f", "g"]):
-        fetch_together(Query(_messages, {"event": "conductor:once", "ids": ids}))
+        fetch_together(Query(ReceivedMessage, _messages, {"event": "conductor:once", "ids": ids}))
     # Two ids, then one. (Elsewhere than on PostgreSQL each queryset simply runs: nothing is compiled ahead.)
     assert len(calls) == (2 if connection.vendor == "postgresql" else 0)
 
