@@ -254,10 +254,9 @@ def records_alone(pg: psycopg.Connection, event: str, count: int) -> tuple[float
     statement = "; ".join(f"INSERT INTO {table} SELECT * FROM json_populate_recordset(NULL::{table}, %s)"  # noqa: S608
                           for table, _ in _RECORD_TABLES)
     with pg.transaction():
-        pg.execute("DELETE FROM workflows_task WHERE workflow_id IN (SELECT workflow_id FROM handlers_actionexecution "
-                   "WHERE event = %s)", (event,))
         pg.execute("CREATE TEMP TABLE gone ON COMMIT DROP AS SELECT workflow_id FROM handlers_actionexecution "
                    "WHERE event = %s", (event,))
+        pg.execute("DELETE FROM workflows_task WHERE workflow_id IN (SELECT workflow_id FROM gone)")
         pg.execute("DELETE FROM handlers_actionexecution WHERE event = %s", (event,))
         pg.execute("DELETE FROM workflows_workflow WHERE id IN (SELECT workflow_id FROM gone)")
         pg.execute("DELETE FROM queues_receivedmessage WHERE event = %s", (event,))
@@ -503,10 +502,8 @@ def ratios(pg: psycopg.Connection, endpoint: str) -> list[Figure]:
     kind = "amqp_queue" if "amqp_queue" in KINDS else KINDS[0]
     plain, js = make_broker(kind, "plain", endpoint), make_broker(kind, "js", endpoint)
     crowded, plain_again = make_broker(kind, "crowded", endpoint), make_broker(kind, "plain_again", endpoint)
-    add_handler(js.event, JS_CONDITION)
     for broker in (plain, js, crowded, plain_again):
-        if broker is not js:
-            add_handler(broker.event)
+        add_handler(broker.event, JS_CONDITION if broker is js else "")
         broker.provision()
     before = run_eventhub(pg, plain, N)["rate"]
     with_js = run_eventhub(pg, js, N)["rate"]
