@@ -14,6 +14,11 @@ from workflows.errors import InvalidRequest
 Problems = list[tuple[str, str]]
 
 
+def is_version(value) -> bool:
+    """A start_workflow version: a whole number, or None for the latest."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
 def _is_blank(value) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -37,7 +42,7 @@ def _check_start_workflow(body: dict) -> Problems:
     elif not isinstance(body["name"], str):
         problems.append(("name", "must be a string"))
     version = body.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+    if not is_version(version):
         problems.append(("version", "must be a whole number, or null for the latest version"))
     _check_object(body, "input", problems)
     _check_object(body, "taskToDomain", problems)
@@ -126,7 +131,7 @@ def _optional_object(body: dict, key: str) -> dict:
 
 def _run_start_workflow(engine: WorkflowEngine, body: dict, context: ActionContext) -> ActionResult:
     version = body.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+    if not is_version(version):
         raise InvalidRequest(f"version resolved to {version!r}, not a whole number")
     workflow_id = engine.start_workflow(
         _required_text(body, "name"),

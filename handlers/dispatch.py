@@ -46,7 +46,7 @@ from workflows.runtime import (
     within_callers_savepoint,
 )
 
-from .actions import ACTION_KINDS, ActionContext
+from .actions import ACTION_KINDS, ActionContext, is_version
 from .conditions import ConditionResult, evaluate_batch
 from .models import HANDLER_LEVEL, ActionExecution, EventHandler, ExecutionStatus, HandlerRevision
 from .payload import expand_inline_json
@@ -200,9 +200,7 @@ def _definitions_started_by(handlers: list[EventHandler]) -> set[tuple[str, int 
         for action in handler.actions:
             body = action.get("start_workflow") if action.get("action") == "start_workflow" else None
             name, version = (body.get("name"), body.get("version")) if isinstance(body, dict) else (None, None)
-            if isinstance(name, str) and "${" not in name and (
-                version is None or (isinstance(version, int) and not isinstance(version, bool))
-            ):
+            if isinstance(name, str) and "${" not in name and is_version(version):
                 wanted.add((name, version))
     return wanted
 
