@@ -14,13 +14,19 @@ Dead-lettering: a row claimed `max_deliveries + 1` times is no longer delivered;
 gets `dead_lettered_at` (the backstop behind Eventhub's quarantine).
 Ordering: oldest first within a queue (by id), best effort once messages are redelivered.
 Options: none beyond the queue config's timings; publishing inside a transaction commits with it.
+Waiting: on PostgreSQL an idle consumer LISTENs on `eventhub_internal`, which a trigger on the table
+notifies with the queue's name when new rows commit (migration 0006): it claims them at once, and looks
+again every second anyway for rows that become visible by time (a nack's delay, an expired claim). On
+SQLite, and inside a transaction (where LISTEN would only take effect at its commit), it polls.
 """
 
 import logging
 import time
 import uuid
+import weakref
 from datetime import timedelta
 
+import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
@@ -28,6 +34,9 @@ from .base import Message, Provider, ProviderError, QueueDepth, make_message
 
 log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.25  # how often an empty queue is looked at again while long-polling
+NOTIFIED_POLL_SECONDS = 1.0  # the same when new rows wake the consumer (PostgreSQL): for rows visible by time
+CHANNEL = "eventhub_internal"  # notified by the trigger of migration 0006, with the queue's name
+_LISTENING: "weakref.WeakSet[psycopg.Connection]" = weakref.WeakSet()  # connections that LISTEN already
 
 
 class InternalProvider(Provider):
@@ -42,12 +51,28 @@ class InternalProvider(Provider):
 
     def receive(self, max_messages: int, wait: float) -> list[Message]:
         deadline = time.monotonic() + wait
+        listening = wait > 0 and self._guarded(_listen)
         while True:
+            if listening:
+                self._wait_for_rows(0)  # drop the notifications of rows this claim will see anyway
             messages = self._guarded(self._claim, max_messages)
             remaining = deadline - time.monotonic()
             if messages or remaining <= 0:
                 return messages
-            time.sleep(min(IDLE_POLL_SECONDS, remaining))
+            if listening:
+                self._wait_for_rows(min(NOTIFIED_POLL_SECONDS, remaining))
+            else:
+                time.sleep(min(IDLE_POLL_SECONDS, remaining))
+
+    def _wait_for_rows(self, timeout: float) -> None:
+        """Until rows of this queue are committed or `timeout` has passed (0: only read what has come)."""
+        try:
+            for notification in connection.connection.notifies(timeout=timeout):
+                if timeout and notification.payload == self.spec.name:
+                    return
+        except psycopg.Error as exc:
+            connection.close()  # unusable now: the next receive connects again
+            raise ProviderError(f"database queue {self.spec.event}: {exc}") from exc
 
     def _claim(self, max_messages: int) -> list[Message]:
         from queues.models import InternalMessage
@@ -121,3 +146,15 @@ class InternalProvider(Provider):
             return call(*args)
         except DatabaseError as exc:
             raise ProviderError(f"database queue {self.spec.event}: {exc}") from exc
+
+
+def _listen() -> bool:
+    """Make this thread's database connection LISTEN for new rows; False where consumers poll instead."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return False
+    connection.ensure_connection()
+    if connection.connection not in _LISTENING:
+        with connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {CHANNEL}")
+        _LISTENING.add(connection.connection)
+    return True

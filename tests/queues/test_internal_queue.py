@@ -1,14 +1,18 @@
-"""The `conductor` queue in Eventhub's database: safe claims with several consumers, dead-lettering."""
+"""The `conductor` queue in Eventhub's database: safe claims with several consumers, dead-lettering, waking."""
 
 import threading
+import time
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from queues.models import InternalMessage
+from queues.providers import internal
+from queues.providers.base import ProviderError
 from queues.providers.internal import InternalProvider
 
-from ..brokers import make_spec
+from ..brokers import database_url, make_spec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,3 +75,76 @@ def test_it_waits_for_a_message_while_long_polling():
     messages = provider.receive(1, 5)
     timer.join()
     assert [m.message_id for m in messages] == ["late"]
+
+
+def test_a_waiting_consumer_wakes_as_soon_as_rows_commit(monkeypatch):
+    """PostgreSQL: the trigger's notification ends the wait, not the next look (made 30 s here). SQLite polls."""
+    monkeypatch.setattr(internal, "NOTIFIED_POLL_SECONDS", 30)
+    if connection.vendor == "postgresql":
+        monkeypatch.setattr(internal, "IDLE_POLL_SECONDS", 30)
+    spec = make_spec("conductor")
+    provider = InternalProvider(spec)
+    other = make_spec("conductor")
+
+    def publish() -> None:
+        InternalProvider(other).publish("{}", message_id="not-mine")  # wakes nobody waiting on spec
+        time.sleep(0.3)
+        InternalProvider(spec).publish("{}", message_id="late")
+        connection.close()
+
+    timer = threading.Timer(0.3, publish)
+    started = time.monotonic()
+    timer.start()
+    messages = provider.receive(5, 20)
+    elapsed = time.monotonic() - started
+    timer.join()
+    assert [m.message_id for m in messages] == ["late"]
+    if connection.vendor == "postgresql":
+        assert elapsed < 10  # woken, not polled: about 0.6 s
+        assert internal._listen() is True
+    else:
+        assert internal._listen() is False
+
+
+def test_new_rows_notify_their_queues_once_per_statement():
+    if connection.vendor != "postgresql":
+        assert internal._listen() is False  # nothing to notify: consumers poll
+        return
+    first, second = make_spec("conductor"), make_spec("conductor")
+    with psycopg.connect(database_url(), autocommit=True) as listener:
+        listener.execute(f"LISTEN {internal.CHANNEL}")
+        InternalMessage.objects.bulk_create(
+            [InternalMessage(queue=first.name, message_id=f"a{n}", body="{}") for n in range(3)]
+            + [InternalMessage(queue=second.name, message_id="b", body="{}")]
+        )
+        inserted = sorted(n.payload for n in listener.notifies(timeout=0.5))
+        with transaction.atomic():
+            InternalProvider(first).publish("{}")
+            before_commit = [n.payload for n in listener.notifies(timeout=0.3)]
+        after_commit = [n.payload for n in listener.notifies(timeout=0.5)]
+    assert inserted == sorted([first.name, second.name])  # one per queue, not one per row
+    assert before_commit == [] and after_commit == [first.name]
+
+
+def test_a_wait_on_a_dropped_connection_is_a_provider_error_and_the_next_receive_reconnects(monkeypatch):
+    spec = make_spec("conductor")
+    provider = InternalProvider(spec)
+    if connection.vendor != "postgresql":
+        assert provider.receive(1, 0.3) == []  # polls: there is no connection to wait on
+        return
+    monkeypatch.setattr(internal, "NOTIFIED_POLL_SECONDS", 30)
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid
+
+    def drop() -> None:
+        with psycopg.connect(database_url(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+
+    timer = threading.Timer(0.3, drop)
+    timer.start()
+    with pytest.raises(ProviderError, match="database queue"):
+        provider.receive(1, 20)
+    timer.join()
+    provider.publish("{}", message_id="after")
+    assert [m.message_id for m in provider.receive(1, 5)] == ["after"]
+    assert connection.connection.info.backend_pid != backend
