@@ -30,19 +30,51 @@ EVALUATOR_TYPES = {JAVASCRIPT: JAVASCRIPT, "graaljs": JAVASCRIPT, VALUE_PARAM: V
 COMPILE_TIMEOUT_SECONDS = 1.0
 # After this many items of one batch time out on the same condition, the rest of the batch is not
 # evaluated against it: a condition that loops would otherwise cost its time limit on every message.
+# Those messages are returned for redelivery (`ConditionResult.deferred`), to be evaluated another time.
 MAX_TIMEOUTS_PER_CONDITION = 2
 
 # The runtime inside the isolate. The registry lives in a closure and JSON is captured before any
-# condition runs, so a condition cannot replace the machinery other conditions depend on.
+# condition runs; then every built-in object and prototype and the global object itself are frozen, and
+# each payload is frozen before conditions see it. So one condition cannot change what another sees:
+# not the machinery, not a built-in (`Map.prototype.get`, `Object.prototype.x`), not a global, not the
+# message (`$.status = 'signed'` does nothing). A condition's own function is frozen too: no state
+# carries from one message to the next.
 _RUNTIME = r"""
-var __eventhub = (function () {
-  var parse = JSON.parse, stringify = JSON.stringify, fns = new Map();
+(function () {
+  var parse = JSON.parse, stringify = JSON.stringify, freeze = Object.freeze, isFrozen = Object.isFrozen,
+      names = Object.getOwnPropertyNames, getPrototypeOf = Object.getPrototypeOf, fns = new Map();
+  function deepFreeze(v) {
+    if (v !== null && (typeof v === 'object' || typeof v === 'function') && !isFrozen(v)) {
+      freeze(v);
+      var keys = names(v);
+      for (var k = 0; k < keys.length; k++) {
+        var d = Object.getOwnPropertyDescriptor(v, keys[k]);
+        if (d && 'value' in d) deepFreeze(d.value);
+      }
+      deepFreeze(getPrototypeOf(v));
+    }
+    return v;
+  }
+  // An expression; else statements, whose last value counts; else a function body that returns its
+  // value (`return $.a > 0`), which only the first call of the statements form can tell.
   function compile(src) {
     if (fns.has(src)) return;
     var fn;
     try { fn = new Function('$', 'return (' + src + '\n);'); }
-    catch (e) { fn = new Function('$', 'return eval(' + stringify(src) + ');'); }
-    fns.set(src, fn);
+    catch (e) { fn = statements(src); }
+    fns.set(src, freeze(fn));
+  }
+  function statements(src) {
+    var asScript = new Function('$', 'return eval(' + stringify(src) + ');'), asBody = null;
+    return function ($) {
+      if (asBody) return asBody($);
+      try { return asScript($); }
+      catch (e) {
+        if (!(e instanceof SyntaxError && e.message === 'Illegal return statement')) throw e;
+        asBody = new Function('$', src);
+        return asBody($);
+      }
+    };
   }
   function describe(v) {
     if (v === undefined) return 'undefined';
@@ -51,11 +83,11 @@ var __eventhub = (function () {
   function run(conditionsJson, payloadsJson) {
     var conditions = parse(conditionsJson), payloads = parse(payloadsJson), out = [];
     for (var i = 0; i < payloads.length; i++) {
-      var row = [];
+      var row = [], payload = deepFreeze(payloads[i]);
       for (var j = 0; j < conditions.length; j++) {
         try {
           compile(conditions[j]);
-          var v = fns.get(conditions[j])(payloads[i]);
+          var v = fns.get(conditions[j])(payload);
           var truthy = typeof v === 'boolean' ? v : (typeof v === 'number' ? v > 0 : false);
           row.push([true, truthy, describe(v)]);
         } catch (e) {
@@ -66,7 +98,8 @@ var __eventhub = (function () {
     }
     return stringify(out);
   }
-  return Object.freeze({run: run});
+  globalThis.__eventhub = freeze({run: run});
+  deepFreeze(globalThis);
 })();
 """
 
@@ -76,6 +109,8 @@ class ConditionResult:
     matched: bool
     value: str = ""  # what the condition returned, as text, for the audit record
     error: str | None = None
+    # Not evaluated this time (why): the message must come again rather than be decided without it.
+    deferred: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -167,8 +202,8 @@ def _one_by_one(conditions: list[str], payloads: list[Any]) -> list[list[Conditi
         row = []
         for index, condition in enumerate(conditions):
             if timeouts[index] >= MAX_TIMEOUTS_PER_CONDITION:
-                row.append(ConditionResult(False, error=f"not evaluated: the condition exceeded its {seconds:g} s "
-                                                         "time limit on earlier messages of this batch"))
+                why = f"the condition was not evaluated: it exceeded its {seconds:g} s time limit on earlier messages"
+                row.append(ConditionResult(False, deferred=why + " of this batch"))
                 continue
             try:
                 row.append(_call([condition], [payload])[0][0])

@@ -1,6 +1,6 @@
 import pytest
 
-from handlers.conditions import evaluate, evaluate_batch
+from handlers.conditions import compile_problem, evaluate, evaluate_batch
 from handlers.payload import expand_inline_json
 
 SIGNED = {"status": "signed", "amount": 12.5, "count": 0, "flag": "true", "items": [1, 2], "nested": {"a": None}}
@@ -66,9 +66,10 @@ def test_a_condition_that_never_ends_fails_within_its_time_limit(settings):
     settings.CONDITION_TIME_LIMIT_SECONDS = 0.2
     rows = evaluate_batch([("while (true) {}", None), ("$.n == 1", None)], [{"n": 1}, {"n": 2}, {"n": 1}])
     loops = [row[0] for row in rows]
-    assert all(result.failed and not result.matched for result in loops)
+    assert [r.failed for r in loops] == [True, True, False] and not any(r.matched for r in loops)
     assert "time limit" in loops[0].error
-    assert "not evaluated" in loops[2].error  # the third message is spared the wait
+    # The third message is spared the wait, and not decided without its condition: it is to come again.
+    assert "not evaluated" in loops[2].deferred
     assert [row[1].matched for row in rows] == [True, False, True]
     assert evaluate("$.n == 1", None, {"n": 1}).matched is True  # the isolate still works
 
@@ -91,6 +92,40 @@ def test_the_sandbox_has_no_io():
 def test_a_condition_cannot_break_the_evaluation_of_others():
     evaluate("JSON.parse = function () { return {n: 99} }; __eventhub = null; true", None, {"n": 1})
     assert evaluate("$.n == 1", None, {"n": 1}).matched is True
+
+
+@pytest.mark.parametrize("meddler", [
+    "!($.status = 'signed')",  # the message itself
+    "(Map.prototype.get = function () { return function () { return true } }, false)",  # the runtime's Map
+    "(Object.prototype.status = 'signed', false)",  # every object's prototype
+    "(Array.prototype.push = function () {}, false)",
+    "(JSON.stringify = function () { return '[[[true, true, \"x\"]]]' }, false)",
+    "(status = 'signed', false)",  # a global
+])
+def test_a_condition_cannot_change_what_other_conditions_see(meddler):
+    # (In a batch, each message meets every condition: the second message comes after the meddling.)
+    rows = evaluate_batch([(meddler, None), ("$.status == 'signed'", None), ("typeof status", None)],
+                          [{"status": "draft"}, {"status": "draft"}])
+    rows += evaluate_batch([("$.status == 'signed'", None), ("typeof status", None)], [{"status": "draft"}])
+    assert [row[-2].value for row in rows] == ["false"] * 3  # the next batch too
+    assert [row[-1].value for row in rows] == ['"undefined"'] * 3
+    assert not rows[0][0].matched
+    assert evaluate("$.status == 'signed'", None, {"status": "signed"}).matched is True
+
+
+def test_a_condition_keeps_no_state_from_one_message_to_the_next():
+    counter = "(arguments.callee.n = (arguments.callee.n || 0) + 1)"
+    rows = evaluate_batch([(counter, None), ("this.seen = (this.seen || 0) + 1", None)], [{}, {}, {}])
+    assert [row[0].value for row in rows] == ["1", "1", "1"]
+    assert [row[1].value for row in rows] == ["1", "1", "1"]
+
+
+def test_conditions_may_be_statements_or_a_function_body():
+    assert evaluate("var total = $.a + $.b; total > 2", None, {"a": 1, "b": 2}).matched is True
+    assert evaluate("return $.a > 0", None, {"a": 1}).matched is True
+    assert evaluate("return $.a > 0", None, {"a": 0}).value == "false"
+    assert compile_problem("return $.a > 0", None) is None
+    assert "SyntaxError" in evaluate("JSON.parse($.s); true", None, {"s": "{"}).error  # not a `return`
 
 
 def test_inline_json_is_expanded_without_changing_the_original():
