@@ -249,6 +249,9 @@ def _suppressed(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
 
 
 def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result: ConditionResult) -> None:
+    if result.deferred:  # decided on a later delivery: nothing is recorded or run for it now
+        delivery.transient.append(f"{handler.name}: {result.deferred}")
+        return
     if result.matched:
         delivery.matched += 1
         for index, action in enumerate(handler.actions):
@@ -270,9 +273,12 @@ def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result
 
 
 def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, action: dict) -> None:
-    execution = batch.prior.get((delivery.message_id, handler.name, index)) or _new_execution(
-        batch, delivery, handler, index, action=action.get("action", "")
-    )
+    execution = batch.prior.get((delivery.message_id, handler.name, index))
+    if execution is None:
+        execution = _new_execution(batch, delivery, handler, index, action=action.get("action", ""))
+    else:  # a retry runs the handler as it is now, which may have changed since the last attempt
+        execution.handler, execution.revision = handler, batch.revisions.get(handler.pk)
+        execution.action = action.get("action", "")
     execution.delivery = delivery.record
     execution.attempts += 1
     execution.started_at = timezone.now()

@@ -255,3 +255,68 @@ def test_two_copies_of_a_message_in_one_batch_run_once(shipping, customer_messag
     assert ActionExecution.objects.get(handler_name="start_shipping_workflow", duplicate_of=started).status == "SKIPPED"
     skipped = ActionExecution.objects.get(handler_name="never_matches", duplicate_of=None)
     assert ActionExecution.objects.filter(duplicate_of=skipped).count() == 1
+
+
+def test_a_message_whose_condition_was_not_evaluated_comes_again_instead_of_failing(shipping, settings):
+    """A condition that loops on some messages of a batch: the others are spared its time limit, and they
+    are returned for redelivery rather than recorded FAILED and acknowledged (their actions lost)."""
+    settings.CONDITION_TIME_LIMIT_SECONDS = 0.1
+    handler(START_SHIPPING, event="conductor:shipping_start", condition="$.loop ? (function () { while (true) {} })() "
+                                                                        ": $.ok")
+    looping = [message({"loop": True}) for _ in range(2)]
+    spared = message({"ok": True, "customer": {"name": "A", "address": ADDRESS}})
+    decisions = dispatch("conductor:shipping_start", *looping, spared)
+    assert [d.action for d in decisions] == ["ack", "ack", "nack"]
+    assert list(ActionExecution.objects.filter(message_id=spared.message_id)) == []
+    assert "not evaluated" in ReceivedMessage.objects.get(pk=spared.record_id).detail
+    [again] = dispatch("conductor:shipping_start", message(spared.payload, delivery_count=2,
+                                                            message_id=spared.message_id))
+    assert again.action == "ack"
+    assert ActionExecution.objects.get(message_id=spared.message_id).status == "COMPLETED"
+    assert Workflow.objects.count() == 1
+
+
+def test_a_retry_records_the_revision_and_action_that_ran_then(shipping, customer_message):
+    class Down(BuiltinEngine):
+        def start_workflow(self, *args, **kwargs):
+            raise EngineUnavailable("Conductor did not answer")
+
+    item = handler(START_SHIPPING, event="conductor:shipping_start")
+    dispatch("conductor:shipping_start", customer_message, engine=Down())
+    item.actions[0]["start_workflow"]["input"]["edited"] = True
+    save_handler(item, user=None, source="test")
+    again = message(customer_message.payload, delivery_count=2, message_id=customer_message.message_id)
+    dispatch("conductor:shipping_start", again)
+    execution = ActionExecution.objects.get()
+    assert execution.status == "COMPLETED" and Workflow.objects.get().input["edited"] is True
+    assert execution.revision.number == 2 == EventHandler.objects.get().revision
+
+    # An action whose kind changed between the attempts runs as the kind it is now.
+    workflow = Workflow.objects.get()
+    item.actions = [{"action": "update_workflow_variables",
+                     "update_workflow_variables": {"workflowId": workflow.id, "variables": {"seen": 1}}}]
+    item.full_clean()
+    save_handler(item, user=None, source="test")
+    retried = message({"x": 1}, message_id="kind-change")
+    ActionExecution.objects.create(execution_id="kind-change_0", event="conductor:shipping_start",
+                                   message_id="kind-change", handler=item, handler_name=item.name, index=0,
+                                   action="start_workflow", status="IN_PROGRESS", retryable=True, attempts=1)
+    [decision] = dispatch("conductor:shipping_start", retried)
+    execution = ActionExecution.objects.get(message_id="kind-change")
+    assert decision.action == "ack" and (execution.action, execution.status) == ("update_workflow_variables",
+                                                                               "COMPLETED")
+    workflow.refresh_from_db()
+    assert workflow.variables["seen"] == 1
+
+
+@pytest.mark.parametrize("key", ["correlationId", "idempotencyKey"])
+def test_a_too_long_key_fails_its_own_message_only(shipping, key):
+    handler(START_SHIPPING, event="conductor:shipping_start", actions=[
+        {"action": "start_workflow", "start_workflow": {"name": "shipping_workflow", key: "${ref}"}}])
+    good, bad = message({"ref": "ok"}), message({"ref": "x" * 300})
+    decisions = dispatch("conductor:shipping_start", good, bad)
+    assert [d.action for d in decisions] == ["ack", "ack"]
+    assert ActionExecution.objects.get(message_id=good.message_id).status == "COMPLETED"
+    failed = ActionExecution.objects.get(message_id=bad.message_id)
+    assert failed.status == "FAILED" and f"{key} is 300 characters long; at most 255" in failed.error
+    assert Workflow.objects.count() == 1
