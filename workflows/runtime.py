@@ -179,6 +179,11 @@ def start_workflow(
         raise InvalidRequest("The workflow input must be a JSON object.")
     if task_to_domain is not None and not isinstance(task_to_domain, dict):
         raise InvalidRequest("taskToDomain must map task names to domains.")
+    for label, field, value in (("correlationId", "correlation_id", correlation_id),
+                                ("idempotencyKey", "idempotency_key", idempotency_key)):
+        limit = Workflow._meta.get_field(field).max_length
+        if value is not None and len(str(value)) > limit:
+            raise InvalidRequest(f"{label} is {len(str(value))} characters long; at most {limit} are allowed.")
     if idempotency_key:
         flush_pending()
         existing = Workflow.objects.filter(idempotency_key=idempotency_key).first()
