@@ -70,18 +70,21 @@ class _Placeholder:
     __slots__ = ("expression", "steps")
 
     def __init__(self, expression: str):
-        self.expression = _compile(expression) if expression else None
+        self.expression = _compile(expression) if expression.strip() else None
         self.steps: Any = None
         if self.expression is not None and len(self.expression) == 1 and isinstance(self.expression[0], str):
             self.steps = _path_steps(self.expression[0])  # nothing nested: the path is known now
 
     def resolve(self, context: Any) -> Any:
         if self.expression is None:
-            return ""  # `${}`
+            return ""  # `${}` (or only spaces)
         steps = self.steps
         if steps is None:
             path = _render(self.expression, context)  # nested placeholders first, as text
-            steps = _path_steps(path if isinstance(path, str) else as_text(path))
+            path = path if isinstance(path, str) else as_text(path)
+            if not path.strip():
+                return ""  # as if it had been written `${}`
+            steps = _path_steps(path)
         value = _MISSING if steps is _MISSING else _walk(context, steps)
         return None if value is _MISSING else value
 

@@ -82,6 +82,8 @@ def test_it_resolves_a_missing_path_to_null():
 def test_it_makes_an_empty_placeholder_the_empty_string():
     assert substitute("${}", PAYLOAD) == ""
     assert substitute("a${}b", PAYLOAD) == "ab"
+    assert substitute("${ }", PAYLOAD) == "" and substitute("x${  }y", PAYLOAD) == "xy"  # not the whole payload
+    assert substitute("${${blank}}", {**PAYLOAD, "blank": " "}) == ""
 
 
 def test_it_keeps_an_escaped_placeholder_literal():
