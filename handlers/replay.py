@@ -91,9 +91,17 @@ def _stored_payload(record: ReceivedMessage) -> Any:
 
 
 def _replay_id(original: ReceivedMessage) -> str:
-    number = ReceivedMessage.objects.filter(replay_of=original).count() + 1
-    suffix = f":replay:{number}"
-    return original.message_id[: MESSAGE_ID_LENGTH - len(suffix)] + suffix
+    """`<message id>:replay:<n>`, with an n no earlier replay's records use (some may have been deleted since:
+    a reused id would make this replay a duplicate of that one and run nothing)."""
+    number = ReceivedMessage.objects.filter(replay_of=original).count()
+    while True:
+        number += 1
+        suffix = f":replay:{number}"
+        candidate = original.message_id[: MESSAGE_ID_LENGTH - len(suffix)] + suffix
+        taken = (ReceivedMessage.objects.filter(event=original.event, message_id=candidate).exists()
+                 or ActionExecution.objects.filter(event=original.event, message_id=candidate).exists())
+        if not taken:
+            return candidate
 
 
 def _settle(record: ReceivedMessage, decision: Decision) -> None:

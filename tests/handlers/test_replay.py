@@ -55,6 +55,15 @@ def test_each_replay_gets_its_own_number_and_a_replay_of_a_replay_points_at_the_
     assert not ActionExecution.objects.filter(duplicate_of__isnull=False).exists()
 
 
+def test_a_replay_never_takes_the_number_of_an_earlier_one_since_deleted(original, superuser):
+    replay_message(original, user=superuser, reason="one")
+    second = replay_message(original, user=superuser, reason="two")
+    ReceivedMessage.objects.filter(message_id="order-1:replay:1").delete()  # retention, say
+    third = replay_message(original, user=superuser, reason="three")
+    assert third.message_id == "order-1:replay:3" and second.message_id == "order-1:replay:2"
+    assert third.executions.get().status == "COMPLETED" and Workflow.objects.count() == 4
+
+
 def test_it_uses_an_edited_payload_when_given(original, superuser):
     edited = {"customer": {"name": "Grace Hopper", "address": ADDRESS}}
     record = replay_message(original, user=superuser, reason="fix the name", payload=edited)
