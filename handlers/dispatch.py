@@ -128,6 +128,7 @@ def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engi
         with inserting_together() if together else nullcontext():
             _run_all(batch, deliveries, conditions)
             decisions = [_decide(config, delivery) for delivery in deliveries]
+            _close_abandoned(batch, deliveries, decisions)
             if acknowledge is not None and new_records:
                 for delivery, decision in zip(deliveries, decisions, strict=True):
                     if decision.action == "ack":
@@ -145,6 +146,25 @@ def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engi
         if acknowledge is not None:
             acknowledge([m for m, d in zip(messages, decisions, strict=True) if d.action == "ack"])
     return decisions
+
+
+def _close_abandoned(batch: Batch, deliveries: list[Delivery], decisions: list[Decision]) -> None:
+    """An earlier delivery's action left waiting for a retry that will not come: its message is acknowledged
+    now without it (the handler was deactivated or changed, or its condition no longer matches)."""
+    done = {d.message_id: d for d, decision in zip(deliveries, decisions, strict=True) if decision.action == "ack"}
+    for (message_id, _, _), execution in list(batch.prior.items()):
+        if message_id in done and execution.status == Status.IN_PROGRESS and id(execution) not in batch.kept:
+            execution.status, execution.retryable, execution.finished_at = Status.SKIPPED, False, timezone.now()
+            execution.reason = (f"not run again: delivery {done[message_id].message.delivery_count} of the message "
+                                "was acknowledged without it (its handler no longer runs this action for it)")
+            batch.keep(execution)
+
+
+def close_open_executions(event: str, message_id: str, why: str) -> int:
+    """The message is given up on (quarantined): its actions still waiting for a retry are FAILED."""
+    return ActionExecution.objects.filter(
+        event=event, message_id=message_id[:255], status=Status.IN_PROGRESS, duplicate_of__isnull=True,
+    ).update(status=Status.FAILED, error=f"gave up: {why}", finished_at=timezone.now(), retryable=True)
 
 
 def _save_details(deliveries: list[Delivery]) -> None:

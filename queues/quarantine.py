@@ -21,8 +21,12 @@ class NotQuarantined(ValueError):
 def quarantine(
     config: QueueConfig, provider: Provider, message: Message, reason: str, error: str
 ) -> QuarantinedMessage:
-    """Keep the message in the quarantine table, then (only then) acknowledge it on the broker."""
+    """Keep the message in the quarantine table, then (only then) acknowledge it on the broker. Its actions
+    still waiting for a retry are FAILED with the reason."""
+    from handlers import dispatch  # (queues call into handlers only at call time)
+
     with transaction.atomic():
+        dispatch.close_open_executions(config.event, message.message_id, f"the message was quarantined: {error}")
         if message.record_id is None:
             ReceivedMessage.record(config, message, outcome=ReceivedMessage.Outcome.QUARANTINED, detail=error)
         else:

@@ -36,6 +36,11 @@ def dispatch(event: str, *messages: Message, **kwargs):
     return dispatch_batch(ensure_config(event), list(messages), **kwargs)
 
 
+class _Down(BuiltinEngine):
+    def start_workflow(self, *args, **kwargs):
+        raise EngineUnavailable("Conductor did not answer")
+
+
 @pytest.fixture
 def shipping():
     return register(shipping_definition())
@@ -167,12 +172,8 @@ def test_a_finished_task_gives_a_skipped_record(shipping):
 
 
 def test_an_engine_outage_returns_the_message_and_records_the_attempt(shipping, customer_message):
-    class Down(BuiltinEngine):
-        def start_workflow(self, *args, **kwargs):
-            raise EngineUnavailable("Conductor did not answer")
-
     handler(START_SHIPPING, event="conductor:shipping_start")
-    [decision] = dispatch("conductor:shipping_start", customer_message, engine=Down())
+    [decision] = dispatch("conductor:shipping_start", customer_message, engine=_Down())
     assert decision.action == "nack" and "did not answer" in decision.reason
     assert ActionExecution.objects.get().status == "IN_PROGRESS"
     again = message(customer_message.payload, delivery_count=2, message_id=customer_message.message_id)
@@ -277,12 +278,9 @@ def test_a_message_whose_condition_was_not_evaluated_comes_again_instead_of_fail
 
 
 def test_a_retry_records_the_revision_and_action_that_ran_then(shipping, customer_message):
-    class Down(BuiltinEngine):
-        def start_workflow(self, *args, **kwargs):
-            raise EngineUnavailable("Conductor did not answer")
-
     item = handler(START_SHIPPING, event="conductor:shipping_start")
-    dispatch("conductor:shipping_start", customer_message, engine=Down())
+    dispatch("conductor:shipping_start", customer_message, engine=_Down())
+    item.actions = json.loads(json.dumps(item.actions))  # (a copy: the seed is shared with other tests)
     item.actions[0]["start_workflow"]["input"]["edited"] = True
     save_handler(item, user=None, source="test")
     again = message(customer_message.payload, delivery_count=2, message_id=customer_message.message_id)
@@ -320,3 +318,37 @@ def test_a_too_long_key_fails_its_own_message_only(shipping, key):
     failed = ActionExecution.objects.get(message_id=bad.message_id)
     assert failed.status == "FAILED" and f"{key} is 300 characters long; at most 255" in failed.error
     assert Workflow.objects.count() == 1
+
+
+def test_an_action_waiting_for_a_retry_is_closed_when_its_message_is_acknowledged_without_it(shipping,
+                                                                                           customer_message):
+    item = handler(START_SHIPPING, event="conductor:shipping_start")
+    dispatch("conductor:shipping_start", customer_message, engine=_Down())
+    item.active = False
+    save_handler(item, user=None, source="test")
+    again = message(customer_message.payload, delivery_count=2, message_id=customer_message.message_id)
+    [decision] = dispatch("conductor:shipping_start", again)
+    assert decision.action == "ack"
+    execution = ActionExecution.objects.get()
+    assert execution.status == "SKIPPED" and not execution.retryable
+    assert "delivery 2 of the message was acknowledged without it" in execution.reason
+    assert not Workflow.objects.exists()
+
+
+def test_an_action_waiting_for_a_retry_fails_when_its_message_is_quarantined_undispatched(shipping,
+                                                                                        customer_message):
+    from queues.listener import handle_batch
+    from queues.providers.internal import InternalProvider
+
+    handler(START_SHIPPING, event="conductor:shipping_start")
+    config = ensure_config("conductor:shipping_start")
+    dispatch_batch(config, [customer_message], engine=_Down())
+    # The next deliveries' batches were rolled back (a database outage, a killed listener): this one is past
+    # the maximum and goes to quarantine without being dispatched.
+    late = message(customer_message.payload, delivery_count=config.max_deliveries + 1,
+                   message_id=customer_message.message_id)
+    late.handle = (0, "gone")
+    handle_batch(config, InternalProvider(config.spec()), [late])
+    execution = ActionExecution.objects.get()
+    assert execution.status == "FAILED" and execution.error.startswith("gave up: the message was quarantined")
+    assert execution.finished_at is not None
