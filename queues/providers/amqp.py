@@ -1,10 +1,12 @@
 """The `amqp_queue` and `amqp_exchange` kinds: RabbitMQ through pika (blocking connection).
 
 Delivery: at least once, with manual acknowledgements and a prefetch of the config's batch size.
-ack is basic.ack. nack requeues the message at once (RabbitMQ has no delayed requeue, so `delay` is not
-honoured). RabbitMQ never redelivers an unacknowledged message while its consumer stays connected, so
-this provider keeps the visibility timeout itself: a message held longer than the timeout without ack
-or nack is requeued at the next receive; a closed or lost connection requeues everything it held.
+ack is basic.ack. RabbitMQ never redelivers an unacknowledged message while its consumer stays connected,
+so this provider keeps the visibility timeout itself: a message held longer than the timeout without ack
+is requeued (basic.nack) at the next receive; a closed or lost connection requeues everything it held.
+nack keeps holding the message and requeues it the same way, after the visibility timeout (counted from
+its delivery, as SQS does) or after `delay`: RabbitMQ has no delayed requeue of its own. The prefetch
+grows by the number of messages so held (up to MAX_RETURNED_HELD), so they do not stop new deliveries.
 Ordering: queue order, except for requeued messages.
 
 Delivery count: queues Eventhub declares durable (the default) are quorum queues, whose
@@ -36,6 +38,7 @@ from .base import ConfigurationError, Message, Provider, ProviderError, QueueDep
 
 log = logging.getLogger(__name__)
 PRECONDITION_FAILED = 406
+MAX_RETURNED_HELD = 1000  # nacked messages held for a later requeue, beyond the batch size's prefetch
 
 
 class AmqpProvider(Provider):
@@ -52,6 +55,8 @@ class AmqpProvider(Provider):
         self._generation = 0  # delivery tags are only valid on the channel that gave them
         self._buffer: deque = deque()
         self._held: dict[int, float] = {}  # delivery tag -> when it was handed out
+        self._returned: set[int] = set()  # of those, the nacked ones, waiting for their requeue
+        self._prefetch = 0
 
     @property
     def quorum(self) -> bool:
@@ -84,9 +89,25 @@ class AmqpProvider(Provider):
     def _reopen_channel(self):
         channel = self._connection.channel()
         channel.confirm_delivery()
-        channel.basic_qos(prefetch_count=max(1, self.spec.batch_size))
+        self._prefetch = max(1, self.spec.batch_size)
+        channel.basic_qos(prefetch_count=self._prefetch)
         self._channel = channel
         return channel
+
+    def _fit_prefetch(self) -> None:
+        """Room for the batch size plus the nacked messages held for a later requeue, which RabbitMQ counts
+        too. A prefetch applies to consumers that start after it is set, so the consumer starts again: what
+        it delivered stays held and buffered deliveries stay valid (the channel is the same), but a restart
+        can requeue a delivery in flight, so the prefetch only grows (until the next connection)."""
+        wanted = max(1, self.spec.batch_size) + min(len(self._returned), MAX_RETURNED_HELD)
+        if wanted > self._prefetch:
+            channel = self._channel
+            self._connection.process_data_events(time_limit=0)  # into the buffer, not rejected by the cancel
+            channel.basic_qos(prefetch_count=wanted)
+            self._prefetch = wanted
+            for tag in list(channel.consumer_tags):
+                channel.basic_cancel(tag)
+            self._consume()
 
     def _declare(self, channel) -> None:
         o = self.options
@@ -135,13 +156,14 @@ class AmqpProvider(Provider):
 
     def receive(self, max_messages: int, wait: float) -> list[Message]:
         self._call(self._consume)
-        self._call(self._requeue_overdue)
         deadline = time.monotonic() + wait
-        while not self._buffer:
+        while True:
+            due = self._call(self._requeue_overdue)  # (those that come due while waiting too)
+            self._call(self._fit_prefetch)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if self._buffer or remaining <= 0:
                 break
-            slice_ = min(remaining, 1.0)
+            slice_ = max(0.0, min(remaining, 1.0, due - time.monotonic()))
             self._call(lambda: self._connection.process_data_events(time_limit=slice_))  # noqa: B023
         self._call(lambda: self._connection.process_data_events(time_limit=0))
         messages = []
@@ -162,14 +184,20 @@ class AmqpProvider(Provider):
         message_id = props.message_id or "sha256:" + hashlib.sha256(body).hexdigest()[:40]
         return make_message(message_id, body, count, (generation, method.delivery_tag), self.spec, headers)
 
-    def _requeue_overdue(self) -> None:
-        limit = time.monotonic() - self.spec.visibility_timeout
+    def _requeue_overdue(self) -> float:
+        """Requeue what was held past its visibility timeout; returns when the next one is due (monotonic)."""
+        now = time.monotonic()
+        limit, due = now - self.spec.visibility_timeout, float("inf")
         for tag, since in list(self._held.items()):
             if since <= limit:
                 self._settle(tag, lambda t: self._channel.basic_nack(t, requeue=True))
+            else:
+                due = min(due, since + self.spec.visibility_timeout)
+        return due
 
     def _settle(self, tag: int, action) -> None:
         self._held.pop(tag, None)
+        self._returned.discard(tag)
         action(tag)
 
     def _check_live(self, message: Message) -> int:
@@ -205,8 +233,11 @@ class AmqpProvider(Provider):
         super().ack_many(messages)
 
     def nack(self, message: Message, delay: float | None = None) -> None:
+        """Held until its visibility timeout (or `delay`) has passed, then requeued by a receive."""
         tag = self._check_live(message)
-        self._call(lambda: self._settle(tag, lambda t: self._channel.basic_nack(t, requeue=True)))
+        if delay is not None:
+            self._held[tag] = time.monotonic() - self.spec.visibility_timeout + max(0.0, delay)
+        self._returned.add(tag)
 
     def publish(self, body: str, *, message_id: str | None = None) -> str:
         o = self.options
@@ -232,6 +263,7 @@ class AmqpProvider(Provider):
         connection, self._connection, self._channel = self._connection, None, None
         self._buffer.clear()
         self._held.clear()
+        self._returned.clear()
         if connection is not None and connection.is_open:
             try:
                 connection.close()

@@ -51,7 +51,7 @@ def test_it_acknowledges_a_batch_together_and_a_broken_run_one_by_one(providers)
     first, second = messages[:3], messages[3:]
     provider.ack_many(first)  # all handed out up to m-2: one frame
     provider.ack_many(second[1:])  # m-4, m-5 while m-3 is still held: one by one, m-3 stays out
-    provider.nack(second[0])  # now m-3 goes back
+    provider.nack(second[0], delay=0)  # now m-3 goes back
     [again] = provider.receive(10, 2)
     assert (again.message_id, again.delivery_count) == ("m-3", 2)
     provider.ack_many([again])
@@ -64,7 +64,7 @@ def test_it_dead_letters_to_a_kept_queue_after_the_delivery_limit(providers):
     provider.publish('{"doomed": 1}', message_id="dl")
     for _ in range(2):  # the quorum queue delivers max_deliveries + 1 times, then dead-letters
         [message] = provider.receive(1, 2)
-        provider.nack(message)
+        provider.nack(message, delay=0)
     assert provider.receive(1, 1) == []
     assert provider.depth().dead == 1
     channel = provider.channel
@@ -77,6 +77,21 @@ def test_it_counts_redeliveries_on_a_classic_queue_as_it_can(providers):
                                    visibility_timeout=0))
     provider.publish("{}", message_id="classic")
     assert [provider.receive(1, 2)[0].delivery_count for _ in range(3)] == [1, 2, 2]
+
+
+def test_messages_held_for_a_later_requeue_do_not_stop_new_deliveries(providers):
+    provider = providers(make_spec("amqp_queue", batch_size=1, visibility_timeout=3))
+    provider.publish("{}", message_id="waiting")
+    [waiting] = provider.receive(1, 2)
+    provider.nack(waiting)  # held for 3 s: RabbitMQ counts it against the prefetch of 1
+    provider.publish("{}", message_id="next")
+    [message] = provider.receive(1, 2)
+    assert message.message_id == "next"
+    provider.ack(message)
+    [again] = provider.receive(1, 5)  # still held meanwhile, and requeued once its time was up
+    assert (again.message_id, again.delivery_count) == ("waiting", 2)
+    provider.ack(again)
+    assert provider.receive(1, 1) == [] and provider.depth().ready == 0
 
 
 def _close_from_the_broker(connection_name: str) -> None:

@@ -102,6 +102,20 @@ def test_it_delivers_a_nacked_message_again(kind, providers):
     provider.ack(again)
 
 
+def test_a_nacked_message_comes_back_after_the_visibility_timeout_not_before(kind, providers):
+    """The way a transient failure waits (an event for a task that does not exist yet, say)."""
+    provider = providers(make_spec(kind, visibility_timeout=3))
+    provider.publish('{"n": 1}', message_id="m-later")
+    [message] = receive_one(provider)
+    nacked = time.monotonic()
+    provider.nack(message)
+    assert provider.receive(10, 1) == []
+    [again] = receive_one(provider)
+    assert (again.message_id, again.delivery_count) == ("m-later", 2)
+    assert time.monotonic() - nacked >= 1.5  # (the timeout runs from the delivery, 3 s, give or take polls)
+    provider.ack(again)
+
+
 def test_it_delivers_malformed_bodies_as_they_are(kind, providers):
     provider = providers(make_spec(kind))
     provider.publish("not json {", message_id="m-bad")
