@@ -156,10 +156,9 @@ def _run_task_update(method: str) -> Callable[[WorkflowEngine, dict, ActionConte
         # `input` is accepted as a synonym of `output`: the product's own examples write it so.
         output = {**_optional_object(body, "input"), **_optional_object(body, "output"), **context.event_keys}
         target = _task_target(body)
-        task_id = getattr(engine, method)(**target, output=output, reason=body.get("reasonForIncompletion"),
-                                          trigger=context.trigger)
-        workflow_id = target.get("workflow_id") or str(body.get("workflowId") or "")
-        return ActionResult({"taskId": task_id, "workflowId": workflow_id}, workflow_id)
+        task = getattr(engine, method)(**target, output=output, reason=body.get("reasonForIncompletion"),
+                                       trigger=context.trigger)
+        return ActionResult({"taskId": task.task_id, "workflowId": task.workflow_id}, task.workflow_id)
 
     return run
 

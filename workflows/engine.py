@@ -10,7 +10,7 @@ Both raise the errors of `workflows.errors`, whose `retryable` says whether a la
 
 import logging
 import time
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import requests
 from django.conf import settings
@@ -41,6 +41,13 @@ TERMINAL_TASK_STATUSES = {"COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "
                           "COMPLETED_WITH_ERRORS"}
 
 
+class UpdatedTask(NamedTuple):
+    """The task an update reached, and its workflow (known even when the update named only the task)."""
+
+    task_id: str
+    workflow_id: str
+
+
 class WorkflowEngine(Protocol):
     def start_workflow(self, name: str, version: int | None = None, input: dict | None = None,
                        correlation_id: str | None = None, task_to_domain: dict | None = None,
@@ -48,11 +55,11 @@ class WorkflowEngine(Protocol):
 
     def complete_task(self, *, task_id: str | None = None, workflow_id: str | None = None,
                       task_ref_name: str | None = None, output: dict | None = None, reason: str | None = None,
-                      trigger: dict | None = None) -> str: ...
+                      trigger: dict | None = None) -> UpdatedTask: ...
 
     def fail_task(self, *, task_id: str | None = None, workflow_id: str | None = None,
                   task_ref_name: str | None = None, output: dict | None = None, reason: str | None = None,
-                  trigger: dict | None = None) -> str: ...
+                  trigger: dict | None = None) -> UpdatedTask: ...
 
     def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> None: ...
 
@@ -70,14 +77,16 @@ class BuiltinEngine:
                                       trigger).id
 
     def complete_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
-                      trigger=None) -> str:
-        return runtime.update_task(TaskStatus.COMPLETED, task_id=task_id, workflow_id=workflow_id,
-                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger).id
+                      trigger=None) -> UpdatedTask:
+        task = runtime.update_task(TaskStatus.COMPLETED, task_id=task_id, workflow_id=workflow_id,
+                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger)
+        return UpdatedTask(task.id, task.workflow_id)
 
     def fail_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
-                  trigger=None) -> str:
-        return runtime.update_task(TaskStatus.FAILED, task_id=task_id, workflow_id=workflow_id,
-                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger).id
+                  trigger=None) -> UpdatedTask:
+        task = runtime.update_task(TaskStatus.FAILED, task_id=task_id, workflow_id=workflow_id,
+                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger)
+        return UpdatedTask(task.id, task.workflow_id)
 
     def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> None:
         runtime.terminate_workflow(workflow_id, reason)
@@ -124,11 +133,11 @@ class ConductorEngine:
         return response.text.strip().strip('"')
 
     def complete_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
-                      trigger=None) -> str:
+                      trigger=None) -> UpdatedTask:
         return self._update_task("COMPLETED", task_id, workflow_id, task_ref_name, output, reason)
 
     def fail_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
-                  trigger=None) -> str:
+                  trigger=None) -> UpdatedTask:
         return self._update_task("FAILED", task_id, workflow_id, task_ref_name, output, reason)
 
     def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> None:
@@ -152,7 +161,7 @@ class ConductorEngine:
 
     # Tasks ---------------------------------------------------------------------------------------
 
-    def _update_task(self, status, task_id, workflow_id, task_ref_name, output, reason) -> str:
+    def _update_task(self, status, task_id, workflow_id, task_ref_name, output, reason) -> UpdatedTask:
         task = self._find_task(task_id, workflow_id, task_ref_name)
         if task.get("status") in TERMINAL_TASK_STATUSES:
             raise TaskAlreadyFinished(
@@ -163,7 +172,7 @@ class ConductorEngine:
                   "outputData": output or {}, "reasonForIncompletion": reason}
         result = {key: value for key, value in result.items() if value is not None}
         self._call("POST", "/tasks", json=result, text=True, not_found=TaskNotFound)
-        return task["taskId"]
+        return UpdatedTask(task["taskId"], task["workflowInstanceId"])
 
     def _find_task(self, task_id, workflow_id, task_ref_name) -> dict:
         if task_id:

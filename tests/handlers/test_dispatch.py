@@ -91,6 +91,17 @@ def test_a_completed_message_completes_the_human_task_and_the_workflow_moves_on(
     assert execution.output["taskId"] == human.id
 
 
+def test_a_task_named_by_its_id_links_the_execution_to_its_workflow(shipping):
+    workflow = start_shipping()
+    human = Task.objects.get(workflow=workflow, reference_task_name="human_docusign_step_ref")
+    handler(COMPLETE_DOCUSIGN, event="conductor:by_task_id",
+            actions=[{"action": "complete_task", "complete_task": {"taskId": "${taskId}"}}])
+    dispatch("conductor:by_task_id", message({"taskId": human.id}))
+    execution = ActionExecution.objects.get(event="conductor:by_task_id")
+    assert execution.status == "COMPLETED" and execution.workflow_id == workflow.id
+    assert execution.output == {"taskId": human.id, "workflowId": workflow.id}
+
+
 def test_a_failed_message_fails_the_human_task_and_the_workflow(shipping):
     workflow = start_shipping()
     handler(FAIL_DOCUSIGN, event="conductor:docusign_failed")
