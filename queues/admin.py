@@ -304,10 +304,41 @@ class ReplayForm(forms.Form):
             raise forms.ValidationError(f"Not JSON: {exc}") from None
 
 
+class ExecutionHandlerFilter(admin.SimpleListFilter):
+    """Messages one of whose executions is of this handler (by name: the record keeps it past a rename)."""
+
+    title = "handler"
+    parameter_name = "handler"
+
+    def lookups(self, request, model_admin):
+        from handlers.models import EventHandler
+
+        return [(name, name) for name in EventHandler.objects.order_by("name").values_list("name", flat=True)]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        ids = ActionExecution.objects.filter(handler_name=self.value()).values("delivery_id")
+        return queryset.filter(pk__in=ids)
+
+
+class ExecutionStatusFilter(admin.SimpleListFilter):
+    title = "execution status"
+    parameter_name = "execution_status"
+
+    def lookups(self, request, model_admin):
+        return ActionExecution._meta.get_field("status").choices
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(pk__in=ActionExecution.objects.filter(status=self.value()).values("delivery_id"))
+
+
 @admin.register(ReceivedMessage)
 class ReceivedMessageAdmin(ReadOnlyAdmin):
     list_display = ("message_id", "event", "delivery_count", "outcome", "replay_marker", "received_at")
-    list_filter = ("outcome", "event", "config")
+    list_filter = ("outcome", ExecutionStatusFilter, ExecutionHandlerFilter, "event", "config")
     search_fields = ("=message_id", "=executions__workflow_id")
     search_help_text = "Search by message id or by the id of a workflow it started or moved (exact)."
     date_hierarchy = "received_at"

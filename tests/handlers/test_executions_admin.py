@@ -64,6 +64,24 @@ def test_the_execution_list_shows_links_and_filters_in_a_constant_number_of_quer
     assert "m-1_0" not in page(admin_client, EXECUTIONS, status__exact="FAILED")
 
 
+def test_messages_filter_by_their_executions_status_and_handler(admin_client, shipping):
+    handler(START_SHIPPING, event=EVENT, condition="$.customer.address.country == 'GB'")
+    handler(START_SHIPPING, name="other_handler", event="conductor:other")
+    deliver(CUSTOMER, {"customer": {"address": {"country": "FR"}}})
+    deliver(CUSTOMER, event="conductor:other", first=3)
+
+    def listed(**params) -> set[str]:
+        html = page(admin_client, MESSAGES, **params)
+        return {f"m-{n}" for n in range(1, 4) if f">m-{n}<" in html}
+
+    assert listed() == {"m-1", "m-2", "m-3"}
+    assert listed(execution_status="COMPLETED") == {"m-1", "m-3"}
+    assert listed(execution_status="SKIPPED") == {"m-2"}
+    assert listed(handler="start_shipping_workflow") == {"m-1", "m-2"}
+    assert listed(handler="other_handler", execution_status="COMPLETED") == {"m-3"}
+    assert listed(handler="other_handler", execution_status="SKIPPED") == set()
+
+
 def test_executions_are_read_only(admin_client, shipping):
     handler(START_SHIPPING, event=EVENT)
     deliver(CUSTOMER)
