@@ -32,7 +32,8 @@ def _headline(record: ReceivedMessage, executions: list[ActionExecution]) -> str
         return f"It did something: {_count(len(done), 'action')} completed."
     if record.outcome == Outcome.QUARANTINED:
         return "It did nothing: it was quarantined."
-    if any(e.status == Status.IN_PROGRESS for e in executions):
+    if any(e.status == Status.IN_PROGRESS for e in executions) or (
+            not executions and record.outcome == Outcome.RETURNED):
         return "Nothing yet: it was returned for redelivery after a transient failure."
     if not executions:
         return "It did nothing: no handler ran for it."
@@ -57,6 +58,12 @@ def _context(record: ReceivedMessage) -> list[str]:
 
 
 def _no_executions(record: ReceivedMessage) -> list[str]:
+    # An action retried on a later delivery takes its record along (the record is one per action).
+    moved = (ActionExecution.objects.filter(event=record.event, message_id=record.message_id, duplicate_of__isnull=True)
+             .exclude(delivery=record).select_related("delivery").order_by("-id").first())
+    if moved is not None and moved.delivery is not None and moved.delivery.received_at >= record.received_at:
+        return [f"Its actions were tried again on a later delivery (delivery {moved.delivery.delivery_count}, "
+                f"received {moved.delivery.received_at:%Y-%m-%d %H:%M:%S}): their records are with that one."]
     handlers = list(EventHandler.objects.filter(event=record.event).only("name", "active").order_by("name"))
     active = [h.name for h in handlers if h.active]
     inactive = [h.name for h in handlers if not h.active]

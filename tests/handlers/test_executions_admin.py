@@ -127,6 +127,20 @@ def test_the_why_panel_names_a_missing_handler_duplicates_and_failures(admin_cli
     assert "No active handler listens on conductor:no_workflow; inactive: unknown_workflow." in html
 
 
+def test_the_why_panel_of_a_delivery_whose_actions_were_retried_later_points_there(admin_client, shipping):
+    from .test_dispatch import _Down
+
+    handler(START_SHIPPING, event=EVENT)
+    first = message(CUSTOMER, message_id="m-1")
+    dispatch_batch(ensure_config(EVENT), [first], engine=_Down())
+    ReceivedMessage.objects.filter(pk=first.record_id).update(outcome="RETURNED")  # as the listener settles it
+    dispatch_batch(ensure_config(EVENT), [message(CUSTOMER, delivery_count=2, message_id="m-1")])
+    html = page(admin_client, reverse("admin:queues_receivedmessage_change", args=[first.record_id]))
+    assert "Nothing yet: it was returned for redelivery" in html
+    assert "Its actions were tried again on a later delivery (delivery 2" in html
+    assert "activated or created after it arrived" not in html
+
+
 def test_messages_are_searched_by_message_id_and_workflow_id(admin_client, shipping):
     handler(START_SHIPPING, event=EVENT)
     deliver(CUSTOMER, CUSTOMER)
