@@ -1,5 +1,6 @@
 """`manage.py listen_queues [--queue EVENT ...] [--once]`: consume every enabled queue config."""
 
+import gc
 import logging
 import signal
 
@@ -35,6 +36,7 @@ class Command(BaseCommand):
             self.stdout.write(f"handled {handled} message(s)")
             return
         self._stop_on_signals(listener)
+        settle_heap()
         log.info("listen_queues started")
         listener.run()
         log.info("listen_queues stopped")
@@ -48,3 +50,12 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+
+
+def settle_heap() -> None:
+    """Leave what start-up made (Django, the brokers' clients, the app's modules) out of garbage
+    collection from now on: a full collection then looks at the objects made since, taking a few
+    milliseconds instead of about 60 ms with every thread stopped, which was the 99th percentile's tail
+    at 200 msg/s (bench/README.md)."""
+    gc.collect()
+    gc.freeze()
