@@ -26,7 +26,10 @@ BATCH_SIZE = 1000
 def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> dict[str, int]:
     """Delete records older than `days` (default RECORDS_RETENTION_DAYS); returns how many of each."""
     cutoff = timezone.now() - timedelta(days=settings.RECORDS_RETENTION_DAYS if days is None else days)
-    executions = ActionExecution.objects.filter(created_at__lt=cutoff, status__in=FINAL_STATUSES)
+    # A message in quarantine keeps its executions too: they say why it was given up on.
+    executions = ActionExecution.objects.filter(created_at__lt=cutoff, status__in=FINAL_STATUSES).exclude(
+        Exists(_open_quarantine())
+    )
     counts = {"executions": _delete_in_batches(executions, batch_size),
               "messages": _delete_in_batches(_purgeable_messages(cutoff), batch_size)}
     if any(counts.values()):
@@ -36,11 +39,15 @@ def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> 
 
 def _purgeable_messages(cutoff) -> QuerySet:
     unfinished = ActionExecution.objects.filter(delivery=OuterRef("pk"), status=ExecutionStatus.IN_PROGRESS)
-    in_quarantine = QuarantinedMessage.objects.filter(
-        event=OuterRef("event"), message_id=OuterRef("message_id"), status=QuarantinedMessage.Status.QUARANTINED
-    )
     return ReceivedMessage.objects.filter(received_at__lt=cutoff).exclude(Exists(unfinished)).exclude(
-        Exists(in_quarantine)
+        Exists(_open_quarantine())
+    )
+
+
+def _open_quarantine() -> QuerySet:
+    """The outer row's message (by event and message id) while it is still in quarantine."""
+    return QuarantinedMessage.objects.filter(
+        event=OuterRef("event"), message_id=OuterRef("message_id"), status=QuarantinedMessage.Status.QUARANTINED
     )
 
 
