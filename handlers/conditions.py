@@ -33,23 +33,29 @@ COMPILE_TIMEOUT_SECONDS = 1.0
 # Those messages are returned for redelivery (`ConditionResult.deferred`), to be evaluated another time.
 MAX_TIMEOUTS_PER_CONDITION = 2
 
-# The runtime inside the isolate. The registry lives in a closure and JSON is captured before any
-# condition runs; then every built-in object and prototype and the global object itself are frozen, and
-# each payload is frozen before conditions see it. So one condition cannot change what another sees:
-# not the machinery, not a built-in (`Map.prototype.get`, `Object.prototype.x`), not a global, not the
-# message (`$.status = 'signed'` does nothing). A condition's own function is frozen too: no state
-# carries from one message to the next.
+# The runtime inside the isolate. What it uses is captured before any condition runs. Then the built-in
+# objects and their prototypes (those reached only through an instance too, such as the iterators') are
+# frozen, and the global object's existing names made read-only: no condition can change what another
+# sees (`Map.prototype.get`, `Object.prototype.x`, `JSON`). Globals a condition creates (`i = 0` in a
+# loop) are deleted after its call, and each condition gets its own copy of the payload, which it may
+# change (`$.items.sort()`) without the next one seeing it. A condition's own function is frozen: no
+# state carries from one message to the next. (Frozen prototypes mean that assigning over an inherited
+# property, `o.toString = f`, is ignored, as in any frozen JavaScript realm.)
 _RUNTIME = r"""
 (function () {
   var parse = JSON.parse, stringify = JSON.stringify, freeze = Object.freeze, isFrozen = Object.isFrozen,
-      names = Object.getOwnPropertyNames, getPrototypeOf = Object.getPrototypeOf, fns = new Map();
+      ownKeys = Reflect.ownKeys, getPrototypeOf = Object.getPrototypeOf, describeKey = Object.getOwnPropertyDescriptor,
+      defineProperty = Object.defineProperty, apply = Reflect.apply, mapHas = Map.prototype.has,
+      mapGet = Map.prototype.get, mapSet = Map.prototype.set, toText = String, fns = new Map(), global = globalThis;
   function deepFreeze(v) {
-    if (v !== null && (typeof v === 'object' || typeof v === 'function') && !isFrozen(v)) {
+    if (v !== null && v !== global && (typeof v === 'object' || typeof v === 'function') && !isFrozen(v)) {
       freeze(v);
-      var keys = names(v);
+      var keys = ownKeys(v);
       for (var k = 0; k < keys.length; k++) {
-        var d = Object.getOwnPropertyDescriptor(v, keys[k]);
+        var d = describeKey(v, keys[k]);
         if (d && 'value' in d) deepFreeze(d.value);
+        if (d && d.get) deepFreeze(d.get);
+        if (d && d.set) deepFreeze(d.set);
       }
       deepFreeze(getPrototypeOf(v));
     }
@@ -58,11 +64,11 @@ _RUNTIME = r"""
   // An expression; else statements, whose last value counts; else a function body that returns its
   // value (`return $.a > 0`), which only the first call of the statements form can tell.
   function compile(src) {
-    if (fns.has(src)) return;
+    if (apply(mapHas, fns, [src])) return;
     var fn;
     try { fn = new Function('$', 'return (' + src + '\n);'); }
     catch (e) { fn = statements(src); }
-    fns.set(src, freeze(fn));
+    apply(mapSet, fns, [src, freeze(fn)]);
   }
   function statements(src) {
     var asScript = new Function('$', 'return eval(' + stringify(src) + ');'), asBody = null;
@@ -78,28 +84,50 @@ _RUNTIME = r"""
   }
   function describe(v) {
     if (v === undefined) return 'undefined';
-    try { var s = stringify(v); return s === undefined ? String(v) : s; } catch (e) { return String(v); }
+    try { var s = stringify(v); return s === undefined ? toText(v) : s; } catch (e) { return toText(v); }
+  }
+  var baseline = {}, baselineCount = 0;
+  function forgetNewGlobals() {
+    var keys = ownKeys(global);
+    if (keys.length === baselineCount) return;
+    for (var k = 0; k < keys.length; k++) {
+      if (!(typeof keys[k] === 'string' && baseline[keys[k]] === true)) delete global[keys[k]];
+    }
   }
   function run(conditionsJson, payloadsJson) {
     var conditions = parse(conditionsJson), payloads = parse(payloadsJson), out = [];
     for (var i = 0; i < payloads.length; i++) {
-      var row = [], payload = deepFreeze(payloads[i]);
+      var row = [];
       for (var j = 0; j < conditions.length; j++) {
         try {
           compile(conditions[j]);
-          var v = fns.get(conditions[j])(payload);
+          var v = apply(mapGet, fns, [conditions[j]])(parse(payloads[i]));
           var truthy = typeof v === 'boolean' ? v : (typeof v === 'number' ? v > 0 : false);
-          row.push([true, truthy, describe(v)]);
+          row[row.length] = [true, truthy, describe(v)];
         } catch (e) {
-          row.push([false, false, String(e)]);
+          row[row.length] = [false, false, toText(e)];
         }
+        forgetNewGlobals();
       }
-      out.push(row);
+      out[out.length] = row;
     }
     return stringify(out);
   }
-  globalThis.__eventhub = freeze({run: run});
-  deepFreeze(globalThis);
+  defineProperty(global, '__eventhub', {value: freeze({run: run})});
+  var hidden = [[][Symbol.iterator](), ''[Symbol.iterator](), new Map()[Symbol.iterator](),
+                new Set()[Symbol.iterator](), /a/[Symbol.matchAll](''), function* () {}, async function () {},
+                async function* () {}, (function* () {})(), (async function* () {})()];
+  for (var h = 0; h < hidden.length; h++) deepFreeze(hidden[h]);
+  var names = ownKeys(global);
+  for (var n = 0; n < names.length; n++) {
+    var d = describeKey(global, names[n]);
+    if (d && 'value' in d) {
+      if (d.value !== global) deepFreeze(d.value);  // (`globalThis` itself stays open to new names)
+      if (d.configurable || d.writable) defineProperty(global, names[n], {writable: false, configurable: false});
+    }
+    if (typeof names[n] === 'string') baseline[names[n]] = true;
+  }
+  baselineCount = names.length;
 })();
 """
 
@@ -180,7 +208,8 @@ def _call(conditions: list[str], payloads: list[Any]) -> list[list[ConditionResu
         isolate.context.set_hard_memory_limit(memory)
         isolate.memory_limit = memory
     try:
-        raw = isolate.run(json.dumps(conditions), json.dumps(payloads), timeout_sec=seconds)
+        # Each payload as its own text: every condition parses a copy of its own.
+        raw = isolate.run(json.dumps(conditions), json.dumps([json.dumps(p) for p in payloads]), timeout_sec=seconds)
     except JSTimeoutException:
         raise
     except JSEvalException as exc:

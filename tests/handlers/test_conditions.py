@@ -101,6 +101,8 @@ def test_a_condition_cannot_break_the_evaluation_of_others():
     "(Array.prototype.push = function () {}, false)",
     "(JSON.stringify = function () { return '[[[true, true, \"x\"]]]' }, false)",
     "(status = 'signed', false)",  # a global
+    "(Object.getPrototypeOf([][Symbol.iterator]()).next = () => ({done: true}), false)",  # an intrinsic
+    "(Object.getPrototypeOf(''[Symbol.iterator]()).next = () => ({done: true}), false)",
 ])
 def test_a_condition_cannot_change_what_other_conditions_see(meddler):
     # (In a batch, each message meets every condition: the second message comes after the meddling.)
@@ -111,6 +113,20 @@ def test_a_condition_cannot_change_what_other_conditions_see(meddler):
     assert [row[-1].value for row in rows] == ['"undefined"'] * 3
     assert not rows[0][0].matched
     assert evaluate("$.status == 'signed'", None, {"status": "signed"}).matched is True
+
+
+@pytest.mark.parametrize("condition", [
+    "$.items.sort()[0] == 1",  # the payload is the condition's own copy: it may change it
+    "$.items.reverse()[0] == 2",
+    "const l = $.items; l.push(4); l.length == 4",
+    "total = 0; for (i = 0; i < $.items.length; i++) total += $.items[i]; total == 6",  # implicit globals
+    "[...$.items].length == 3 && Array.from('abc').length == 3 && new Map([[1, 2]]).get(1) == 2",
+])
+def test_ordinary_conditions_still_work_and_leave_nothing_behind(condition):
+    [[result, other]] = evaluate_batch([(condition, None), ("typeof total + typeof i + $.items.join()", None)],
+                                       [{"items": [3, 1, 2]}])
+    assert (result.matched, result.error) == (True, None)
+    assert other.value == '"undefinedundefined3,1,2"'  # neither its globals nor its sorting reached this one
 
 
 def test_a_condition_keeps_no_state_from_one_message_to_the_next():
