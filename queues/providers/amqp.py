@@ -5,8 +5,10 @@ ack is basic.ack. RabbitMQ never redelivers an unacknowledged message while its 
 so this provider keeps the visibility timeout itself: a message held longer than the timeout without ack
 is requeued (basic.nack) at the next receive; a closed or lost connection requeues everything it held.
 nack keeps holding the message and requeues it the same way, after the visibility timeout (counted from
-its delivery, as SQS does) or after `delay`: RabbitMQ has no delayed requeue of its own. The prefetch
-grows by the number of messages so held (up to MAX_RETURNED_HELD), so they do not stop new deliveries.
+its delivery, as SQS does) or after `delay`: RabbitMQ has no delayed requeue of its own. The prefetch is
+twice the batch size, so up to a batch of messages so held does not stop new deliveries; past that, the
+one held longest is requeued early. (RabbitMQ applies a new prefetch only to a new consumer, and starting
+one again would requeue, and count as delivered, the messages on their way to the old one.)
 Ordering: queue order, except for requeued messages.
 
 Delivery count: queues Eventhub declares durable (the default) are quorum queues, whose
@@ -38,7 +40,6 @@ from .base import ConfigurationError, Message, Provider, ProviderError, QueueDep
 
 log = logging.getLogger(__name__)
 PRECONDITION_FAILED = 406
-MAX_RETURNED_HELD = 1000  # nacked messages held for a later requeue, beyond the batch size's prefetch
 
 
 class AmqpProvider(Provider):
@@ -56,7 +57,6 @@ class AmqpProvider(Provider):
         self._buffer: deque = deque()
         self._held: dict[int, float] = {}  # delivery tag -> when it was handed out
         self._returned: set[int] = set()  # of those, the nacked ones, waiting for their requeue
-        self._prefetch = 0
 
     @property
     def quorum(self) -> bool:
@@ -89,25 +89,14 @@ class AmqpProvider(Provider):
     def _reopen_channel(self):
         channel = self._connection.channel()
         channel.confirm_delivery()
-        self._prefetch = max(1, self.spec.batch_size)
-        channel.basic_qos(prefetch_count=self._prefetch)
+        # A batch, and room for as many nacked messages held for their requeue (RabbitMQ counts them too).
+        channel.basic_qos(prefetch_count=2 * self._room)
         self._channel = channel
         return channel
 
-    def _fit_prefetch(self) -> None:
-        """Room for the batch size plus the nacked messages held for a later requeue, which RabbitMQ counts
-        too. A prefetch applies to consumers that start after it is set, so the consumer starts again: what
-        it delivered stays held and buffered deliveries stay valid (the channel is the same), but a restart
-        can requeue a delivery in flight, so the prefetch only grows (until the next connection)."""
-        wanted = max(1, self.spec.batch_size) + min(len(self._returned), MAX_RETURNED_HELD)
-        if wanted > self._prefetch:
-            channel = self._channel
-            self._connection.process_data_events(time_limit=0)  # into the buffer, not rejected by the cancel
-            channel.basic_qos(prefetch_count=wanted)
-            self._prefetch = wanted
-            for tag in list(channel.consumer_tags):
-                channel.basic_cancel(tag)
-            self._consume()
+    @property
+    def _room(self) -> int:
+        return max(1, self.spec.batch_size)
 
     def _declare(self, channel) -> None:
         o = self.options
@@ -159,7 +148,6 @@ class AmqpProvider(Provider):
         deadline = time.monotonic() + wait
         while True:
             due = self._call(self._requeue_overdue)  # (those that come due while waiting too)
-            self._call(self._fit_prefetch)
             remaining = deadline - time.monotonic()
             if self._buffer or remaining <= 0:
                 break
@@ -238,6 +226,9 @@ class AmqpProvider(Provider):
         if delay is not None:
             self._held[tag] = time.monotonic() - self.spec.visibility_timeout + max(0.0, delay)
         self._returned.add(tag)
+        if len(self._returned) > self._room:  # no room left for new deliveries: the longest held goes back now
+            oldest = min(self._returned, key=self._held.__getitem__)
+            self._call(lambda: self._settle(oldest, lambda t: self._channel.basic_nack(t, requeue=True)))
 
     def publish(self, body: str, *, message_id: str | None = None) -> str:
         o = self.options

@@ -94,6 +94,23 @@ def test_messages_held_for_a_later_requeue_do_not_stop_new_deliveries(providers)
     assert provider.receive(1, 1) == [] and provider.depth().ready == 0
 
 
+def test_holding_nacked_messages_neither_counts_deliveries_nor_keeps_more_than_a_batch(providers):
+    """Rounds as the listener makes them while one message in five waits for a retry."""
+    provider = providers(make_spec("amqp_queue", batch_size=5, visibility_timeout=60))
+    for n in range(30):
+        provider.publish("{}", message_id=f"m-{n}")
+    first_seen: dict[str, int] = {}
+    while len(first_seen) < 30:
+        batch = provider.receive(5, 2)
+        assert batch, f"stalled after {len(first_seen)} messages"
+        fresh = [m for m in batch if m.message_id not in first_seen]
+        first_seen.update((m.message_id, m.delivery_count) for m in fresh)
+        provider.ack_many([m for m in batch if m is not batch[-1]])
+        provider.nack(batch[-1])
+        assert len(provider._returned) <= 5  # past a batch, the longest held went back early
+    assert set(first_seen.values()) == {1}  # nothing was requeued on its way to Eventhub
+
+
 def _close_from_the_broker(connection_name: str) -> None:
     listing = subprocess.run(["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
                              capture_output=True, text=True, check=True, timeout=60).stdout
