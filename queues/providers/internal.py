@@ -14,16 +14,16 @@ Dead-lettering: a row claimed `max_deliveries + 1` times is no longer delivered;
 gets `dead_lettered_at` (the backstop behind Eventhub's quarantine).
 Ordering: oldest first within a queue (by id), best effort once messages are redelivered.
 Options: none beyond the queue config's timings; publishing inside a transaction commits with it.
-Waiting: on PostgreSQL an idle consumer LISTENs on `eventhub_internal`, which a trigger on the table
-notifies with the queue's name when new rows commit (migration 0006): it claims them at once, and looks
-again every second anyway for rows that become visible by time (a nack's delay, an expired claim). On
-SQLite, and inside a transaction (where LISTEN would only take effect at its commit), it polls.
+Waiting: on PostgreSQL a receive that finds nothing LISTENs on `eventhub_internal` until it returns; a
+trigger on the table notifies the queue's name when new rows commit (migration 0006), and the receive
+claims them at once. It looks again every second anyway, for rows that become visible by time (a nack's
+delay, an expired claim). On SQLite, and inside a transaction (where LISTEN would only take effect at its
+commit), it polls.
 """
 
 import logging
 import time
 import uuid
-import weakref
 from datetime import timedelta
 
 import psycopg
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.25  # how often an empty queue is looked at again while long-polling
 NOTIFIED_POLL_SECONDS = 1.0  # the same when new rows wake the consumer (PostgreSQL): for rows visible by time
 CHANNEL = "eventhub_internal"  # notified by the trigger of migration 0006, with the queue's name
-_LISTENING: "weakref.WeakSet[psycopg.Connection]" = weakref.WeakSet()  # connections that LISTEN already
 
 
 class InternalProvider(Provider):
@@ -51,18 +50,27 @@ class InternalProvider(Provider):
 
     def receive(self, max_messages: int, wait: float) -> list[Message]:
         deadline = time.monotonic() + wait
-        listening = wait > 0 and self._guarded(_listen)
-        while True:
-            if listening:
-                self._wait_for_rows(0)  # drop the notifications of rows this claim will see anyway
-            messages = self._guarded(self._claim, max_messages)
-            remaining = deadline - time.monotonic()
-            if messages or remaining <= 0:
-                return messages
-            if listening:
-                self._wait_for_rows(min(NOTIFIED_POLL_SECONDS, remaining))
-            else:
-                time.sleep(min(IDLE_POLL_SECONDS, remaining))
+        can_listen, listening = wait > 0 and _can_listen(), False
+        try:
+            while True:
+                messages = self._guarded(self._claim, max_messages)
+                remaining = deadline - time.monotonic()
+                if messages or remaining <= 0:
+                    return messages
+                if can_listen and not listening:
+                    # Only while waiting (a connection that listens and is then left idle would hold back the
+                    # server's notification queue), and a claim again after LISTEN: rows committed before it
+                    # sent no notification this connection will see.
+                    self._guarded(_execute, f"LISTEN {CHANNEL}")
+                    listening = True
+                    self._wait_for_rows(0)  # drop notifications left from an earlier wait
+                elif listening:
+                    self._wait_for_rows(min(NOTIFIED_POLL_SECONDS, remaining))
+                else:
+                    time.sleep(min(IDLE_POLL_SECONDS, remaining))
+        finally:
+            if listening and connection.connection is not None:
+                self._guarded(_execute, f"UNLISTEN {CHANNEL}")
 
     def _wait_for_rows(self, timeout: float) -> None:
         """Until rows of this queue are committed or `timeout` has passed (0: only read what has come)."""
@@ -148,13 +156,11 @@ class InternalProvider(Provider):
             raise ProviderError(f"database queue {self.spec.event}: {exc}") from exc
 
 
-def _listen() -> bool:
-    """Make this thread's database connection LISTEN for new rows; False where consumers poll instead."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return False
-    connection.ensure_connection()
-    if connection.connection not in _LISTENING:
-        with connection.cursor() as cursor:
-            cursor.execute(f"LISTEN {CHANNEL}")
-        _LISTENING.add(connection.connection)
-    return True
+def _can_listen() -> bool:
+    """Whether this thread's connection can wait for new rows; where it cannot, consumers poll instead."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _execute(sql: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)

@@ -101,14 +101,16 @@ def test_a_waiting_consumer_wakes_as_soon_as_rows_commit(monkeypatch):
     assert [m.message_id for m in messages] == ["late"]
     if connection.vendor == "postgresql":
         assert elapsed < 10  # woken, not polled: about 0.6 s
-        assert internal._listen() is True
+        with connection.cursor() as cursor:  # listening only while it waited
+            cursor.execute("SELECT count(*) FROM pg_listening_channels()")
+            assert cursor.fetchone()[0] == 0
     else:
-        assert internal._listen() is False
+        assert internal._can_listen() is False
 
 
 def test_new_rows_notify_their_queues_once_per_statement():
     if connection.vendor != "postgresql":
-        assert internal._listen() is False  # nothing to notify: consumers poll
+        assert internal._can_listen() is False  # nothing to notify: consumers poll
         return
     first, second = make_spec("conductor"), make_spec("conductor")
     with psycopg.connect(database_url(), autocommit=True) as listener:
