@@ -154,10 +154,9 @@ def _close_abandoned(batch: Batch, deliveries: list[Delivery], decisions: list[D
     done = {d.message_id: d for d, decision in zip(deliveries, decisions, strict=True) if decision.action == "ack"}
     for (message_id, _, _), execution in list(batch.prior.items()):
         if message_id in done and execution.status == Status.IN_PROGRESS and id(execution) not in batch.kept:
-            execution.status, execution.retryable, execution.finished_at = Status.SKIPPED, False, timezone.now()
             execution.reason = (f"not run again: delivery {done[message_id].message.delivery_count} of the message "
                                 "was acknowledged without it (its handler no longer runs this action for it)")
-            batch.keep(execution)
+            _finish(batch, execution, Status.SKIPPED, output=execution.output, error=execution.error)
 
 
 def close_open_executions(event: str, message_id: str, why: str) -> int:
