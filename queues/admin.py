@@ -304,35 +304,38 @@ class ReplayForm(forms.Form):
             raise forms.ValidationError(f"Not JSON: {exc}") from None
 
 
-class ExecutionHandlerFilter(admin.SimpleListFilter):
-    """Messages one of whose executions is of this handler (by name: the record keeps it past a rename)."""
+class _ExecutionFilter(admin.SimpleListFilter):
+    """Messages one of whose executions has this value of `field`."""
+
+    field = ""
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        executions = ActionExecution.objects.filter(**{self.field: self.value()})
+        return queryset.filter(pk__in=executions.values("delivery_id"))
+
+
+class ExecutionHandlerFilter(_ExecutionFilter):
+    """By the handler's name: the record keeps it past a rename."""
 
     title = "handler"
     parameter_name = "handler"
+    field = "handler_name"
 
     def lookups(self, request, model_admin):
         from handlers.models import EventHandler
 
         return [(name, name) for name in EventHandler.objects.order_by("name").values_list("name", flat=True)]
 
-    def queryset(self, request, queryset):
-        if self.value() is None:
-            return queryset
-        ids = ActionExecution.objects.filter(handler_name=self.value()).values("delivery_id")
-        return queryset.filter(pk__in=ids)
 
-
-class ExecutionStatusFilter(admin.SimpleListFilter):
+class ExecutionStatusFilter(_ExecutionFilter):
     title = "execution status"
     parameter_name = "execution_status"
+    field = "status"
 
     def lookups(self, request, model_admin):
         return ActionExecution._meta.get_field("status").choices
-
-    def queryset(self, request, queryset):
-        if self.value() is None:
-            return queryset
-        return queryset.filter(pk__in=ActionExecution.objects.filter(status=self.value()).values("delivery_id"))
 
 
 @admin.register(ReceivedMessage)
