@@ -206,7 +206,7 @@ def start_workflow(
     if pending is not None and not idempotency_key and tasks and tasks[0].get("type", "SIMPLE") in ("SIMPLE", "HUMAN"):
         # Nothing runs before the first task waits: the two rows can be written later, with others.
         pending.append((workflow, _new_task(workflow, 0, seq=1)))
-        logger.info("Started workflow %s (%s v%s)", workflow.id, workflow.name, workflow.version)
+        logger.debug("Started workflow %s (%s v%s)", workflow.id, workflow.name, workflow.version)
         return workflow
     try:
         with _unit(recovers=bool(idempotency_key)):  # a lost race on the key is caught below
@@ -218,7 +218,7 @@ def start_workflow(
         if existing is None:
             raise
         return existing
-    logger.info("Started workflow %s (%s v%s)", workflow.id, workflow.name, workflow.version)
+    logger.debug("Started workflow %s (%s v%s)", workflow.id, workflow.name, workflow.version)
     return workflow
 
 
