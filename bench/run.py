@@ -155,9 +155,12 @@ class Listener:
     """A real `manage.py listen_queues --queue EVENT` process."""
 
     def __init__(self, event: str):
-        # As in production: DEBUG off (no query log kept, no debug cursor).
-        env = {**os.environ, "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"), "DEBUG": "false",
-               "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + RUN), "ALLOWED_HOSTS": "localhost"}
+        # As in production: DEBUG off (no query log kept, no debug cursor), logging at LOG_LEVEL (INFO unless set;
+        # BENCH_LOG_LEVEL wins), so a log line per message shows in the figures.
+        env = {**os.environ, "DEBUG": "false", "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + RUN),
+               "ALLOWED_HOSTS": "localhost"}
+        if os.environ.get("BENCH_LOG_LEVEL"):
+            env["LOG_LEVEL"] = os.environ["BENCH_LOG_LEVEL"]
         self.process = subprocess.Popen([sys.executable, "manage.py", "listen_queues", "--queue", event], cwd=ROOT,
                                         env=env)
 
