@@ -32,7 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from eventhub.bulk import Query, build, fetch_together
-from queues.models import QueueConfig, ReceivedMessage
+from queues.models import QueueConfig, ReceivedMessage, stored_message_id
 from queues.providers.base import Decision, Message
 from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
@@ -162,7 +162,7 @@ def _close_abandoned(batch: Batch, deliveries: list[Delivery], decisions: list[D
 def close_open_executions(event: str, message_id: str, why: str) -> int:
     """The message is given up on (quarantined): its actions still waiting for a retry are FAILED."""
     return ActionExecution.objects.filter(
-        event=event, message_id=message_id[:255], status=Status.IN_PROGRESS, duplicate_of__isnull=True,
+        event=event, message_id=stored_message_id(message_id), status=Status.IN_PROGRESS, duplicate_of__isnull=True,
     ).update(status=Status.FAILED, error=f"gave up: {why}", finished_at=timezone.now(), retryable=True)
 
 
@@ -184,8 +184,9 @@ def _run_all(batch: Batch, deliveries: list[Delivery], conditions: list[list[Con
 
 def _new_record(config: QueueConfig, message: Message) -> ReceivedMessage:
     return build(
-        ReceivedMessage, config=config if config.pk else None, event=config.event, message_id=message.message_id[:255],
-        payload=message.payload, delivery_count=message.delivery_count,
+        ReceivedMessage, config=config if config.pk else None, event=config.event,
+        message_id=stored_message_id(message.message_id), payload=message.payload,
+        delivery_count=message.delivery_count,
     )
 
 

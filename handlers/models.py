@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from queues.configs import default_config
 from queues.kinds import KINDS, UnknownQueueKind, split_event
-from queues.models import QueueConfig
+from queues.models import MESSAGE_ID_LENGTH, QueueConfig
 
 from .actions import ACTION_KINDS, action_problems
 from .conditions import EVALUATOR_TYPES, compile_problem, evaluator_of
@@ -298,7 +298,7 @@ class ActionExecution(models.Model):
         help_text="The delivery of the message that produced this record.",
     )
     event = models.CharField(max_length=1040)
-    message_id = models.CharField(max_length=255)
+    message_id = models.CharField(max_length=MESSAGE_ID_LENGTH)
     handler = models.ForeignKey(
         EventHandler, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
     )

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from queues.configs import config_for
-from queues.models import ReceivedMessage
+from queues.models import MESSAGE_ID_LENGTH, ReceivedMessage
 from queues.providers.base import Decision, Message
 
 from .dispatch import dispatch_batch
@@ -27,7 +27,6 @@ from .payload import has_unstorable_text
 
 logger = logging.getLogger(__name__)
 Outcome = ReceivedMessage.Outcome
-MESSAGE_ID_LENGTH = 255
 
 
 class ReplayError(ValueError):

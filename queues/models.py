@@ -14,6 +14,12 @@ from .providers.base import ConfigurationError, QueueSpec
 AWS_ACCOUNT = re.compile(r"^\d{12}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_CONCURRENCY = 16
+MESSAGE_ID_LENGTH = 255  # the records' message id column; a longer broker id is stored cut to this
+
+
+def stored_message_id(message_id: str) -> str:
+    """A message id as the records store it (and as lookups of those records must use it)."""
+    return message_id[:MESSAGE_ID_LENGTH]
 
 
 def resolve_reference(name: str) -> str | None:
@@ -219,7 +225,7 @@ class InternalMessage(models.Model):
     """A message of the `conductor` kind: Eventhub's own queue, a table in its database."""
 
     queue = models.CharField(max_length=1000, help_text="Queue name, e.g. <code>shipping:wait_ref</code>.")
-    message_id = models.CharField(max_length=255, default="")
+    message_id = models.CharField(max_length=MESSAGE_ID_LENGTH, default="")
     body = models.TextField()
     delivery_count = models.PositiveIntegerField(default=0)
     visible_at = models.DateTimeField(default=timezone.now, help_text="Deliverable from this time on.")
@@ -245,7 +251,7 @@ class ReceivedMessage(models.Model):
 
     config = models.ForeignKey(QueueConfig, null=True, blank=True, on_delete=models.SET_NULL)
     event = models.CharField(max_length=1040)
-    message_id = models.CharField(max_length=255)
+    message_id = models.CharField(max_length=MESSAGE_ID_LENGTH)
     payload = models.JSONField(null=True, blank=True)
     raw_body = models.TextField(blank=True, help_text="The body as received when it is not JSON.")
     delivery_count = models.PositiveIntegerField(default=1)
@@ -275,7 +281,7 @@ class ReceivedMessage(models.Model):
     @classmethod
     def record(cls, config: QueueConfig, message, outcome: str = Outcome.RECEIVED, detail: str = ""):
         row = cls.objects.create(
-            config=config if config.pk else None, event=config.event, message_id=message.message_id[:255],
+            config=config if config.pk else None, event=config.event, message_id=stored_message_id(message.message_id),
             payload=message.payload if message.readable else None,
             raw_body="" if message.readable else message.body, delivery_count=message.delivery_count,
             outcome=outcome, detail=detail or message.parse_error,
@@ -299,7 +305,7 @@ class QuarantinedMessage(models.Model):
 
     config = models.ForeignKey(QueueConfig, null=True, blank=True, on_delete=models.SET_NULL)
     event = models.CharField(max_length=1040, db_index=True)
-    message_id = models.CharField(max_length=255, db_index=True)
+    message_id = models.CharField(max_length=MESSAGE_ID_LENGTH, db_index=True)
     payload = models.JSONField(null=True, blank=True)
     raw_body = models.TextField(blank=True)
     reason = models.CharField(max_length=16, choices=Reason.choices)
@@ -320,14 +326,14 @@ class QuarantinedMessage(models.Model):
 
     @classmethod
     def from_message(cls, config: QueueConfig, message, reason: str, error: str) -> "QuarantinedMessage":
-        past = ReceivedMessage.objects.filter(event=config.event, message_id=message.message_id[:255])
+        past = ReceivedMessage.objects.filter(event=config.event, message_id=stored_message_id(message.message_id))
         history = [
             {"delivery": r.delivery_count, "received_at": r.received_at.isoformat(), "outcome": r.outcome,
              "detail": r.detail}
             for r in past.order_by("received_at", "id")
         ]
         return cls.objects.create(
-            config=config if config.pk else None, event=config.event, message_id=message.message_id[:255],
+            config=config if config.pk else None, event=config.event, message_id=stored_message_id(message.message_id),
             payload=message.payload if message.readable else None,
             raw_body="" if message.readable else message.body, reason=reason, last_error=error,
             delivery_count=message.delivery_count, history=history,
@@ -385,7 +391,7 @@ class OutboxMessage(models.Model):
     event = models.CharField(max_length=1040, db_index=True, help_text="Where it goes, e.g. <code>sqs:orders</code>.")
     payload = models.JSONField(help_text='The JSON body, e.g. <code>{"orderId": 7}</code>.')
     message_id = models.CharField(
-        max_length=255, db_index=True,
+        max_length=MESSAGE_ID_LENGTH, db_index=True,
         help_text="Travels as the broker's message id / deduplication id; an EVENT task's id for its messages.",
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)

@@ -346,20 +346,24 @@ def test_an_action_waiting_for_a_retry_is_closed_when_its_message_is_acknowledge
     assert not Workflow.objects.exists()
 
 
-def test_an_action_waiting_for_a_retry_fails_when_its_message_is_quarantined_undispatched(shipping,
-                                                                                        customer_message):
+@pytest.mark.parametrize("id_length", [32, 300])  # (a broker id longer than the records' column is stored cut)
+def test_an_action_waiting_for_a_retry_fails_when_its_message_is_quarantined_undispatched(shipping, id_length):
     from queues.listener import handle_batch
+    from queues.models import QuarantinedMessage
     from queues.providers.internal import InternalProvider
 
     handler(START_SHIPPING, event="conductor:shipping_start")
     config = ensure_config("conductor:shipping_start")
-    dispatch_batch(config, [customer_message], engine=_Down())
+    first = message({"customer": {"address": ADDRESS}}, message_id=("m" * id_length))
+    dispatch_batch(config, [first], engine=_Down())
     # The next deliveries' batches were rolled back (a database outage, a killed listener): this one is past
     # the maximum and goes to quarantine without being dispatched.
-    late = message(customer_message.payload, delivery_count=config.max_deliveries + 1,
-                   message_id=customer_message.message_id)
+    late = message(first.payload, delivery_count=config.max_deliveries + 1, message_id=first.message_id)
     late.handle = (0, "gone")
     handle_batch(config, InternalProvider(config.spec()), [late])
     execution = ActionExecution.objects.get()
     assert execution.status == "FAILED" and execution.error.startswith("gave up: the message was quarantined")
     assert execution.finished_at is not None
+    quarantined = QuarantinedMessage.objects.get()
+    assert quarantined.message_id == execution.message_id == "m" * min(id_length, 255)
+    assert [entry["delivery"] for entry in quarantined.history] == [1, config.max_deliveries + 1]
