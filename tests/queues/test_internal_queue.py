@@ -150,3 +150,24 @@ def test_a_wait_on_a_dropped_connection_is_a_provider_error_and_the_next_receive
     provider.publish("{}", message_id="after")
     assert [m.message_id for m in provider.receive(1, 5)] == ["after"]
     assert connection.connection.info.backend_pid != backend
+
+
+def test_a_claim_failing_while_it_waits_reports_its_own_error_not_the_unlisten_after_it(monkeypatch):
+    provider = InternalProvider(make_spec("conductor"))
+    if connection.vendor != "postgresql":
+        assert provider.receive(1, 0.3) == []  # polls: nothing is listened to, nothing to undo
+        return
+    monkeypatch.setattr(internal, "NOTIFIED_POLL_SECONDS", 0.05)
+    claim, calls = provider._claim, []
+
+    def claim_on_a_dropped_connection(max_messages: int):
+        calls.append(max_messages)
+        if len(calls) == 3:  # listening by now (the first claim, LISTEN, a claim after it, then a wait)
+            with psycopg.connect(database_url(), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (connection.connection.info.backend_pid,))
+        return claim(max_messages)
+
+    monkeypatch.setattr(provider, "_claim", claim_on_a_dropped_connection)
+    with pytest.raises(ProviderError, match="terminating connection"):
+        provider.receive(1, 5)
+    assert len(calls) == 3
