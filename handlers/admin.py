@@ -28,12 +28,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from queues.kinds import KINDS
+from queues.providers.base import has_unstorable_text
 
 from .changes import delete_handler, restore_revision, save_handler
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
-from .payload import has_unstorable_text
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,10 @@ from django.utils import timezone
 
 from queues.configs import config_for
 from queues.models import MESSAGE_ID_LENGTH, ReceivedMessage
-from queues.providers.base import Decision, Message
+from queues.providers.base import Decision, Message, has_unstorable_text
 
 from .dispatch import dispatch_batch
 from .models import ActionExecution, ExecutionStatus
-from .payload import has_unstorable_text
 
 logger = logging.getLogger(__name__)
 Outcome = ReceivedMessage.Outcome

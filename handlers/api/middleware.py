@@ -1,6 +1,7 @@
 from django.http import JsonResponse
 
-from ..payload import has_unstorable_text
+from queues.providers.base import has_unstorable_text
+
 from .errors import error_body
 
 

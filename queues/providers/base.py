@@ -7,6 +7,7 @@ help; nothing is swallowed here.
 """
 
 import json
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -74,10 +75,19 @@ class Message:
         return not self.parse_error
 
 
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Deeper payloads are refused as unreadable: the records' JSON encoder (orjson) stops at 255 levels, and
+# records wrap a payload in a few levels of their own (rows, a workflow's input).
+MAX_PAYLOAD_DEPTH = 200
+
+
 def decode_body(raw: bytes | str, max_bytes: int) -> tuple[str, Any, str]:
-    """Return (text, payload, parse_error) for a raw body; never raises."""
+    """Return (text, payload, parse_error) for a raw body; never raises. A body the records could not
+    store is unreadable (and so quarantined with its reason), never a failure of its whole batch."""
     size = len(raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw)
     text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    unstorable = UNSTORABLE.search(text) is not None  # (a NUL byte; surrogates in a str): kept as U+FFFD
+    text = UNSTORABLE.sub("\ufffd", text) if unstorable else text
     if size > max_bytes:
         return text, None, f"body is {size} bytes, over the limit of {max_bytes} (QUEUES_MAX_MESSAGE_BYTES)"
     if isinstance(raw, bytes):
@@ -85,10 +95,49 @@ def decode_body(raw: bytes | str, max_bytes: int) -> tuple[str, Any, str]:
             raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             return text, None, f"body is not UTF-8 text: {exc}"
+    if unstorable:
+        return text, None, "body holds NUL or unpaired surrogate characters, which no record can store (kept as U+FFFD)"
     try:
-        return text, json.loads(text), ""
+        payload = json.loads(text)
+    except RecursionError:
+        return text, None, f"body is JSON nested too deeply to read (at most {MAX_PAYLOAD_DEPTH} levels)"
     except ValueError as exc:
         return text, None, f"body is not JSON: {exc}"
+    return text, *_storable(text, payload)
+
+
+def _storable(text: str, payload: Any) -> tuple[Any, str]:
+    """(payload, "") or (None, why the records cannot hold it). Cheap for ordinary bodies: the walks run
+    only when the text has enough brackets to be that deep, or an escape that may decode to NUL."""
+    if text.count("[") + text.count("{") > MAX_PAYLOAD_DEPTH and payload_depth(payload) > MAX_PAYLOAD_DEPTH:
+        return None, f"body is JSON nested more than {MAX_PAYLOAD_DEPTH} levels deep"
+    if "\\u" in text and has_unstorable_text(payload):
+        return None, "body is JSON, but holds \\u0000 or an unpaired surrogate, which no record can store"
+    return payload, ""
+
+
+def payload_depth(value: Any) -> int:
+    """How many arrays and objects deep JSON goes (without recursion: any depth is measured)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def has_unstorable_text(value: Any) -> bool:
+    """Whether JSON holds text no database column or UTF-8 page can take: NUL or an unpaired surrogate
+    (`"\\ud800"` parses in Python, then fails on PostgreSQL and when a response is encoded)."""
+    if isinstance(value, str):
+        return bool(UNSTORABLE.search(value))
+    if isinstance(value, dict):
+        return any(has_unstorable_text(key) or has_unstorable_text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(has_unstorable_text(item) for item in value)
+    return False
 
 
 def make_message(message_id: str, raw: bytes | str, delivery_count: int, handle: Any, spec: QueueSpec,

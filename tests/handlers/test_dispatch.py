@@ -367,3 +367,19 @@ def test_an_action_waiting_for_a_retry_fails_when_its_message_is_quarantined_und
     quarantined = QuarantinedMessage.objects.get()
     assert quarantined.message_id == execution.message_id == "m" * min(id_length, 255)
     assert [entry["delivery"] for entry in quarantined.history] == [1, config.max_deliveries + 1]
+
+
+@pytest.mark.parametrize("note", [
+    "[" * 1000 + "]" * 1000,  # more than json.loads can read
+    "[" * 250 + "]" * 250,  # readable, deeper than the records can hold
+    '{"a": "x\\u0000y"}',  # readable, holding text no record can store
+])
+def test_inline_json_the_records_cannot_hold_stays_a_string_and_its_batch_goes_on(shipping, note):
+    start = {**START_SHIPPING["actions"][0], "expandInlineJSON": True}
+    start["start_workflow"] = {**start["start_workflow"], "input": {"note": "${note}", "name": "${customer.name}"}}
+    handler(START_SHIPPING, event="conductor:shipping_start", actions=[start])
+    good = message({"customer": {"name": "Ada"}, "note": '{"ok": [1]}'})
+    odd = message({"customer": {"name": "Bob"}, "note": note})
+    assert [d.action for d in dispatch("conductor:shipping_start", good, odd)] == ["ack", "ack"]
+    inputs = {w.input["name"]: w.input["note"] for w in Workflow.objects.all()}
+    assert inputs == {"Ada": {"ok": [1]}, "Bob": note}

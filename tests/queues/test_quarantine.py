@@ -116,3 +116,35 @@ def test_it_discards_only_with_a_reason(make_config, django_user_model):
     assert (item.status, item.resolution, item.resolved_by) == ("DISCARDED", "test message from staging", user)
     with pytest.raises(quarantine.NotQuarantined):
         quarantine.retry(item)
+
+
+UNSTORABLE_BODIES = {  # message id: (body, what the quarantine says)
+    "nested-1000": ("[" * 1000 + "]" * 1000, "nested too deeply to read"),  # json.loads: RecursionError
+    "nested-300": ("[" * 300 + "]" * 300, "nested more than 200 levels deep"),  # too deep for the records
+    "escaped-nul": ('{"a": "x\\u0000y"}', "holds \\u0000 or an unpaired surrogate"),
+    "lone-surrogate": ('{"a": "x\\ud800y"}', "holds \\u0000 or an unpaired surrogate"),
+}
+
+
+def test_a_body_the_records_cannot_hold_is_quarantined_alone_and_its_batch_goes_on(kind, make_config, providers):
+    config = make_config(kind, batch_size=10)
+    bodies = dict(UNSTORABLE_BODIES)
+    if kind in ("amqp_queue", "nats"):  # (bytes on the wire: only these brokers carry a NUL byte as it is)
+        bodies["raw-nul"] = ('{"a": "x\x00y"}', "NUL or unpaired surrogate characters")
+    provider = providers(config.spec())
+    provider.publish(json.dumps({"n": 1}), message_id="good-1")
+    for message_id, (body, _) in bodies.items():
+        provider.publish(body, message_id=message_id)
+    provider.publish(json.dumps({"n": 2}), message_id="good-2")
+    listener = Listener(events=[config.event])
+    assert drain(listener, len(bodies) + 2) == len(bodies) + 2
+    listener.close()
+
+    outcomes = dict(ReceivedMessage.objects.values_list("message_id", "outcome"))
+    assert outcomes == {"good-1": "ACKNOWLEDGED", "good-2": "ACKNOWLEDGED"} | dict.fromkeys(bodies, "QUARANTINED")
+    for item in QuarantinedMessage.objects.all():
+        assert item.reason == Reason.UNREADABLE and item.payload is None
+        assert bodies[item.message_id][1] in item.last_error
+    assert QuarantinedMessage.objects.get(message_id="nested-300").raw_body == bodies["nested-300"][0]
+    if "raw-nul" in bodies:
+        assert QuarantinedMessage.objects.get(message_id="raw-nul").raw_body == '{"a": "x\ufffdy"}'
