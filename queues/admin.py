@@ -1,5 +1,6 @@
 import json
 from datetime import timedelta
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -156,6 +157,27 @@ def _depth_of(config: QueueConfig):
         provider.close()
 
 
+def _edited_json(raw: str) -> Any:
+    """The JSON typed in place of a stored payload, or None when the field is left empty (send it as is)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise forms.ValidationError(f"Not JSON: {exc}") from None
+    if value is None:
+        # Replay and retry take None for "the stored payload": a typed null would send that one instead.
+        raise forms.ValidationError("null cannot be sent in place of the payload; "
+                                    "leave the field empty to send the stored payload as it is.")
+    return value
+
+
+def _same_json(edited: Any, stored: Any) -> bool:
+    """Equal as JSON, not as Python: in Python True == 1 == 1.0, but a handler's condition tells them apart."""
+    return json.dumps(edited, sort_keys=True) == json.dumps(stored, sort_keys=True)
+
+
 class QuarantineForm(forms.ModelForm):
     operation = forms.ChoiceField(
         choices=[("", "Keep in quarantine"), ("retry", "Retry: publish to its queue again"),
@@ -172,17 +194,14 @@ class QuarantineForm(forms.ModelForm):
         model = QuarantinedMessage
         fields = ()
 
+    def clean_edited_payload(self) -> Any:
+        return _edited_json(self.cleaned_data["edited_payload"])
+
     def clean(self):
         data = super().clean()
         if data.get("operation") == "discard" and not data.get("note", "").strip():
             self.add_error("note", "Say why the message is discarded.")
-        raw = data.get("edited_payload", "").strip()
-        data["payload"] = None
-        if raw:
-            try:
-                data["payload"] = json.loads(raw)
-            except ValueError as exc:
-                self.add_error("edited_payload", f"Not JSON: {exc}")
+        data["payload"] = data.get("edited_payload")
         if self.instance.status != QuarantinedMessage.Status.QUARANTINED and data.get("operation"):
             raise forms.ValidationError(f"This message is {self.instance.get_status_display().lower()} already.")
         return data
@@ -232,7 +251,7 @@ class QuarantinedMessageAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         operation = data.get("operation")
         if operation == "retry":
-            payload = data["payload"] if data["payload"] != obj.payload else None
+            payload = None if _same_json(data["payload"], obj.payload) else data["payload"]
             quarantine.retry(obj, user=request.user, payload=payload)
             self.message_user(request, f"Republished {obj.message_id} to {obj.event}.")
         elif operation == "discard":
@@ -294,14 +313,8 @@ class ReplayForm(forms.Form):
         help_text="The JSON to replay instead of the stored payload; leave as it is (or empty) to replay it unchanged.",
     )
 
-    def clean_edited_payload(self):
-        raw = self.cleaned_data["edited_payload"].strip()
-        if not raw:
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise forms.ValidationError(f"Not JSON: {exc}") from None
+    def clean_edited_payload(self) -> Any:
+        return _edited_json(self.cleaned_data["edited_payload"])
 
 
 class _ExecutionFilter(admin.SimpleListFilter):
@@ -423,7 +436,7 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
 
         for record in records:
             payload = data.get("edited_payload")
-            if payload == record.payload:
+            if _same_json(payload, record.payload):
                 payload = None  # unchanged
             try:
                 result = replay(record, user=request.user, reason=data["reason"], payload=payload)

@@ -173,6 +173,27 @@ def test_replay_goes_through_a_form_with_a_reason_and_an_optional_edited_payload
     assert "This delivery is a replay of message m-1 by admin" in html
 
 
+def test_replay_takes_an_edit_from_1_to_true_as_an_edit(admin_client, shipping):
+    # In Python {"express": 1} == {"express": True}: the edit must not be mistaken for the stored payload.
+    handler(START_SHIPPING, event=EVENT, condition="$.express === true")
+    [record] = deliver({**CUSTOMER, "express": 1})
+    assert record.executions.get().status == "SKIPPED"  # its condition is false for 1
+    admin_client.post(MESSAGES, {"action": "replay_selected", "_selected_action": [record.pk], "apply": "1",
+                                 "reason": "express", "edited_payload": json.dumps({**CUSTOMER, "express": True})})
+    replay = ReceivedMessage.objects.get(replay_of=record)
+    assert replay.payload["express"] is True
+    assert replay.executions.get().status == "COMPLETED"
+
+
+def test_replay_refuses_an_edited_payload_of_null_instead_of_replaying_the_stored_one(admin_client, shipping):
+    handler(START_SHIPPING, event=EVENT)
+    [record] = deliver(CUSTOMER)
+    refused = admin_client.post(MESSAGES, {"action": "replay_selected", "_selected_action": [record.pk],
+                                           "apply": "1", "reason": "empty it", "edited_payload": "null"})
+    assert b"null cannot be sent in place of the payload" in refused.content
+    assert ReceivedMessage.objects.count() == 1
+
+
 def test_replay_needs_the_change_permission_on_received_messages(client, django_user_model, shipping):
     handler(START_SHIPPING, event=EVENT)
     [record] = deliver(CUSTOMER)

@@ -20,14 +20,15 @@ pytestmark = pytest.mark.django_db
 EVENT = "conductor:retention"
 
 
-def received(*message_ids: str, days_ago: int) -> list[ReceivedMessage]:
-    """Dispatch the messages (no such workflow: one FAILED execution each), then age them."""
+def received(*message_ids: str, days_ago: int, delivery_count: int = 1) -> list[ReceivedMessage]:
+    """Dispatch the messages (no such workflow: one FAILED execution each), then age them (this delivery
+    only, when it is a redelivery)."""
     config = ensure_config(EVENT)
-    dispatch_batch(config, [message({"n": 1}, message_id=mid) for mid in message_ids])
+    dispatch_batch(config, [message({"n": 1}, delivery_count, message_id=mid) for mid in message_ids])
     then = timezone.now() - timedelta(days=days_ago)
-    records = ReceivedMessage.objects.filter(message_id__in=message_ids)
+    records = ReceivedMessage.objects.filter(message_id__in=message_ids, delivery_count=delivery_count)
     records.update(received_at=then)
-    ActionExecution.objects.filter(message_id__in=message_ids).update(created_at=then)
+    ActionExecution.objects.filter(delivery__in=records).update(created_at=then)
     return list(records)
 
 
@@ -92,3 +93,34 @@ def test_it_runs_from_its_schedule_kept_by_name(settings):
     task_id = async_task(schedule.func)
     assert result(task_id) == {"executions": 1, "messages": 1}
     assert not ReceivedMessage.objects.exists()
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_it_purges_an_old_original_together_with_its_two_duplicates(batch_size):
+    # Deleting the original first would set both duplicates' duplicate_of to NULL: two originals of one action.
+    for delivery_count in (1, 2, 3):
+        received("thrice", days_ago=40, delivery_count=delivery_count)
+    assert ActionExecution.objects.filter(duplicate_of__isnull=False).count() == 2
+    assert purge_old_records(days=30, batch_size=batch_size) == {"executions": 3, "messages": 3}
+    assert not ActionExecution.objects.exists()
+    assert not ReceivedMessage.objects.exists()
+
+
+def test_it_keeps_an_old_original_and_its_delivery_while_a_recent_duplicate_points_at_it():
+    [first] = received("twice", days_ago=40)
+    [second] = received("twice", days_ago=1, delivery_count=2)
+    assert purge_old_records(days=30) == {"executions": 0, "messages": 0}
+    duplicate = ActionExecution.objects.get(delivery=second)
+    assert duplicate.duplicate_of == ActionExecution.objects.get(delivery=first)
+    assert set(ReceivedMessage.objects.values_list("pk", flat=True)) == {first.pk, second.pk}
+
+
+def test_a_message_kept_for_an_unfinished_action_keeps_its_finished_ones_too():
+    handler(START_SHIPPING, name="second_listener", event=EVENT)
+    [waiting] = received("waiting", days_ago=40)  # one FAILED record per handler
+    unfinished = ActionExecution.objects.filter(delivery=waiting, handler_name="second_listener")
+    unfinished.update(status="IN_PROGRESS")
+    assert purge_old_records(days=30) == {"executions": 0, "messages": 0}
+    # The FAILED sibling stays: without it the message's explanation would miss what its other handler did.
+    assert set(ActionExecution.objects.values_list("handler_name", "status")) == {
+        (START_SHIPPING["name"], "FAILED"), ("second_listener", "IN_PROGRESS")}

@@ -96,6 +96,31 @@ def test_it_refuses_an_edited_payload_that_is_not_json(admin_client):
     assert not InternalMessage.objects.exists()
 
 
+def json_quarantined(payload) -> QuarantinedMessage:
+    config = ensure_config("conductor:admin_q")
+    return QuarantinedMessage.objects.create(config=config, event=config.event, message_id="q-1", payload=payload,
+                                             reason=QuarantinedMessage.Reason.MAX_DELIVERIES)
+
+
+def test_it_retries_with_an_edit_from_1_to_true_as_an_edit(admin_client):
+    # In Python {"x": 1} == {"x": True}: the edit must not be mistaken for the quarantined payload.
+    item = json_quarantined({"x": 1})
+    url = reverse("admin:queues_quarantinedmessage_change", args=[item.pk])
+    admin_client.post(url, {"operation": "retry", "edited_payload": '{"x": true}', "note": ""})
+    assert InternalMessage.objects.get().body == '{"x": true}'
+    item.refresh_from_db()
+    assert item.resolution.endswith('with edited payload {"x": true}')
+
+
+def test_it_refuses_an_edited_payload_of_null_instead_of_sending_the_quarantined_one(admin_client):
+    item = json_quarantined({"x": 1})
+    url = reverse("admin:queues_quarantinedmessage_change", args=[item.pk])
+    response = admin_client.post(url, {"operation": "retry", "edited_payload": "null", "note": ""})
+    assert "null cannot be sent" in response.context["adminform"].form.errors["edited_payload"][0]
+    assert QuarantinedMessage.objects.get().status == QuarantinedMessage.Status.QUARANTINED
+    assert not InternalMessage.objects.exists()
+
+
 def test_it_discards_a_quarantined_message_only_with_a_reason(admin_client):
     item = quarantined()
     url = reverse("admin:queues_quarantinedmessage_change", args=[item.pk])
