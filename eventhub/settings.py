@@ -227,6 +227,9 @@ if WORKFLOW_ENGINE == "conductor" and not CONDUCTOR_SERVER_URL:
 CONDUCTOR_AUTH_KEY = os.environ.get("CONDUCTOR_AUTH_KEY") or None
 CONDUCTOR_AUTH_SECRET = os.environ.get("CONDUCTOR_AUTH_SECRET") or None
 CONDUCTOR_TIMEOUT_SECONDS = env_int("CONDUCTOR_TIMEOUT_SECONDS", 10, minimum=1)
+# Tries after the first, backoff doubling from CONDUCTOR_RETRY_BACKOFF_MS. Reads are retried after any
+# failure; a start or task update only when it cannot have reached Conductor (no connection, 503): a
+# time-out or 500 may come after it acted, so it is raised and its message redelivered instead.
 CONDUCTOR_RETRIES = env_int("CONDUCTOR_RETRIES", 2)
 CONDUCTOR_RETRY_BACKOFF_SECONDS = float(env_int("CONDUCTOR_RETRY_BACKOFF_MS", 500)) / 1000
 # How often the django-q2 sweep completes WAIT tasks whose duration is over.

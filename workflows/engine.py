@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from urllib3.exceptions import NewConnectionError
 
 from . import runtime
 from .errors import (
@@ -36,6 +37,9 @@ __all__ = [
     "NoSuchDefinition", "NoSuchWorkflow", "TaskAlreadyFinished", "TaskNotFound", "WorkflowAlreadyFinished",
     "WorkflowEngine", "get_engine",
 ]
+
+# Methods whose repetition has the effect of one request (RFC 9110): retried after any failure.
+IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
 
 TERMINAL_TASK_STATUSES = {"COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "CANCELED", "SKIPPED", "TIMED_OUT",
                           "COMPLETED_WITH_ERRORS"}
@@ -105,9 +109,14 @@ class BuiltinEngine:
 class ConductorEngine:
     """A Conductor server over its REST API (`base_url` ends in `/api`).
 
-    Connection failures, time-outs and 5xx answers are retried `retries` times, then raised as
-    retryable EngineUnavailable. With a key and secret, a token is fetched at `/token` and sent in
-    `X-Authorization`, and fetched again once when the server says it expired.
+    Reads (and other idempotent calls) that fail on the connection, time out or get a 5xx answer are
+    retried `retries` times, `backoff` seconds apart and doubling, then raised as retryable
+    EngineUnavailable. A start or a task update (a POST) is retried only when the server certainly did
+    not process it (no connection was made, or it answered 503); otherwise it is raised at once, as
+    retryable: the message's redelivery tries again, rather than a repeat that could act twice.
+
+    With a key and secret, a token is fetched at `/token` and sent in `X-Authorization`, and
+    fetched again once when the server says it expired.
     """
 
     def __init__(self, base_url: str, key_id: str | None = None, key_secret: str | None = None,
@@ -153,7 +162,9 @@ class ConductorEngine:
                 key: current[key] + value if isinstance(value, list) and isinstance(current.get(key), list) else value
                 for key, value in variables.items()
             }
-        self._call("POST", f"/workflow/{workflow_id}/variables", json=variables, not_found=NoSuchWorkflow)
+        # Setting variables to given values twice leaves them as once: safe to repeat, though a POST.
+        self._call("POST", f"/workflow/{workflow_id}/variables", json=variables, not_found=NoSuchWorkflow,
+                   idempotent=True)
 
     def get_workflow(self, workflow_id: str, include_tasks: bool = True) -> dict:
         params = {"includeTasks": "true" if include_tasks else "false"}
@@ -193,20 +204,36 @@ class ConductorEngine:
     # HTTP ----------------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, text: bool = False, not_found: type[EngineError] = NoSuchWorkflow,
-              **kwargs) -> requests.Response:
+              idempotent: bool | None = None, **kwargs) -> requests.Response:
+        """Send a request, repeating it while that is safe. `idempotent` defaults to the method's nature."""
         headers = {"Accept": "text/plain" if text else "application/json"}
+        repeatable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         for attempt in range(self.retries + 1):
-            try:
-                response = self._send(method, path, headers, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                failure: str = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code < 500:
-                    return self._checked(response, not_found)
-                failure = f"HTTP {response.status_code}: {response.text[:200]}"
+            response, failure, unprocessed = self._attempt(method, path, headers, **kwargs)
+            if response is not None:
+                return self._checked(response, not_found)
+            if not (repeatable or unprocessed):
+                # The server may have acted (started a workflow, completed a task): sending it again
+                # could do it twice. The retryable error leaves the message for its redelivery instead.
+                raise EngineUnavailable(f"Conductor at {self.base_url} failed {method} {path}: {failure} "
+                                        "(not repeated: the server may have acted on it)")
             if attempt < self.retries:
                 time.sleep(self.backoff * (2**attempt))
         raise EngineUnavailable(f"Conductor at {self.base_url} failed {method} {path}: {failure}")
+
+    def _attempt(self, method: str, path: str, headers: dict, **kwargs) -> tuple[requests.Response | None, str, bool]:
+        """One try: the answer (None on a failure worth retrying), what failed, and whether the server
+        certainly did not process the request."""
+        try:
+            response = self._send(method, path, headers, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            return None, f"{type(exc).__name__}: {exc}", _never_connected(exc)
+        if response.status_code < 500:
+            return response, "", False
+        # 503 says the server (or a gateway in front of it) did not handle the request. Conductor
+        # answers 500 for any failure of its own, which may come after part of the work is done, and a
+        # gateway's 502 or 504 may come after the server behind it acted (it reset or timed out).
+        return None, f"HTTP {response.status_code}: {response.text[:200]}", response.status_code == 503
 
     def _send(self, method: str, path: str, headers: dict, **kwargs) -> requests.Response:
         response = self.session.request(method, self.base_url + path, headers={**headers, **self._auth()},
@@ -245,6 +272,15 @@ class ConductorEngine:
         if response.status_code in (400, 422):
             raise InvalidRequest(message)
         raise EngineError(f"Conductor refused the call (HTTP {response.status_code}): {message}")
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """Whether the request failed before a connection was made (refused, unresolvable, connect time-out),
+    so that the server cannot have seen it. A read time-out or a dropped connection may come after."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    cause = exc.args[0] if exc.args else None
+    return isinstance(getattr(cause, "reason", None), NewConnectionError)
 
 
 def _error_message(response: requests.Response) -> str:

@@ -164,6 +164,30 @@ def _read_definition(name: str, version: int | None) -> WorkflowDefinition:
     return definition
 
 
+def _check_start(input: Any, correlation_id: Any, task_to_domain: Any, idempotency_key: Any) -> None:
+    """Refuse what the workflow's and its tasks' columns cannot hold. Caught here, it fails one start;
+    caught by PostgreSQL, it would fail the caller's whole transaction (a batch of messages, whose
+    new workflows are inserted together), and SQLite would store it without a word."""
+    if input is not None and not isinstance(input, dict):
+        raise InvalidRequest("The workflow input must be a JSON object.")
+    if task_to_domain is not None and not isinstance(task_to_domain, dict):
+        raise InvalidRequest("taskToDomain must map task names to domains.")
+    _check_length("correlationId", correlation_id, Workflow._meta.get_field("correlation_id").max_length)
+    _check_length("idempotencyKey", idempotency_key, Workflow._meta.get_field("idempotency_key").max_length)
+    for task_name, domain in (task_to_domain or {}).items():
+        # None (a ${...} the message did not fill) means no domain; anything else but a name would be
+        # stored as its Python text ("5", "{'a': 1}") and polled for under that name.
+        label = f"taskToDomain[{task_name!r}]"
+        if domain is not None and not isinstance(domain, str):
+            raise InvalidRequest(f"{label} is a {type(domain).__name__}, not a domain name (a string).")
+        _check_length(label, domain, Task._meta.get_field("domain").max_length)
+
+
+def _check_length(label: str, value: Any, limit: int) -> None:
+    if value is not None and len(str(value)) > limit:
+        raise InvalidRequest(f"{label} is {len(str(value))} characters long; at most {limit} are allowed.")
+
+
 def start_workflow(
     name: str,
     version: int | None = None,
@@ -175,15 +199,7 @@ def start_workflow(
 ) -> Workflow:
     """Start a workflow and run it up to its first waiting task. A repeated idempotency key
     returns the workflow that key started, whatever the other arguments."""
-    if input is not None and not isinstance(input, dict):
-        raise InvalidRequest("The workflow input must be a JSON object.")
-    if task_to_domain is not None and not isinstance(task_to_domain, dict):
-        raise InvalidRequest("taskToDomain must map task names to domains.")
-    for label, field, value in (("correlationId", "correlation_id", correlation_id),
-                                ("idempotencyKey", "idempotency_key", idempotency_key)):
-        limit = Workflow._meta.get_field(field).max_length
-        if value is not None and len(str(value)) > limit:
-            raise InvalidRequest(f"{label} is {len(str(value))} characters long; at most {limit} are allowed.")
+    _check_start(input, correlation_id, task_to_domain, idempotency_key)
     if idempotency_key:
         flush_pending()
         existing = Workflow.objects.filter(idempotency_key=idempotency_key).first()

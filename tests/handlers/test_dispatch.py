@@ -331,6 +331,23 @@ def test_a_too_long_key_fails_its_own_message_only(shipping, key):
     assert Workflow.objects.count() == 1
 
 
+@pytest.mark.parametrize(("region", "error"), [
+    ("x" * 300, "taskToDomain['*'] is 300 characters long; at most 255 are allowed"),
+    ({"name": "eu"}, "taskToDomain['*'] is a dict, not a domain name (a string)"),
+])
+def test_a_domain_the_tasks_cannot_hold_fails_its_own_message_only(shipping, region, error):
+    start = {"name": "shipping_workflow", "taskToDomain": {"*": "${region}"}}
+    handler(START_SHIPPING, event="conductor:shipping_start", actions=[{"action": "start_workflow",
+                                                                       "start_workflow": start}])
+    good, bad = message({"region": "eu"}), message({"region": region})
+    decisions = dispatch("conductor:shipping_start", good, bad)
+    assert [d.action for d in decisions] == ["ack", "ack"]
+    assert ActionExecution.objects.get(message_id=good.message_id).status == "COMPLETED"
+    failed = ActionExecution.objects.get(message_id=bad.message_id)
+    assert failed.status == "FAILED" and error in failed.error and not failed.retryable
+    assert list(Task.objects.values_list("domain", flat=True)) == ["eu"]
+
+
 def test_an_action_waiting_for_a_retry_is_closed_when_its_message_is_acknowledged_without_it(shipping,
                                                                                            customer_message):
     item = handler(START_SHIPPING, event="conductor:shipping_start")

@@ -12,6 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from workflows.engine import BuiltinEngine, ConductorEngine, get_engine
 from workflows.errors import EngineUnavailable
 
+TASK = {"taskId": "t1", "workflowInstanceId": "w1", "status": "IN_PROGRESS", "referenceTaskName": "step_ref"}
+
 
 class FlakyServer:
     """A local HTTP server answering the planned (status, body, delay) for each request, in order."""
@@ -22,7 +24,8 @@ class FlakyServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
-                outer.requests.append(self.path)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.requests.append(f"{self.command} {self.path}")
                 status, body, delay = outer.plan.pop(0) if outer.plan else (500, {}, 0)
                 time.sleep(delay)
                 payload = json.dumps(body).encode()
@@ -34,6 +37,8 @@ class FlakyServer:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # The client gave up (its time-out): nothing to answer.
+
+            do_POST = do_DELETE = do_GET
 
             def log_message(self, *args):
                 pass
@@ -79,6 +84,66 @@ def test_it_classes_a_refused_connection_as_retryable():
     with pytest.raises(EngineUnavailable) as error:
         ConductorEngine(f"http://127.0.0.1:{port}/api", retries=1, backoff=0).get_workflow("w1")
     assert error.value.retryable is True
+
+
+def test_it_sends_a_start_that_times_out_once_and_leaves_the_retry_to_redelivery():
+    server = FlakyServer([(200, "w1", 0.5)] * 3)
+    with server as url:
+        with pytest.raises(EngineUnavailable) as error:
+            ConductorEngine(url, timeout=0.2, retries=2, backoff=0).start_workflow("shipping", input={"a": 1})
+    # The server may have started the workflow: a second POST could start another.
+    assert server.requests == ["POST /api/workflow"]
+    assert error.value.retryable is True and "not repeated" in str(error.value)
+
+
+def test_it_sends_a_start_answered_with_a_500_once():
+    server = FlakyServer([(500, {"message": "boom"}, 0), (200, "w2", 0)])
+    with server as url:
+        with pytest.raises(EngineUnavailable) as error:
+            ConductorEngine(url, retries=2, backoff=0).start_workflow("shipping")
+    assert server.requests == ["POST /api/workflow"] and error.value.retryable is True
+
+
+def test_it_sends_a_task_update_that_times_out_once():
+    server = FlakyServer([(200, TASK, 0), (200, "", 0.5), (200, "", 0)])
+    with server as url:
+        with pytest.raises(EngineUnavailable):
+            ConductorEngine(url, timeout=0.2, retries=2, backoff=0).complete_task(task_id="t1")
+    assert server.requests == ["GET /api/tasks/t1", "POST /api/tasks"]
+
+
+def test_it_repeats_a_start_the_server_answered_with_503():
+    server = FlakyServer([(503, {"message": "no upstream"}, 0), (200, "w1", 0)])
+    with server as url:
+        assert ConductorEngine(url, retries=2, backoff=0).start_workflow("shipping") == "w1"
+    assert server.requests == ["POST /api/workflow"] * 2
+
+
+def test_it_repeats_a_start_that_could_not_connect(monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = ConductorEngine(f"http://127.0.0.1:{port}/api", retries=2, backoff=0)
+    sent, request = [], engine.session.request
+    # Nothing listens, so no server can count the tries: count what the session was asked to send.
+    monkeypatch.setattr(engine.session, "request", lambda *args, **kw: sent.append(args) or request(*args, **kw))
+    with pytest.raises(EngineUnavailable) as error:
+        engine.start_workflow("shipping")
+    assert len(sent) == 3 and "ConnectionError" in str(error.value)
+
+
+def test_it_still_retries_a_read_that_times_out():
+    server = FlakyServer([(200, {}, 0.5), (200, {"workflowId": "w1", "status": "RUNNING"}, 0)])
+    with server as url:
+        assert ConductorEngine(url, timeout=0.2, retries=2, backoff=0).get_workflow("w1")["workflowId"] == "w1"
+    assert server.requests == ["GET /api/workflow/w1?includeTasks=true"] * 2
+
+
+def test_it_retries_setting_variables_which_is_safe_to_repeat():
+    server = FlakyServer([(500, {}, 0), (200, {}, 0)])
+    with server as url:
+        ConductorEngine(url, retries=2, backoff=0).update_variables("w1", {"seen": 1})
+    assert server.requests == ["POST /api/workflow/w1/variables"] * 2
 
 
 def test_it_chooses_the_engine_from_settings(settings):
