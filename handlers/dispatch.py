@@ -230,13 +230,18 @@ def _active_handlers(event: str):
 
 
 def _their_revisions(event: str):
-    return HandlerRevision.objects.filter(handler__event=event, handler__active=True,
-                                          number=F("handler__revision")).order_by()
+    # Numbers count per name: after a rename, a revision of the old name may carry the current number too.
+    return HandlerRevision.objects.filter(handler__event=event, handler__active=True, number=F("handler__revision"),
+                                          handler_name=F("handler__name")).order_by()
 
 
 def _earlier(event: str, message_ids: list[str]):
-    """Executions of earlier deliveries of these messages."""
-    return ActionExecution.objects.filter(event=event, message_id__in=message_ids, duplicate_of__isnull=True).order_by()
+    """Executions of earlier deliveries of these messages, locked (in id order, so two batches cannot
+    deadlock): another consumer holding a copy of the message (its claim expired under it) waits here for
+    this batch to commit, and then finds the action final instead of running it again."""
+    return ActionExecution.objects.filter(
+        event=event, message_id__in=message_ids, duplicate_of__isnull=True,
+    ).order_by("pk").select_for_update()
 
 
 def _by_action(executions) -> dict[tuple[str, str, int], ActionExecution]:
@@ -272,13 +277,13 @@ def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result
     if result.deferred:  # decided on a later delivery: nothing is recorded or run for it now
         delivery.transient.append(f"{handler.name}: {result.deferred}")
         return
+    if _suppressed(batch, delivery, handler, HANDLER_LEVEL):
+        return  # an earlier delivery did not run it (its condition was false or failed): neither does this one
     if result.matched:
         delivery.matched += 1
         for index, action in enumerate(handler.actions):
             if not _suppressed(batch, delivery, handler, index):
                 _run_action(batch, delivery, handler, index, action)
-        return
-    if _suppressed(batch, delivery, handler, HANDLER_LEVEL):
         return
     if result.failed:
         status, reason = Status.FAILED, f"the condition failed: {result.error}"

@@ -73,3 +73,58 @@ def test_a_listener_killed_repeatedly_loses_nothing_and_doubles_nothing(kind, ma
     assert {w.trigger["messageId"] for w in workflows.all()} == sent
     assert sorted(w.input["n"] for w in workflows.all()) == sorted(sent)
     assert provider.receive(10, 1) == []
+
+
+def test_two_consumers_retrying_one_message_at_once_run_its_action_once():
+    """A message's claim expired while a consumer still worked on its retry, and a second consumer took the
+    message: the second waits for the first's batch, then finds the action final (a duplicate)."""
+    import threading
+    import uuid
+
+    from django.db import connection
+
+    from handlers.dispatch import dispatch_batch
+    from queues.configs import ensure_config
+    from queues.providers.base import Message
+    from workflows.engine import BuiltinEngine
+    from workflows.errors import EngineUnavailable
+
+    flow = register(one_task("HUMAN"))
+    event = "conductor:race"
+    start_workflow_handler(event, flow.name)
+    config, message_id = ensure_config(event), uuid.uuid4().hex
+
+    class Down(BuiltinEngine):
+        def start_workflow(self, *args, **kwargs):
+            raise EngineUnavailable("not yet")
+
+    class Slow(BuiltinEngine):
+        def start_workflow(self, *args, **kwargs):
+            started = super().start_workflow(*args, **kwargs)
+            time.sleep(1.0)  # still working when the other consumer gets the message
+            return started
+
+    def deliver(count: int, engine) -> list:
+        return dispatch_batch(config, [Message(message_id=message_id, body='{"n": 1}', delivery_count=count,
+                                               payload={"n": 1})], engine=engine)
+
+    assert deliver(1, Down())[0].action == "nack"
+    decisions = []
+
+    def second_delivery(delay: float) -> None:
+        time.sleep(delay)
+        try:
+            decisions.append(deliver(2, Slow())[0].action)
+        finally:
+            connection.close()
+
+    consumers = [threading.Thread(target=second_delivery, args=(delay,)) for delay in (0, 0.3)]
+    for consumer in consumers:
+        consumer.start()
+    for consumer in consumers:
+        consumer.join()
+    assert decisions == ["ack", "ack"]
+    assert Workflow.objects.count() == 1
+    original = ActionExecution.objects.get(duplicate_of=None)
+    assert original.status == "COMPLETED" and original.attempts == 2
+    assert [d.status for d in original.duplicates.all()] == ["SKIPPED"]

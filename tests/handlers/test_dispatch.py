@@ -400,3 +400,28 @@ def test_inline_json_the_records_cannot_hold_stays_a_string_and_its_batch_goes_o
     assert [d.action for d in dispatch("conductor:shipping_start", good, odd)] == ["ack", "ack"]
     inputs = {w.input["name"]: w.input["note"] for w in Workflow.objects.all()}
     assert inputs == {"Ada": {"ok": [1]}, "Bob": note}
+
+
+def test_a_redelivery_does_not_run_a_handler_whose_condition_was_false_on_its_first_delivery(shipping):
+    item = handler(START_SHIPPING, event="conductor:shipping_start", condition="$.express == true")
+    first = message({"express": False, "customer": {"address": ADDRESS}})
+    dispatch("conductor:shipping_start", first)
+    item.condition = ""  # edited after the message was decided; then the broker delivers it again
+    save_handler(item, user=None, source="test")
+    dispatch("conductor:shipping_start", message(first.payload, delivery_count=2, message_id=first.message_id))
+    original, duplicate = ActionExecution.objects.order_by("id")
+    assert (original.index, original.status) == (-1, "SKIPPED")
+    assert duplicate.duplicate_of == original and duplicate.status == "SKIPPED"
+    assert not Workflow.objects.exists()
+
+
+def test_a_renamed_handler_reads_only_the_revision_of_its_current_name():
+    from handlers.dispatch import _their_revisions
+
+    item = handler(START_SHIPPING, event="conductor:shipping_start")
+    item.name = "start_shipping_renamed"
+    save_handler(item, user=None, source="test")
+    # The old name's first revision and the new name's first revision both carry number 1.
+    assert sorted(HandlerRevision.objects.filter(handler=item).values_list("handler_name", "number")) == [
+        ("start_shipping_renamed", 1), ("start_shipping_workflow", 1)]
+    assert [r.handler_name for r in _their_revisions("conductor:shipping_start")] == ["start_shipping_renamed"]
