@@ -34,6 +34,7 @@ from django.utils import timezone
 from eventhub.bulk import Query, build, fetch_together
 from queues.models import QueueConfig, ReceivedMessage, stored_message_id
 from queues.providers.base import Decision, Message
+from queues.quarantine import retried_messages
 from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import substitute
@@ -77,6 +78,7 @@ class Batch:
     handlers: list[EventHandler]
     revisions: dict[int, HandlerRevision]  # by handler id
     prior: dict[tuple[str, str, int], ActionExecution]
+    done_before: dict[tuple[str, str, int], ActionExecution]  # a quarantine retry's, under the id it continues
     together: bool = False  # actions share the batch's transaction; any error starts the batch over
     new: list[ActionExecution] = field(default_factory=list)  # inserted together before the batch commits
     changed: list[ActionExecution] = field(default_factory=list)  # earlier records run again (retries)
@@ -210,7 +212,8 @@ def _prepare(config: QueueConfig, engine: WorkflowEngine, message_ids: list[str]
     remember_definitions(wanted, definitions)
     if builtin:
         _DEFINITIONS_WANTED[config.event] = _definitions_started_by(handlers)
-    return Batch(config, engine, handlers, {r.handler_id: r for r in revisions}, _by_action(prior))
+    return Batch(config, engine, handlers, {r.handler_id: r for r in revisions}, _by_action(prior),
+                 _completed_before_retries(config.event, message_ids))
 
 
 def _definitions_started_by(handlers: list[EventHandler]) -> set[tuple[str, int | None]]:
@@ -244,6 +247,23 @@ def _earlier(event: str, message_ids: list[str]):
     ).order_by("pk").select_for_update()
 
 
+def _completed_before_retries(event: str, message_ids: list[str]) -> dict[tuple[str, str, int], ActionExecution]:
+    """For quarantine retries among the messages: the actions that completed for the message they continue,
+    under the retry's id (read only when the batch holds a retry)."""
+    continued = retried_messages(event, message_ids)
+    if not continued:
+        return {}
+    done = ActionExecution.objects.filter(
+        event=event, message_id__in={i for ids in continued.values() for i in ids}, status=Status.COMPLETED,
+        index__gte=0,
+    ).order_by("pk")
+    by_message: dict[str, list[ActionExecution]] = {}
+    for execution in done:
+        by_message.setdefault(execution.message_id, []).append(execution)
+    return {(retry, e.handler_name, e.index): e
+            for retry, ids in continued.items() for i in ids for e in by_message.get(i, [])}
+
+
 def _by_action(executions) -> dict[tuple[str, str, int], ActionExecution]:
     return {(e.message_id, e.handler_name, e.index): e for e in executions}
 
@@ -273,6 +293,22 @@ def _suppressed(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     return True
 
 
+def _done_before(batch: Batch, delivery: Delivery, handler: EventHandler, index: int) -> bool:
+    """Record and skip an action a quarantine retry's message completed before it was quarantined."""
+    done = batch.done_before.get((delivery.message_id, handler.name, index))
+    if done is None:
+        return False
+    now = timezone.now()
+    batch.keep(_new_execution(
+        batch, delivery, handler, index, action=done.action, status=Status.SKIPPED, output=done.output,
+        workflow_id=done.workflow_id, started_at=now, finished_at=now,
+        reason=f"not run again: it completed for message {done.message_id} (execution {done.execution_id}) "
+        "before that was quarantined; a retry runs only what did not complete",
+    ))
+    delivery.summary.append(f"{handler.name}[{index}]: completed before the retry")
+    return True
+
+
 def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result: ConditionResult) -> None:
     if result.deferred:  # decided on a later delivery: nothing is recorded or run for it now
         delivery.transient.append(f"{handler.name}: {result.deferred}")
@@ -282,7 +318,7 @@ def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result
     if result.matched:
         delivery.matched += 1
         for index, action in enumerate(handler.actions):
-            if not _suppressed(batch, delivery, handler, index):
+            if not _suppressed(batch, delivery, handler, index) and not _done_before(batch, delivery, handler, index):
                 _run_action(batch, delivery, handler, index, action)
         return
     if result.failed:

@@ -180,7 +180,8 @@ def _same_json(edited: Any, stored: Any) -> bool:
 
 class QuarantineForm(forms.ModelForm):
     operation = forms.ChoiceField(
-        choices=[("", "Keep in quarantine"), ("retry", "Retry: publish to its queue again"),
+        choices=[("", "Keep in quarantine"),
+                 ("retry", "Retry: publish to its queue again (actions that completed are not run again)"),
                  ("discard", "Discard")],
         required=False,
     )

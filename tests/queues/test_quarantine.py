@@ -148,3 +148,65 @@ def test_a_body_the_records_cannot_hold_is_quarantined_alone_and_its_batch_goes_
     assert QuarantinedMessage.objects.get(message_id="nested-300").raw_body == bodies["nested-300"][0]
     if "raw-nul" in bodies:
         assert QuarantinedMessage.objects.get(message_id="raw-nul").raw_body == '{"a": "x\ufffdy"}'
+
+
+def test_a_retry_runs_only_what_did_not_complete_before_the_quarantine(make_config):
+    from handlers.changes import save_handler
+    from handlers.models import ActionExecution, EventHandler
+    from workflows import runtime
+    from workflows.models import Task, Workflow
+
+    from ..workflows.conftest import one_task, register
+
+    config = make_config("conductor", max_deliveries=2, visibility_timeout=0)
+    started_flow = register(one_task("HUMAN", ref="first_ref"))
+    waiting = runtime.start_workflow(register(one_task("HUMAN", ref="later_ref")).name)
+    elsewhere = runtime.start_workflow(started_flow.name)  # running, but with no later_ref task: yet to come
+    handler = EventHandler()
+    handler.apply_conductor({"name": "start_then_complete", "event": config.event, "active": True, "actions": [
+        {"action": "start_workflow", "start_workflow": {"name": started_flow.name}},
+        {"action": "complete_task", "complete_task": {"workflowId": "${wf}", "taskRefName": "later_ref"}},
+    ]})
+    handler.full_clean()
+    save_handler(handler, user=None, source="test")
+    publish = Listener(events=[config.event])
+
+    def quarantined_after_deliveries() -> QuarantinedMessage:
+        for _ in range(6):
+            publish.run_once(wait=0)
+            if (item := QuarantinedMessage.objects.filter(status="QUARANTINED").first()) is not None:
+                return item
+        raise AssertionError("the message was not quarantined")
+
+    InternalMessage.objects.create(queue=config.spec().name, message_id="m-1", body=json.dumps({"wf": elsewhere.id}))
+    first = quarantined_after_deliveries()
+    quarantine.retry(first)  # as it was: the task is still missing, so it is quarantined again
+    second = quarantined_after_deliveries()
+    assert second.message_id == f"m-1.retry{first.pk}"
+    quarantine.retry(second, payload={"wf": waiting.id})  # edited to a workflow whose task is there
+    for _ in range(3):
+        publish.run_once(wait=0)
+    publish.close()
+
+    assert Workflow.objects.filter(name=started_flow.name).count() == 2  # `elsewhere` and the one m-1 started
+    last = {e.index: e for e in ActionExecution.objects.filter(message_id=f"{second.message_id}.retry{second.pk}")}
+    assert last[0].status == "SKIPPED" and "it completed for message m-1 " in last[0].reason
+    assert last[0].workflow_id == ActionExecution.objects.get(message_id="m-1", index=0, duplicate_of=None).workflow_id
+    assert last[1].status == "COMPLETED"
+    assert Task.objects.get(workflow=waiting, reference_task_name="later_ref").status == "COMPLETED"
+
+
+def test_only_ids_quarantine_gave_out_count_as_retries(make_config):
+    config = make_config("conductor")
+    item = QuarantinedMessage.objects.create(event=config.event, message_id="m-1", reason=Reason.UNREADABLE,
+                                             status=QuarantinedMessage.Status.RETRIED)
+    other = QuarantinedMessage.objects.create(event="conductor:elsewhere", message_id="m-2", reason=Reason.UNREADABLE,
+                                              status=QuarantinedMessage.Status.RETRIED)
+    again = QuarantinedMessage.objects.create(event=config.event, message_id=f"m-1.retry{item.pk}",
+                                              reason=Reason.UNREADABLE, status=QuarantinedMessage.Status.RETRIED)
+    ids = ["m-1", f"m-1.retry{item.pk}", f"m-1.retry{item.pk}.retry{again.pk}",
+           f"m-1.retry{item.pk}.retry{again.pk + 1000}",  # no such quarantine row
+           f"m-2.retry{other.pk}", "x.retry7"]  # another queue's; a producer's own id
+    assert quarantine.retried_messages(config.event, ids) == {
+        f"m-1.retry{item.pk}": ["m-1"], f"m-1.retry{item.pk}.retry{again.pk}": [f"m-1.retry{item.pk}", "m-1"],
+    }
