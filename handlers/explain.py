@@ -20,16 +20,21 @@ def explain(record: ReceivedMessage, executions: list[ActionExecution] | None = 
     """What became of one delivery and why; `executions` may be given prefetched."""
     if executions is None:
         executions = list(record.executions.select_related("duplicate_of").order_by("handler_name", "index", "id"))
-    lines = _context(record) + [_execution_line(e) for e in executions]
-    if not executions:
+    moved = _moved_on(record)
+    lines = _context(record) + [_execution_line(e) for e in executions] + [_moved_line(e) for e in moved]
+    if not executions and not moved:
         lines.extend(_no_executions(record))
-    return Explanation(_headline(record, executions), lines)
+    return Explanation(_headline(record, executions, moved), lines)
 
 
-def _headline(record: ReceivedMessage, executions: list[ActionExecution]) -> str:
+def _headline(record: ReceivedMessage, executions: list[ActionExecution], moved: list[ActionExecution]) -> str:
     done = [e for e in executions if e.status == Status.COMPLETED and e.index != HANDLER_LEVEL]
     if done:
         return f"It did something: {_count(len(done), 'action')} completed."
+    if moved:
+        done_later = sum(e.status == Status.COMPLETED for e in moved)
+        return (f"Its actions were tried again on a later delivery, where {_count(done_later, 'action')} completed."
+                if done_later else "Its actions were tried again on a later delivery: see below.")
     if record.outcome == Outcome.QUARANTINED:
         return "It did nothing: it was quarantined."
     if any(e.status == Status.IN_PROGRESS for e in executions) or (
@@ -57,13 +62,22 @@ def _context(record: ReceivedMessage) -> list[str]:
     return lines
 
 
+def _moved_on(record: ReceivedMessage) -> list[ActionExecution]:
+    """This message's action records now with a later delivery: an action retried there takes its record
+    along (the record is one per action), and so does a handler decided there for the first time."""
+    later = (ActionExecution.objects.filter(event=record.event, message_id=record.message_id, duplicate_of__isnull=True,
+                                            delivery__received_at__gte=record.received_at)
+             .exclude(delivery=record).select_related("delivery").order_by("handler_name", "index"))
+    return list(later)
+
+
+def _moved_line(execution: ActionExecution) -> str:
+    delivery = execution.delivery
+    return (f"On a later delivery (delivery {delivery.delivery_count}, received "
+            f"{delivery.received_at:%Y-%m-%d %H:%M:%S}): {_execution_line(execution)}")
+
+
 def _no_executions(record: ReceivedMessage) -> list[str]:
-    # An action retried on a later delivery takes its record along (the record is one per action).
-    moved = (ActionExecution.objects.filter(event=record.event, message_id=record.message_id, duplicate_of__isnull=True)
-             .exclude(delivery=record).select_related("delivery").order_by("-id").first())
-    if moved is not None and moved.delivery is not None and moved.delivery.received_at >= record.received_at:
-        return [f"Its actions were tried again on a later delivery (delivery {moved.delivery.delivery_count}, "
-                f"received {moved.delivery.received_at:%Y-%m-%d %H:%M:%S}): their records are with that one."]
     handlers = list(EventHandler.objects.filter(event=record.event).only("name", "active").order_by("name"))
     active = [h.name for h in handlers if h.active]
     inactive = [h.name for h in handlers if not h.active]

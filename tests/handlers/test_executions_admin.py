@@ -131,13 +131,17 @@ def test_the_why_panel_of_a_delivery_whose_actions_were_retried_later_points_the
     from .test_dispatch import _Down
 
     handler(START_SHIPPING, event=EVENT)
+    handler(START_SHIPPING, event=EVENT, name="express_only", condition="$.express == true")
     first = message(CUSTOMER, message_id="m-1")
     dispatch_batch(ensure_config(EVENT), [first], engine=_Down())
     ReceivedMessage.objects.filter(pk=first.record_id).update(outcome="RETURNED")  # as the listener settles it
     dispatch_batch(ensure_config(EVENT), [message(CUSTOMER, delivery_count=2, message_id="m-1")])
     html = page(admin_client, reverse("admin:queues_receivedmessage_change", args=[first.record_id]))
-    assert "Nothing yet: it was returned for redelivery" in html
-    assert "Its actions were tried again on a later delivery (delivery 2" in html
+    # This delivery keeps the skipped handler's record; the retried action's record went on with delivery 2.
+    assert "Its actions were tried again on a later delivery, where 1 action completed." in html
+    assert "express_only: its condition returned" in html
+    assert "On a later delivery (delivery 2, received" in html
+    assert "start_shipping_workflow, action 0 (start_workflow) completed (workflow" in html
     assert "activated or created after it arrived" not in html
 
 
