@@ -2,7 +2,7 @@ from django.http import JsonResponse
 
 from queues.providers.base import has_unstorable_text
 
-from .errors import error_body
+from .errors import api_not_found, error_body
 
 
 class RefuseUnstorableText:
@@ -19,3 +19,18 @@ class RefuseUnstorableText:
             message = "The path or query holds a NUL character or an unpaired surrogate, which cannot be stored."
             return JsonResponse(error_body(request, 400, message), status=400)
         return self.get_response(request)
+
+
+class ApiNotFoundAsJson:
+    """An API path no route matches answers Conductor's JSON error body, as its clients expect, also with
+    DEBUG on (where Django would answer its HTML debug page, not the project's handler404)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (response.status_code == 404 and request.path.startswith("/api/")
+                and not response.get("Content-Type", "").startswith("application/json")):
+            return api_not_found(request)
+        return response

@@ -187,10 +187,13 @@ def test_every_change_is_kept_as_a_revision_with_who_and_what(api, superuser):
     assert revisions[1].snapshot["active"] is False
 
 
-def test_an_unknown_api_route_answers_404_in_conductors_shape(api):
-    response = api.get("/api/nothing/here")
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("path", ["/api/nothing/here", "/api/eventhub/executions/abc"])
+def test_an_unknown_api_route_answers_404_in_conductors_shape(api, settings, debug, path):
+    settings.DEBUG = debug  # (with DEBUG on, Django answers its own HTML page unless told otherwise)
+    response = api.get(path)
     assert response.status_code == 404
-    assert response.json()["status"] == 404
+    assert response.json()["status"] == 404 and path in response.json()["message"]
 
 
 def test_an_unexpected_error_is_a_500_without_a_traceback(api, monkeypatch):
