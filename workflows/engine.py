@@ -187,7 +187,10 @@ class ConductorEngine:
 
     def _find_task(self, task_id, workflow_id, task_ref_name) -> dict:
         if task_id:
-            return self._call("GET", f"/tasks/{task_id}", not_found=TaskNotFound).json()
+            response = self._call("GET", f"/tasks/{task_id}", not_found=TaskNotFound)
+            if not response.content.strip():  # Conductor before 3.15 answers an unknown task id with 204
+                raise TaskNotFound(f"Conductor has no task {task_id}.")
+            return response.json()
         if not workflow_id or not task_ref_name:
             raise InvalidRequest("Name the task by taskId, or by workflowId and taskRefName.")
         workflow = self.get_workflow(workflow_id, include_tasks=True)

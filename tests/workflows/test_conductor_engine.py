@@ -28,7 +28,7 @@ class FlakyServer:
                 outer.requests.append(f"{self.command} {self.path}")
                 status, body, delay = outer.plan.pop(0) if outer.plan else (500, {}, 0)
                 time.sleep(delay)
-                payload = json.dumps(body).encode()
+                payload = b"" if body is None else json.dumps(body).encode()  # (None: no body at all)
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -159,3 +159,12 @@ def test_it_chooses_the_engine_from_settings(settings):
     settings.WORKFLOW_ENGINE = "zeebe"
     with pytest.raises(ImproperlyConfigured):
         get_engine()
+
+
+def test_an_unknown_task_id_answered_with_204_is_task_not_found():
+    from workflows.errors import TaskNotFound
+
+    with FlakyServer([(204, None, 0)]) as url:  # Conductor before 3.15 (conductor-oss/conductor#38)
+        with pytest.raises(TaskNotFound, match="no task t-404") as error:
+            ConductorEngine(url, retries=0).complete_task(task_id="t-404", output={"ok": True})
+    assert error.value.retryable is False
