@@ -309,13 +309,19 @@ def _done_before(batch: Batch, delivery: Delivery, handler: EventHandler, index:
     return True
 
 
+def _all_final(batch: Batch, delivery: Delivery, handler: EventHandler) -> bool:
+    """Whether an earlier delivery of the message finished every action of the handler."""
+    prior = [batch.prior.get((delivery.message_id, handler.name, index)) for index in range(len(handler.actions))]
+    return bool(prior) and all(execution is not None and execution.is_final for execution in prior)
+
+
 def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result: ConditionResult) -> None:
-    if result.deferred:  # decided on a later delivery: nothing is recorded or run for it now
-        delivery.transient.append(f"{handler.name}: {result.deferred}")
-        return
     if _suppressed(batch, delivery, handler, HANDLER_LEVEL):
         return  # an earlier delivery did not run it (its condition was false or failed): neither does this one
-    if result.matched:
+    if result.deferred and not _all_final(batch, delivery, handler):
+        delivery.transient.append(f"{handler.name}: {result.deferred}")  # decided on a later delivery
+        return
+    if result.matched or result.deferred:  # (deferred: an earlier delivery ran every action; duplicates now)
         delivery.matched += 1
         for index, action in enumerate(handler.actions):
             if not _suppressed(batch, delivery, handler, index) and not _done_before(batch, delivery, handler, index):

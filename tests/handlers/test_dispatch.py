@@ -288,6 +288,21 @@ def test_a_message_whose_condition_was_not_evaluated_comes_again_instead_of_fail
     assert Workflow.objects.count() == 1
 
 
+def test_a_redelivery_its_condition_was_not_evaluated_for_is_a_duplicate_when_its_actions_are_final(shipping,
+                                                                                                    settings):
+    settings.CONDITION_TIME_LIMIT_SECONDS = 0.1
+    handler(START_SHIPPING, event="conductor:shipping_start", condition="$.loop ? (function () { while (true) {} })() "
+                                                                        ": $.ok")
+    done = message({"ok": True, "customer": {"name": "A", "address": ADDRESS}})
+    dispatch("conductor:shipping_start", done)
+    again = message(done.payload, delivery_count=2, message_id=done.message_id)
+    decisions = dispatch("conductor:shipping_start", message({"loop": True}), message({"loop": True}), again)
+    assert [d.action for d in decisions] == ["ack", "ack", "ack"]  # not returned to be evaluated again
+    original = ActionExecution.objects.get(message_id=done.message_id, duplicate_of=None)
+    assert [d.status for d in original.duplicates.all()] == ["SKIPPED"]
+    assert Workflow.objects.count() == 1
+
+
 def test_a_retry_records_the_revision_and_action_that_ran_then(shipping, customer_message):
     item = handler(START_SHIPPING, event="conductor:shipping_start")
     dispatch("conductor:shipping_start", customer_message, engine=_Down())
