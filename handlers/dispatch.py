@@ -162,10 +162,15 @@ def _close_abandoned(batch: Batch, deliveries: list[Delivery], decisions: list[D
 
 
 def close_open_executions(event: str, message_id: str, why: str) -> int:
-    """The message is given up on (quarantined): its actions still waiting for a retry are FAILED."""
-    return ActionExecution.objects.filter(
+    """The message is given up on (quarantined): its actions still waiting for a retry are FAILED. Locked
+    first in id order, as dispatch locks them, so that the two cannot deadlock (call it in a transaction)."""
+    waiting = ActionExecution.objects.filter(
         event=event, message_id=stored_message_id(message_id), status=Status.IN_PROGRESS, duplicate_of__isnull=True,
-    ).update(status=Status.FAILED, error=f"gave up: {why}", finished_at=timezone.now(), retryable=True)
+    )
+    pks = list(waiting.order_by("pk").select_for_update().values_list("pk", flat=True))
+    return ActionExecution.objects.filter(pk__in=pks).update(
+        status=Status.FAILED, error=f"gave up: {why}", finished_at=timezone.now(), retryable=True,
+    )
 
 
 def _save_details(deliveries: list[Delivery]) -> None:

@@ -25,7 +25,7 @@ def expand_inline_json(value: Any, depth: int = 0) -> Any:
                 parsed = json.loads(text)
             except (ValueError, RecursionError):
                 return value
-            if depth + payload_depth(parsed) > MAX_PAYLOAD_DEPTH or has_unstorable_text(parsed):
+            if depth + payload_depth(parsed) > MAX_PAYLOAD_DEPTH or ("\\u" in text and has_unstorable_text(parsed)):
                 return value
             return expand_inline_json(parsed, depth)
     return value

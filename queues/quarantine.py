@@ -1,6 +1,5 @@
 """Quarantine: where a message goes when Eventhub gives up on it, and how ops staff get it back out."""
 
-import itertools
 import json
 import logging
 import re
@@ -8,12 +7,13 @@ from typing import Any
 
 from django.db import transaction
 
-from .models import QuarantinedMessage, QueueConfig, ReceivedMessage
+from .models import MESSAGE_ID_LENGTH, QuarantinedMessage, QueueConfig, ReceivedMessage
 from .providers.base import Message, Provider
 
 log = logging.getLogger(__name__)
-RETRY_MARK = ".retry"  # a retry's message id: <the id it retried>.retry<quarantine id>
-RETRY_ID = re.compile(rf"^(?P<retried>.+){re.escape(RETRY_MARK)}(?P<pk>[0-9]+)$", re.DOTALL)
+RETRY_MARK = ".retry"  # a retry's message id: <the id it retried>.retry<quarantine id> (see retry_id)
+RETRY_SUFFIX = re.compile(rf"{re.escape(RETRY_MARK)}([0-9]+)$")
+MAX_RETRY_CHAIN = 20  # retries of retries followed back at most this far
 Reason = QuarantinedMessage.Reason
 Status = QuarantinedMessage.Status
 
@@ -58,37 +58,39 @@ def retry(item: QuarantinedMessage, *, user=None, payload: Any = None) -> str:
     from .publish import publish_raw
 
     _check_open(item)
-    message_id = f"{item.message_id}{RETRY_MARK}{item.pk}"
+    message_id = retry_id(item.message_id, item.pk)
     publish_raw(item.event, item.body_to_send(payload), message_id=message_id)
     edited = f" with edited payload {json.dumps(payload)}" if payload is not None else ""
     item.mark(Status.RETRIED, user, f"republished to {item.event} as {message_id}{edited}")
     return message_id
 
 
+def retry_id(retried: str, pk: int) -> str:
+    """`<the id it retried>.retry<quarantine id>`, the first part cut so that the whole fits the records."""
+    suffix = f"{RETRY_MARK}{pk}"
+    return retried[: MESSAGE_ID_LENGTH - len(suffix)] + suffix
+
+
 def retried_messages(event: str, message_ids: list[str]) -> dict[str, list[str]]:
     """For each of these ids that is a quarantine retry's, the ids of the messages it continues: the one it
-    retried, and that one's own, if it was a retry too. Only ids that quarantine gave out count (a
-    producer's id that merely looks like one does not)."""
-    steps = {}  # message id -> [(the id it retried, quarantine id), ...]
-    for message_id in message_ids:
-        if RETRY_MARK not in message_id:
-            continue
-        current, chain = message_id, []
-        while (match := RETRY_ID.match(current)) is not None:
-            current = match["retried"]
-            chain.append((current, int(match["pk"])))
-        if chain:
-            steps[message_id] = chain
-    if not steps:
-        return {}
-    pks = {pk for chain in steps.values() for _, pk in chain}
-    given_out = set(QuarantinedMessage.objects.filter(pk__in=pks, event=event, status=Status.RETRIED)
-                    .values_list("message_id", "pk"))
-    continued = {}
-    for message_id, chain in steps.items():
-        proven = list(itertools.takewhile(lambda step: step in given_out, chain))
-        if proven:
-            continued[message_id] = [retried for retried, _ in proven]
+    retried, and that one's own, if it was a retry too. Only ids quarantine gave out count (a producer's id
+    that merely looks like one does not): the quarantined message they name must be this queue's, and
+    the id must be the one `retry` makes for it (whether or not it is marked retried yet: a consumer
+    may get the message before that)."""
+    continued: dict[str, list[str]] = {}
+    looking_at = {mid: mid for mid in message_ids if RETRY_MARK in mid}  # message id -> the id to prove next
+    for _ in range(MAX_RETRY_CHAIN):
+        pks = {mid: int(match[1]) for mid, current in looking_at.items()
+               if (match := RETRY_SUFFIX.search(current)) is not None}
+        if not pks:
+            break
+        retried = dict(QuarantinedMessage.objects.filter(pk__in=set(pks.values()), event=event)
+                       .values_list("pk", "message_id"))
+        proven = {mid: retried[pk] for mid, pk in pks.items()
+                  if pk in retried and retry_id(retried[pk], pk) == looking_at[mid] != retried[pk]}
+        for mid, earlier in proven.items():
+            continued.setdefault(mid, []).append(earlier)
+        looking_at = {mid: earlier for mid, earlier in proven.items() if RETRY_MARK in earlier}
     return continued
 
 

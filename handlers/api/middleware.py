@@ -30,7 +30,6 @@ class ApiNotFoundAsJson:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if (response.status_code == 404 and request.path.startswith("/api/")
-                and not response.get("Content-Type", "").startswith("application/json")):
-            return api_not_found(request)
+        if response.status_code == 404 and request.resolver_match is None and request.path.startswith("/api/"):
+            return api_not_found(request)  # (a route's own 404, e.g. the browsable API's page, is kept)
         return response

@@ -84,7 +84,7 @@ MAX_PAYLOAD_DEPTH = 200
 def decode_body(raw: bytes | str, max_bytes: int) -> tuple[str, Any, str]:
     """Return (text, payload, parse_error) for a raw body; never raises. A body the records could not
     store is unreadable (and so quarantined with its reason), never a failure of its whole batch."""
-    size = len(raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw)
+    size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)  # (lone surrogates too)
     text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
     unstorable = UNSTORABLE.search(text) is not None  # (a NUL byte; surrogates in a str): kept as U+FFFD
     text = UNSTORABLE.sub("\ufffd", text) if unstorable else text

@@ -196,6 +196,13 @@ def test_an_unknown_api_route_answers_404_in_conductors_shape(api, settings, deb
     assert response.json()["status"] == 404 and path in response.json()["message"]
 
 
+def test_a_routes_own_404_keeps_its_message_in_the_browsable_api(api, settings):
+    settings.DEBUG = True
+    response = api.get("/api/workflow/no-such-workflow", HTTP_ACCEPT="text/html")
+    assert response.status_code == 404
+    assert "no-such-workflow" in response.content.decode() and "No route for" not in response.content.decode()
+
+
 def test_an_unexpected_error_is_a_500_without_a_traceback(api, monkeypatch):
     post(api, START_SHIPPING)
 

@@ -198,15 +198,20 @@ def test_a_retry_runs_only_what_did_not_complete_before_the_quarantine(make_conf
 
 def test_only_ids_quarantine_gave_out_count_as_retries(make_config):
     config = make_config("conductor")
-    item = QuarantinedMessage.objects.create(event=config.event, message_id="m-1", reason=Reason.UNREADABLE,
-                                             status=QuarantinedMessage.Status.RETRIED)
-    other = QuarantinedMessage.objects.create(event="conductor:elsewhere", message_id="m-2", reason=Reason.UNREADABLE,
-                                              status=QuarantinedMessage.Status.RETRIED)
-    again = QuarantinedMessage.objects.create(event=config.event, message_id=f"m-1.retry{item.pk}",
-                                              reason=Reason.UNREADABLE, status=QuarantinedMessage.Status.RETRIED)
-    ids = ["m-1", f"m-1.retry{item.pk}", f"m-1.retry{item.pk}.retry{again.pk}",
-           f"m-1.retry{item.pk}.retry{again.pk + 1000}",  # no such quarantine row
-           f"m-2.retry{other.pk}", "x.retry7"]  # another queue's; a producer's own id
+
+    def quarantined(message_id: str, event: str = config.event) -> QuarantinedMessage:
+        return QuarantinedMessage.objects.create(event=event, message_id=message_id, reason=Reason.UNREADABLE)
+
+    first, long, other = quarantined("m-1"), quarantined("L" * 250), quarantined("m-2", event="conductor:elsewhere")
+    again = quarantined(quarantine.retry_id("m-1", first.pk))
+    ids = [
+        "m-1", quarantine.retry_id("m-1", first.pk), quarantine.retry_id(again.message_id, again.pk),
+        quarantine.retry_id("L" * 250, long.pk),  # cut to fit the records' column, still proven
+        f"m-1.retry{first.pk}.retry{again.pk + 1000}",  # no such quarantined message
+        f"m-x.retry{first.pk}",  # a quarantined message of another id
+        f"m-2.retry{other.pk}", "x.retry7",  # another queue's; a producer's own id
+    ]
+    assert len(ids[3]) == 255
     assert quarantine.retried_messages(config.event, ids) == {
-        f"m-1.retry{item.pk}": ["m-1"], f"m-1.retry{item.pk}.retry{again.pk}": [f"m-1.retry{item.pk}", "m-1"],
+        ids[1]: ["m-1"], ids[2]: [ids[1], "m-1"], ids[3]: ["L" * 250],
     }

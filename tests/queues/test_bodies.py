@@ -1,0 +1,19 @@
+"""Reading a body as it comes off a broker: whatever it holds, a result comes back, never an exception."""
+
+import pytest
+
+from queues.providers.base import decode_body
+
+
+@pytest.mark.parametrize(("raw", "text", "error"), [
+    ('{"a": "x\ud800y"}', '{"a": "x\ufffdy"}', "NUL or unpaired surrogate"),  # a str from a client library
+    (b'{"a": "x\x00y"}', '{"a": "x\ufffdy"}', "NUL or unpaired surrogate"),
+    ("[" * 5000 + "]" * 5000, "[" * 5000 + "]" * 5000, "nested too deeply"),
+    ('{"a": "\\ud83d\\ude00"}', '{"a": "\\ud83d\\ude00"}', ""),  # an escaped pair: one character, stored fine
+])
+def test_a_body_is_read_or_marked_unreadable_with_its_reason(raw, text, error):
+    decoded_text, payload, parse_error = decode_body(raw, 10**6)
+    assert decoded_text == text
+    assert (parse_error == "") if not error else (error in parse_error and payload is None)
+    if not error:
+        assert payload == {"a": "\U0001F600"}
