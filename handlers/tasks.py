@@ -3,19 +3,22 @@
 Retention: received messages and finished executions older than RECORDS_RETENTION_DAYS are deleted in
 batches, so no single DELETE holds locks on a large part of the table. A message (its event and message
 id) is kept or deleted whole, every delivery and every execution of it together: while one of them is
-recent, one execution is still IN_PROGRESS (waiting for redelivery) or the message is still in
-quarantine, ops staff may yet need its whole story, and a suppressed duplicate still points at its
-original.
+recent, one execution is still IN_PROGRESS (waiting for redelivery), or the message is still in
+quarantine (or a quarantined retry continues it), ops staff may yet need its whole story, and a
+suppressed duplicate still points at its original.
 """
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from queues.models import QuarantinedMessage, ReceivedMessage
+from queues.quarantine import retried_messages
 
 from .models import FINAL_STATUSES, ActionExecution
 
@@ -28,54 +31,77 @@ BATCH_SIZE = 1000
 def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> dict[str, int]:
     """Delete records older than `days` (default RECORDS_RETENTION_DAYS); returns how many of each."""
     cutoff = timezone.now() - timedelta(days=settings.RECORDS_RETENTION_DAYS if days is None else days)
-    executions = ActionExecution.objects.filter(created_at__lt=cutoff, status__in=FINAL_STATUSES).exclude(
-        _still_needed(cutoff)
-    )
-    # Duplicates first: deleting an original sets its duplicates' duplicate_of to NULL, which would make
-    # each of them a second original of the same action (one_execution_per_action refuses that).
-    counts = {"executions": _delete_in_batches(executions.filter(duplicate_of__isnull=False), batch_size)
-              + _delete_in_batches(executions, batch_size),
-              "messages": _delete_in_batches(_purgeable_messages(cutoff), batch_size)}
+    in_quarantine = _in_quarantine()
+    counts = {"executions": 0, "messages": 0}
+    # Old deliveries, then old executions without one; a batch's messages are decided with a few index
+    # lookups and deleted in one short transaction. Kept rows are passed over, never read again.
+    for candidates in (ReceivedMessage.objects.filter(received_at__lt=cutoff),
+                       ActionExecution.objects.filter(created_at__lt=cutoff, delivery__isnull=True)):
+        for keys in _batches_of_messages(candidates, batch_size):
+            purged = _delete_messages(keys - _still_needed(keys, cutoff) - in_quarantine)
+            counts = {name: counts[name] + purged[name] for name in counts}
     if any(counts.values()):
         logger.info("Purged records older than %s: %s", cutoff.isoformat(), counts)
     return counts
 
 
-def _purgeable_messages(cutoff) -> QuerySet:
-    return ReceivedMessage.objects.filter(received_at__lt=cutoff).exclude(_still_needed(cutoff))
+Key = tuple[str, str]  # a message: (event, message id)
 
 
-def _still_needed(cutoff) -> Q:
-    """The outer row's message (by event and message id) has a recent delivery, a recent or unfinished
-    execution, or is still in quarantine: all its records are kept."""
-    same_message = {"event": OuterRef("event"), "message_id": OuterRef("message_id")}
-    recent_delivery = ReceivedMessage.objects.filter(**same_message, received_at__gte=cutoff)
-    live_execution = ActionExecution.objects.filter(**same_message).filter(
+def _batches_of_messages(candidates: QuerySet, batch_size: int) -> Iterator[set[Key]]:
+    """The messages of `candidates`' rows, `batch_size` rows at a time, in id order (by key, not offset)."""
+    last = 0
+    while rows := list(candidates.filter(pk__gt=last).order_by("pk").values_list("pk", "event", "message_id")
+                       [:batch_size]):
+        last = rows[-1][0]
+        yield {(event, message_id) for _, event, message_id in rows}
+
+
+def _still_needed(keys: set[Key], cutoff) -> set[Key]:
+    """Those of the messages with a recent delivery, or a recent or unfinished execution."""
+    message_ids = {message_id for _, message_id in keys}
+    recent = ReceivedMessage.objects.filter(message_id__in=message_ids, received_at__gte=cutoff)
+    live = ActionExecution.objects.filter(message_id__in=message_ids).filter(
         Q(created_at__gte=cutoff) | ~Q(status__in=FINAL_STATUSES)
     )
-    return Q(Exists(recent_delivery)) | Q(Exists(live_execution)) | Q(Exists(_open_quarantine()))
+    return keys & {*recent.values_list("event", "message_id"), *live.values_list("event", "message_id")}
 
 
-def _open_quarantine() -> QuerySet:
-    """The outer row's message (by event and message id) while it is still in quarantine."""
-    return QuarantinedMessage.objects.filter(
-        event=OuterRef("event"), message_id=OuterRef("message_id"), status=QuarantinedMessage.Status.QUARANTINED
-    )
+def _in_quarantine() -> set[Key]:
+    """Messages still in quarantine, and those a quarantined retry continues: a retry of it will skip the
+    actions they completed, which it finds by their records."""
+    kept = set(QuarantinedMessage.objects.filter(status=QuarantinedMessage.Status.QUARANTINED)
+               .values_list("event", "message_id"))
+    by_event: dict[str, list[str]] = {}
+    for event, message_id in kept:
+        by_event.setdefault(event, []).append(message_id)
+    for event, message_ids in by_event.items():
+        kept |= {(event, earlier) for chain in retried_messages(event, message_ids).values() for earlier in chain}
+    return kept
 
 
-def _delete_in_batches(queryset: QuerySet, batch_size: int) -> int:
-    """Delete the rows of `queryset` `batch_size` at a time; each batch is its own short transaction."""
-    total = 0
-    while True:
-        # The ids first: DELETE ... LIMIT is not portable, and a slice cannot be deleted directly. The
-        # queryset is evaluated afresh for each batch, so a message delivered again meanwhile is spared.
-        ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            return total
-        # Through the ORM, not a raw DELETE: the remaining executions of a message cascade, and a replay
-        # of a deleted message keeps its record with replay_of set to NULL.
-        queryset.model.objects.filter(pk__in=ids).delete()
-        total += len(ids)
+def _delete_messages(keys: set[Key]) -> dict[str, int]:
+    """Every execution and delivery of these messages. Duplicates first: deleting an original sets its
+    duplicates' duplicate_of to NULL, which would make each of them a second original of one action
+    (one_execution_per_action refuses that)."""
+    by_event: dict[str, list[str]] = {}
+    for event, message_id in keys:
+        by_event.setdefault(event, []).append(message_id)
+    counts = {"executions": 0, "messages": 0}
+    with transaction.atomic():
+        for event, message_ids in by_event.items():
+            executions = ActionExecution.objects.filter(event=event, message_id__in=message_ids)
+            # Through the ORM, not a raw DELETE: a replay of a deleted message keeps its record, with
+            # replay_of set to NULL.
+            counts["executions"] += executions.filter(duplicate_of__isnull=False).delete()[1].get(_EXECUTION, 0)
+            counts["executions"] += executions.delete()[1].get(_EXECUTION, 0)
+            deleted = ReceivedMessage.objects.filter(event=event, message_id__in=message_ids).delete()[1]
+            counts["messages"] += deleted.get(_MESSAGE, 0)
+            counts["executions"] += deleted.get(_EXECUTION, 0)
+    return counts
+
+
+_EXECUTION, _MESSAGE = ActionExecution._meta.label, ReceivedMessage._meta.label
 
 
 def sync_schedules(using: str = "default", **kwargs) -> None:

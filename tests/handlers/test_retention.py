@@ -124,3 +124,29 @@ def test_a_message_kept_for_an_unfinished_action_keeps_its_finished_ones_too():
     # The FAILED sibling stays: without it the message's explanation would miss what its other handler did.
     assert set(ActionExecution.objects.values_list("handler_name", "status")) == {
         (START_SHIPPING["name"], "FAILED"), ("second_listener", "IN_PROGRESS")}
+
+
+def test_it_keeps_a_message_whose_retry_is_still_in_quarantine():
+    from queues.quarantine import retry_id
+
+    received("m-1", days_ago=40)
+    first = QuarantinedMessage.objects.create(event=EVENT, message_id="m-1", reason="max_deliveries",
+                                              status=QuarantinedMessage.Status.RETRIED)
+    QuarantinedMessage.objects.create(event=EVENT, message_id=retry_id("m-1", first.pk), reason="max_deliveries")
+    received("m-2", days_ago=40)  # (retried, and that retry is done with: nothing keeps it)
+    QuarantinedMessage.objects.create(event=EVENT, message_id="m-2", reason="max_deliveries",
+                                      status=QuarantinedMessage.Status.RETRIED)
+    assert purge_old_records(days=30) == {"executions": 1, "messages": 1}
+    assert list(ReceivedMessage.objects.values_list("message_id", flat=True)) == ["m-1"]
+    assert ActionExecution.objects.get().message_id == "m-1"  # a retry skips what it completed: it reads this
+
+
+def test_it_purges_old_executions_that_have_no_delivery_by_their_message():
+    [record] = received("m-1", days_ago=40)
+    ActionExecution.objects.update(delivery=None)
+    record.delete()
+    received("m-2", days_ago=40)
+    ActionExecution.objects.filter(message_id="m-2").update(delivery=None)  # and its delivery is kept too
+    ReceivedMessage.objects.filter(message_id="m-2").update(received_at=timezone.now())
+    assert purge_old_records(days=30) == {"executions": 1, "messages": 0}
+    assert list(ActionExecution.objects.values_list("message_id", flat=True)) == ["m-2"]
