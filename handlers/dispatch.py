@@ -298,10 +298,11 @@ def _suppressed(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     return True
 
 
-def _done_before(batch: Batch, delivery: Delivery, handler: EventHandler, index: int) -> bool:
-    """Record and skip an action a quarantine retry's message completed before it was quarantined."""
+def _done_before(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, action: dict) -> bool:
+    """Record and skip an action a quarantine retry's message completed before it was quarantined (the same
+    kind of action at that place of the handler: one changed since runs)."""
     done = batch.done_before.get((delivery.message_id, handler.name, index))
-    if done is None:
+    if done is None or done.action != action.get("action"):
         return False
     now = timezone.now()
     batch.keep(_new_execution(
@@ -329,7 +330,8 @@ def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result
     if result.matched or result.deferred:  # (deferred: an earlier delivery ran every action; duplicates now)
         delivery.matched += 1
         for index, action in enumerate(handler.actions):
-            if not _suppressed(batch, delivery, handler, index) and not _done_before(batch, delivery, handler, index):
+            if not _suppressed(batch, delivery, handler, index) and not _done_before(batch, delivery, handler, index,
+                                                                                      action):
                 _run_action(batch, delivery, handler, index, action)
         return
     if result.failed:

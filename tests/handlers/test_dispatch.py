@@ -440,3 +440,20 @@ def test_a_renamed_handler_reads_only_the_revision_of_its_current_name():
     assert sorted(HandlerRevision.objects.filter(handler=item).values_list("handler_name", "number")) == [
         ("start_shipping_renamed", 1), ("start_shipping_workflow", 1)]
     assert [r.handler_name for r in _their_revisions("conductor:shipping_start")] == ["start_shipping_renamed"]
+
+
+def test_a_retry_runs_an_action_changed_since_it_completed(shipping, customer_message):
+    from queues.models import QuarantinedMessage
+    from queues.quarantine import retry_id
+
+    item = handler(START_SHIPPING, event="conductor:shipping_start")
+    dispatch("conductor:shipping_start", customer_message)
+    quarantined = QuarantinedMessage.objects.create(event="conductor:shipping_start", reason="max_deliveries",
+                                                    message_id=customer_message.message_id)
+    item.apply_conductor({**START_SHIPPING, "event": item.event, "actions": [
+        {"action": "terminate_workflow", "terminate_workflow": {"workflowId": "no-such-workflow"}}]})
+    save_handler(item, user=None, source="test")
+    retried = message(customer_message.payload, message_id=retry_id(customer_message.message_id, quarantined.pk))
+    dispatch("conductor:shipping_start", retried)
+    execution = ActionExecution.objects.get(message_id=retried.message_id)
+    assert (execution.action, execution.status) == ("terminate_workflow", "FAILED")
