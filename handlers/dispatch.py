@@ -78,7 +78,7 @@ class Batch:
     handlers: list[EventHandler]
     revisions: dict[int, HandlerRevision]  # by handler id
     prior: dict[tuple[str, str, int], ActionExecution]
-    done_before: dict[tuple[str, str, int], ActionExecution]  # a quarantine retry's, under the id it continues
+    done_before: dict[tuple[str, str, int], list[ActionExecution]]  # a quarantine retry's: see _completed_before...
     together: bool = False  # actions share the batch's transaction; any error starts the batch over
     new: list[ActionExecution] = field(default_factory=list)  # inserted together before the batch commits
     changed: list[ActionExecution] = field(default_factory=list)  # earlier records run again (retries)
@@ -252,21 +252,24 @@ def _earlier(event: str, message_ids: list[str]):
     ).order_by("pk").select_for_update()
 
 
-def _completed_before_retries(event: str, message_ids: list[str]) -> dict[tuple[str, str, int], ActionExecution]:
-    """For quarantine retries among the messages: the actions that completed for the message they continue,
-    under the retry's id (read only when the batch holds a retry)."""
+def _completed_before_retries(event: str, message_ids: list[str]) -> dict[tuple[str, str, int], list[ActionExecution]]:
+    """For quarantine retries among the messages: the actions that completed for the messages they continue,
+    under the retry's id, the nearest message's first (read only when the batch holds a retry)."""
     continued = retried_messages(event, message_ids)
     if not continued:
         return {}
-    done = ActionExecution.objects.filter(
+    completed = ActionExecution.objects.filter(
         event=event, message_id__in={i for ids in continued.values() for i in ids}, status=Status.COMPLETED,
         index__gte=0,
     ).order_by("pk")
     by_message: dict[str, list[ActionExecution]] = {}
-    for execution in done:
+    for execution in completed:
         by_message.setdefault(execution.message_id, []).append(execution)
-    return {(retry, e.handler_name, e.index): e
-            for retry, ids in continued.items() for i in ids for e in by_message.get(i, [])}
+    done: dict[tuple[str, str, int], list[ActionExecution]] = {}
+    for retry, ids in continued.items():
+        for execution in (e for i in ids for e in by_message.get(i, [])):
+            done.setdefault((retry, execution.handler_name, execution.index), []).append(execution)
+    return done
 
 
 def _by_action(executions) -> dict[tuple[str, str, int], ActionExecution]:
@@ -301,8 +304,9 @@ def _suppressed(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
 def _done_before(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, action: dict) -> bool:
     """Record and skip an action a quarantine retry's message completed before it was quarantined (the same
     kind of action at that place of the handler: one changed since runs)."""
-    done = batch.done_before.get((delivery.message_id, handler.name, index))
-    if done is None or done.action != action.get("action"):
+    done = next((e for e in batch.done_before.get((delivery.message_id, handler.name, index), [])
+                 if e.action == action.get("action")), None)
+    if done is None:
         return False
     now = timezone.now()
     batch.keep(_new_execution(

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from queues.models import QuarantinedMessage, ReceivedMessage
@@ -31,14 +31,14 @@ BATCH_SIZE = 1000
 def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> dict[str, int]:
     """Delete records older than `days` (default RECORDS_RETENTION_DAYS); returns how many of each."""
     cutoff = timezone.now() - timedelta(days=settings.RECORDS_RETENTION_DAYS if days is None else days)
-    in_quarantine = _in_quarantine()
+    in_quarantine = _in_quarantine(cutoff)
     counts = {"executions": 0, "messages": 0}
     # Old deliveries, then old executions without one; a batch's messages are decided with a few index
     # lookups and deleted in one short transaction. Kept rows are passed over, never read again.
     for candidates in (ReceivedMessage.objects.filter(received_at__lt=cutoff),
                        ActionExecution.objects.filter(created_at__lt=cutoff, delivery__isnull=True)):
         for keys in _batches_of_messages(candidates, batch_size):
-            purged = _delete_messages(keys - _still_needed(keys, cutoff) - in_quarantine)
+            purged = _purge(keys - in_quarantine, cutoff)
             counts = {name: counts[name] + purged[name] for name in counts}
     if any(counts.values()):
         logger.info("Purged records older than %s: %s", cutoff.isoformat(), counts)
@@ -67,10 +67,12 @@ def _still_needed(keys: set[Key], cutoff) -> set[Key]:
     return keys & {*recent.values_list("event", "message_id"), *live.values_list("event", "message_id")}
 
 
-def _in_quarantine() -> set[Key]:
-    """Messages still in quarantine, and those a quarantined retry continues: a retry of it will skip the
-    actions they completed, which it finds by their records."""
-    kept = set(QuarantinedMessage.objects.filter(status=QuarantinedMessage.Status.QUARANTINED)
+def _in_quarantine(cutoff) -> set[Key]:
+    """Messages still in quarantine or retried since the cutoff (the retry may still be queued or on its
+    way), and those such a retry continues: it skips the actions they completed, found by their records."""
+    Status = QuarantinedMessage.Status
+    kept = set(QuarantinedMessage.objects.filter(Q(status=Status.QUARANTINED)
+                                                 | Q(status=Status.RETRIED, resolved_at__gte=cutoff))
                .values_list("event", "message_id"))
     by_event: dict[str, list[str]] = {}
     for event, message_id in kept:
@@ -80,22 +82,28 @@ def _in_quarantine() -> set[Key]:
     return kept
 
 
-def _delete_messages(keys: set[Key]) -> dict[str, int]:
-    """Every execution and delivery of these messages. Duplicates first: deleting an original sets its
-    duplicates' duplicate_of to NULL, which would make each of them a second original of one action
-    (one_execution_per_action refuses that)."""
-    by_event: dict[str, list[str]] = {}
-    for event, message_id in keys:
-        by_event.setdefault(event, []).append(message_id)
+def _purge(keys: set[Key], cutoff) -> dict[str, int]:
+    """Every old execution and delivery of those of these messages no longer needed, decided and deleted in
+    one transaction. Duplicates first: deleting an original sets its duplicates' duplicate_of to NULL,
+    which would make each of them a second original of one action (one_execution_per_action refuses that).
+    Only rows older than the cutoff go: a delivery committed after the decision is left alone, and so is
+    what it refers to."""
     counts = {"executions": 0, "messages": 0}
     with transaction.atomic():
+        by_event: dict[str, list[str]] = {}
+        for event, message_id in keys - _still_needed(keys, cutoff):
+            by_event.setdefault(event, []).append(message_id)
         for event, message_ids in by_event.items():
-            executions = ActionExecution.objects.filter(event=event, message_id__in=message_ids)
+            executions = ActionExecution.objects.filter(event=event, message_id__in=message_ids, created_at__lt=cutoff)
             # Through the ORM, not a raw DELETE: a replay of a deleted message keeps its record, with
             # replay_of set to NULL.
             counts["executions"] += executions.filter(duplicate_of__isnull=False).delete()[1].get(_EXECUTION, 0)
-            counts["executions"] += executions.delete()[1].get(_EXECUTION, 0)
-            deleted = ReceivedMessage.objects.filter(event=event, message_id__in=message_ids).delete()[1]
+            # An original that a newer duplicate still points at (one committed after the decision) stays,
+            # and so does its delivery.
+            pointed_at = ActionExecution.objects.filter(duplicate_of=OuterRef("pk"))
+            counts["executions"] += executions.exclude(Exists(pointed_at)).delete()[1].get(_EXECUTION, 0)
+            deliveries = ReceivedMessage.objects.filter(event=event, message_id__in=message_ids, received_at__lt=cutoff)
+            deleted = deliveries.exclude(Exists(ActionExecution.objects.filter(delivery=OuterRef("pk")))).delete()[1]
             counts["messages"] += deleted.get(_MESSAGE, 0)
             counts["executions"] += deleted.get(_EXECUTION, 0)
     return counts

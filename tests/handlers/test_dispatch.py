@@ -457,3 +457,29 @@ def test_a_retry_runs_an_action_changed_since_it_completed(shipping, customer_me
     dispatch("conductor:shipping_start", retried)
     execution = ActionExecution.objects.get(message_id=retried.message_id)
     assert (execution.action, execution.status) == ("terminate_workflow", "FAILED")
+
+
+def test_a_retry_of_a_retry_skips_what_the_nearer_retry_completed(shipping, customer_message):
+    from queues.models import QuarantinedMessage
+    from queues.quarantine import retry_id
+    from workflows import runtime
+
+    running = runtime.start_workflow(shipping.name, input={"customerName": "x"})
+    item = handler(START_SHIPPING, event="conductor:shipping_start", actions=[
+        {"action": "terminate_workflow", "terminate_workflow": {"workflowId": running.id}}])
+    dispatch("conductor:shipping_start", customer_message)  # terminates: COMPLETED
+
+    def retry_of(message_id: str) -> Message:
+        quarantined = QuarantinedMessage.objects.create(event="conductor:shipping_start", message_id=message_id,
+                                                        reason="max_deliveries")
+        return message(customer_message.payload, message_id=retry_id(message_id, quarantined.pk))
+
+    item.apply_conductor({**START_SHIPPING, "event": item.event})  # now it starts a workflow instead
+    save_handler(item, user=None, source="test")
+    first_retry = retry_of(customer_message.message_id)
+    dispatch("conductor:shipping_start", first_retry)  # a changed action: it runs, and completes
+    second_retry = retry_of(first_retry.message_id)
+    dispatch("conductor:shipping_start", second_retry)
+    last = ActionExecution.objects.get(message_id=second_retry.message_id)
+    assert last.status == "SKIPPED" and f"it completed for message {first_retry.message_id} " in last.reason
+    assert Workflow.objects.count() == 2  # `running` and the one the first retry started

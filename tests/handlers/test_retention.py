@@ -150,3 +150,32 @@ def test_it_purges_old_executions_that_have_no_delivery_by_their_message():
     ReceivedMessage.objects.filter(message_id="m-2").update(received_at=timezone.now())
     assert purge_old_records(days=30) == {"executions": 1, "messages": 0}
     assert list(ActionExecution.objects.values_list("message_id", flat=True)) == ["m-2"]
+
+
+def test_it_keeps_a_message_retried_since_the_cutoff_whose_retry_may_still_be_on_its_way():
+    received("m-1", "m-2", days_ago=40)
+    Status = QuarantinedMessage.Status
+    QuarantinedMessage.objects.create(event=EVENT, message_id="m-1", reason="max_deliveries", status=Status.RETRIED,
+                                      resolved_at=timezone.now() - timedelta(days=1))
+    QuarantinedMessage.objects.create(event=EVENT, message_id="m-2", reason="max_deliveries", status=Status.RETRIED,
+                                      resolved_at=timezone.now() - timedelta(days=35))
+    assert purge_old_records(days=30) == {"executions": 1, "messages": 1}
+    assert list(ReceivedMessage.objects.values_list("message_id", flat=True)) == ["m-1"]
+
+
+def test_a_delivery_committed_after_the_decision_is_not_deleted_with_the_old_ones(monkeypatch):
+    from handlers import tasks
+
+    received("m-1", days_ago=40)
+    decide = tasks._still_needed
+
+    def decided_then_delivered_again(keys, cutoff):
+        needed = decide(keys, cutoff)
+        received("m-1", days_ago=0, delivery_count=2)  # (a redelivery commits right after the decision)
+        return needed
+
+    monkeypatch.setattr(tasks, "_still_needed", decided_then_delivered_again)
+    assert purge_old_records(days=30) == {"executions": 0, "messages": 0}
+    assert sorted(ReceivedMessage.objects.values_list("delivery_count", flat=True)) == [1, 2]
+    duplicate = ActionExecution.objects.get(delivery__delivery_count=2)
+    assert duplicate.duplicate_of == ActionExecution.objects.get(delivery__delivery_count=1)
