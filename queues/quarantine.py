@@ -74,9 +74,9 @@ def retry_id(retried: str, pk: int) -> str:
 def retried_messages(event: str, message_ids: list[str]) -> dict[str, list[str]]:
     """For each of these ids that is a quarantine retry's, the ids of the messages it continues: the one it
     retried, and that one's own, if it was a retry too. Only ids quarantine gave out count (a producer's id
-    that merely looks like one does not): the quarantined message they name must be this queue's, and
-    the id must be the one `retry` makes for it (whether or not it is marked retried yet: a consumer
-    may get the message before that)."""
+    that merely looks like one does not): the quarantined message they name must be this queue's, not
+    discarded, and the id must be the one `retry` makes for it (whether or not it is marked retried yet:
+    a consumer may get the message before that)."""
     continued: dict[str, list[str]] = {}
     looking_at = {mid: mid for mid in message_ids if RETRY_MARK in mid}  # message id -> the id to prove next
     for _ in range(MAX_RETRY_CHAIN):
@@ -85,7 +85,7 @@ def retried_messages(event: str, message_ids: list[str]) -> dict[str, list[str]]
         if not pks:
             break
         retried = dict(QuarantinedMessage.objects.filter(pk__in=set(pks.values()), event=event)
-                       .values_list("pk", "message_id"))
+                       .exclude(status=Status.DISCARDED).values_list("pk", "message_id"))
         proven = {mid: retried[pk] for mid, pk in pks.items()
                   if pk in retried and retry_id(retried[pk], pk) == looking_at[mid] != retried[pk]}
         for mid, earlier in proven.items():

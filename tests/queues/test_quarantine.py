@@ -203,6 +203,8 @@ def test_only_ids_quarantine_gave_out_count_as_retries(make_config):
         return QuarantinedMessage.objects.create(event=event, message_id=message_id, reason=Reason.UNREADABLE)
 
     first, long, other = quarantined("m-1"), quarantined("L" * 250), quarantined("m-2", event="conductor:elsewhere")
+    discarded = quarantined("m-3")
+    discarded.mark(QuarantinedMessage.Status.DISCARDED, None, "not wanted")
     again = quarantined(quarantine.retry_id("m-1", first.pk))
     ids = [
         "m-1", quarantine.retry_id("m-1", first.pk), quarantine.retry_id(again.message_id, again.pk),
@@ -210,6 +212,7 @@ def test_only_ids_quarantine_gave_out_count_as_retries(make_config):
         f"m-1.retry{first.pk}.retry{again.pk + 1000}",  # no such quarantined message
         f"m-x.retry{first.pk}",  # a quarantined message of another id
         f"m-2.retry{other.pk}", "x.retry7",  # another queue's; a producer's own id
+        quarantine.retry_id("m-3", discarded.pk),  # discarded: never retried
     ]
     assert len(ids[3]) == 255
     assert quarantine.retried_messages(config.event, ids) == {
