@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from .kinds import KIND_CHOICES, KINDS
-from .providers.base import ConfigurationError, QueueSpec
+from .providers.base import UNSTORABLE, ConfigurationError, QueueSpec
 
 AWS_ACCOUNT = re.compile(r"^\d{12}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -18,8 +18,9 @@ MESSAGE_ID_LENGTH = 255  # the records' message id column; a longer broker id is
 
 
 def stored_message_id(message_id: str) -> str:
-    """A message id as the records store it (and as lookups of those records must use it)."""
-    return message_id[:MESSAGE_ID_LENGTH]
+    """A message id as the records store it (and as lookups of those records must use it): cut to the
+    column, and NUL or unpaired surrogates (a broker's id is bytes) as U+FFFD, which the database can hold."""
+    return UNSTORABLE.sub("\ufffd", message_id[:MESSAGE_ID_LENGTH])
 
 
 def resolve_reference(name: str) -> str | None:

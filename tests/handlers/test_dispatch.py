@@ -483,3 +483,11 @@ def test_a_retry_of_a_retry_skips_what_the_nearer_retry_completed(shipping, cust
     last = ActionExecution.objects.get(message_id=second_retry.message_id)
     assert last.status == "SKIPPED" and f"it completed for message {first_retry.message_id} " in last.reason
     assert Workflow.objects.count() == 2  # `running` and the one the first retry started
+
+
+def test_a_message_id_holding_nul_is_recorded_with_u_fffd_in_its_place(shipping):
+    handler(START_SHIPPING, event="conductor:shipping_start")
+    odd = message({"customer": {"name": "A", "address": ADDRESS}}, message_id="id\x00with-nul")
+    assert [d.action for d in dispatch("conductor:shipping_start", odd)] == ["ack"]
+    assert ActionExecution.objects.get().execution_id == "id\ufffdwith-nul_0"
+    assert ReceivedMessage.objects.get().message_id == "id\ufffdwith-nul"

@@ -17,3 +17,10 @@ def test_a_body_is_read_or_marked_unreadable_with_its_reason(raw, text, error):
     assert (parse_error == "") if not error else (error in parse_error and payload is None)
     if not error:
         assert payload == {"a": "\U0001F600"}
+
+
+def test_a_message_id_is_stored_cut_to_its_column_and_without_nul():
+    from queues.models import MESSAGE_ID_LENGTH, stored_message_id
+
+    assert stored_message_id("m" * 300) == "m" * MESSAGE_ID_LENGTH
+    assert stored_message_id("a\x00b\ud800") == "a\ufffdb\ufffd"
