@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from queues.providers.base import MAX_PAYLOAD_DEPTH, has_unstorable_text, payload_depth
+from queues.providers.base import storage_problem
 
 
 def expand_inline_json(value: Any, depth: int = 0) -> Any:
@@ -25,7 +25,7 @@ def expand_inline_json(value: Any, depth: int = 0) -> Any:
                 parsed = json.loads(text)
             except (ValueError, RecursionError):
                 return value
-            if depth + payload_depth(parsed) > MAX_PAYLOAD_DEPTH or ("\\u" in text and has_unstorable_text(parsed)):
+            if storage_problem(text, parsed, depth):
                 return value
             return expand_inline_json(parsed, depth)
     return value

@@ -103,17 +103,20 @@ def decode_body(raw: bytes | str, max_bytes: int) -> tuple[str, Any, str]:
         return text, None, f"body is JSON nested too deeply to read (at most {MAX_PAYLOAD_DEPTH} levels)"
     except ValueError as exc:
         return text, None, f"body is not JSON: {exc}"
-    return text, *_storable(text, payload)
+    problem = storage_problem(text, payload)
+    return (text, None, problem) if problem else (text, payload, "")
 
 
-def _storable(text: str, payload: Any) -> tuple[Any, str]:
-    """(payload, "") or (None, why the records cannot hold it). Cheap for ordinary bodies: the walks run
-    only when the text has enough brackets to be that deep, or an escape that may decode to NUL."""
-    if text.count("[") + text.count("{") > MAX_PAYLOAD_DEPTH and payload_depth(payload) > MAX_PAYLOAD_DEPTH:
-        return None, f"body is JSON nested more than {MAX_PAYLOAD_DEPTH} levels deep"
-    if "\\u" in text and has_unstorable_text(payload):
-        return None, "body is JSON, but holds \\u0000 or an unpaired surrogate, which no record can store"
-    return payload, ""
+def storage_problem(text: str, parsed: Any, depth: int = 0) -> str:
+    """Why the records cannot hold `parsed` (the JSON of `text`, placed `depth` levels down), or "". Cheap
+    for ordinary text: the walks run only when it has enough brackets to be that deep, or an escape that
+    may decode to NUL."""
+    limit = MAX_PAYLOAD_DEPTH - depth
+    if text.count("[") + text.count("{") > limit and payload_depth(parsed) > limit:
+        return f"body is JSON nested more than {MAX_PAYLOAD_DEPTH} levels deep"
+    if "\\u" in text and has_unstorable_text(parsed):
+        return "body is JSON, but holds \\u0000 or an unpaired surrogate, which no record can store"
+    return ""
 
 
 def payload_depth(value: Any) -> int:
