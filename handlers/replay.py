@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from queues.configs import config_for
-from queues.models import MESSAGE_ID_LENGTH, ReceivedMessage
+from queues.models import ReceivedMessage, suffixed_message_id
 from queues.providers.base import Decision, Message, has_unstorable_text
 
 from .dispatch import dispatch_batch
@@ -94,8 +94,7 @@ def _replay_id(original: ReceivedMessage) -> str:
     number = ReceivedMessage.objects.filter(replay_of=original).count()
     while True:
         number += 1
-        suffix = f":replay:{number}"
-        candidate = original.message_id[: MESSAGE_ID_LENGTH - len(suffix)] + suffix
+        candidate = suffixed_message_id(original.message_id, f":replay:{number}")
         taken = (ReceivedMessage.objects.filter(event=original.event, message_id=candidate).exists()
                  or ActionExecution.objects.filter(event=original.event, message_id=candidate).exists())
         if not taken:

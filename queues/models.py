@@ -23,6 +23,11 @@ def stored_message_id(message_id: str) -> str:
     return UNSTORABLE.sub("\ufffd", message_id[:MESSAGE_ID_LENGTH])
 
 
+def suffixed_message_id(message_id: str, suffix: str) -> str:
+    """A new message id made from a stored one and a suffix, the first part cut so that the whole fits."""
+    return message_id[: MESSAGE_ID_LENGTH - len(suffix)] + suffix
+
+
 def resolve_reference(name: str) -> str | None:
     """A secret named by reference: the environment first, then a setting of that name."""
     if name in os.environ:

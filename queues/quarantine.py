@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import transaction
 
-from .models import MESSAGE_ID_LENGTH, QuarantinedMessage, QueueConfig, ReceivedMessage
+from .models import QuarantinedMessage, QueueConfig, ReceivedMessage, suffixed_message_id
 from .providers.base import Message, Provider
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,7 @@ def retry(item: QuarantinedMessage, *, user=None, payload: Any = None) -> str:
 
 def retry_id(retried: str, pk: int) -> str:
     """`<the id it retried>.retry<quarantine id>`, the first part cut so that the whole fits the records."""
-    suffix = f"{RETRY_MARK}{pk}"
-    return retried[: MESSAGE_ID_LENGTH - len(suffix)] + suffix
+    return suffixed_message_id(retried, f"{RETRY_MARK}{pk}")
 
 
 def retried_messages(event: str, message_ids: list[str]) -> dict[str, list[str]]:
