@@ -3,9 +3,9 @@
 Retention: received messages and finished executions older than RECORDS_RETENTION_DAYS are deleted in
 batches, so no single DELETE holds locks on a large part of the table. A message (its event and message
 id) is kept or deleted whole, every delivery and every execution of it together: while one of them is
-recent, one execution is still IN_PROGRESS (waiting for redelivery), or the message is still in
-quarantine (or a quarantined retry continues it), ops staff may yet need its whole story, and a
-suppressed duplicate still points at its original.
+recent, one execution is still IN_PROGRESS (waiting for redelivery), or the message (or a retry of it)
+is still in quarantine or was retried from there since the cutoff, ops staff may yet need its whole
+story, a suppressed duplicate still points at its original, and a retry finds what completed.
 """
 
 import logging
@@ -74,12 +74,16 @@ def _in_quarantine(cutoff) -> set[Key]:
     kept = set(QuarantinedMessage.objects.filter(Q(status=Status.QUARANTINED)
                                                  | Q(status=Status.RETRIED, resolved_at__gte=cutoff))
                .values_list("event", "message_id"))
-    by_event: dict[str, list[str]] = {}
-    for event, message_id in kept:
-        by_event.setdefault(event, []).append(message_id)
-    for event, message_ids in by_event.items():
+    for event, message_ids in _by_event(kept).items():
         kept |= {(event, earlier) for chain in retried_messages(event, message_ids).values() for earlier in chain}
     return kept
+
+
+def _by_event(keys: set[Key]) -> dict[str, list[str]]:
+    by_event: dict[str, list[str]] = {}
+    for event, message_id in keys:
+        by_event.setdefault(event, []).append(message_id)
+    return by_event
 
 
 def _purge(keys: set[Key], cutoff) -> dict[str, int]:
@@ -90,10 +94,7 @@ def _purge(keys: set[Key], cutoff) -> dict[str, int]:
     what it refers to."""
     counts = {"executions": 0, "messages": 0}
     with transaction.atomic():
-        by_event: dict[str, list[str]] = {}
-        for event, message_id in keys - _still_needed(keys, cutoff):
-            by_event.setdefault(event, []).append(message_id)
-        for event, message_ids in by_event.items():
+        for event, message_ids in _by_event(keys - _still_needed(keys, cutoff)).items():
             executions = ActionExecution.objects.filter(event=event, message_id__in=message_ids, created_at__lt=cutoff)
             # Through the ORM, not a raw DELETE: a replay of a deleted message keeps its record, with
             # replay_of set to NULL.
