@@ -30,7 +30,7 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from bench import run
-    from queues.listener import Consumer
+    from handlers.listener import Consumer
     from queues.models import QueueConfig
     from workflows.models import WorkflowDefinition
 

@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
@@ -33,6 +32,7 @@ from queues.providers.base import has_unstorable_text
 from .changes import delete_handler, restore_revision, save_handler
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
+from .message_admin import workflow_link
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
 
 logger = logging.getLogger(__name__)
@@ -444,16 +444,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 # Executions: the audit record, read-only ------------------------------------------------------
-
-
-def workflow_link(workflow_id: str) -> str:
-    """A link to the workflow in the admin when the built-in runtime holds it; its id otherwise."""
-    if not workflow_id:
-        return "—"
-    if settings.WORKFLOW_ENGINE != "builtin":
-        return workflow_id
-    url = reverse("admin:workflows_workflow_change", args=[workflow_id])
-    return format_html('<a href="{}">{}</a>', url, workflow_id)
 
 
 class QueueFilter(admin.RelatedFieldListFilter):

@@ -7,6 +7,7 @@ class HandlersConfig(AppConfig):
     verbose_name = "Event handlers"
 
     def ready(self) -> None:
+        from . import schedules  # noqa: F401  (keeps each queue config's drain schedule in step)
         from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)
         from .tasks import sync_schedules
 

@@ -25,15 +25,16 @@ import logging
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from eventhub.bulk import Query, build, fetch_together
+from queues import records as message_records
 from queues.models import QueueConfig, ReceivedMessage, stored_message_id
-from queues.providers.base import Decision, Message
+from queues.providers.base import Message
 from queues.quarantine import retried_messages
 from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
@@ -54,6 +55,27 @@ from .payload import expand_inline_json
 
 logger = logging.getLogger(__name__)
 Status = ExecutionStatus
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one delivered message once dispatch has committed its work, and its record."""
+
+    action: Literal["ack", "nack", "quarantine"]
+    reason: str = ""
+    record: ReceivedMessage | None = None
+
+    @classmethod
+    def ack(cls) -> "Decision":
+        return cls("ack")
+
+    @classmethod
+    def nack(cls, reason: str = "") -> "Decision":
+        return cls("nack", reason)
+
+    @classmethod
+    def quarantine(cls, reason: str) -> "Decision":
+        return cls("quarantine", reason)
 
 
 @dataclass
@@ -102,7 +124,7 @@ class Batch:
 def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: WorkflowEngine | None = None,
                    records: list[ReceivedMessage] | None = None,
                    acknowledge: Callable[[list[Message]], None] | None = None) -> list[Decision]:
-    """One decision per message, in order. Every message is recorded (`message.record_id` set).
+    """One decision per message, in order, each with the message's record (every message is recorded).
 
     `acknowledge` (a database queue's): called inside the batch's transaction with the messages decided
     ack, whose records then say ACKNOWLEDGED: the acknowledgement commits with the work, or neither does.
@@ -122,7 +144,7 @@ def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engi
               together: bool) -> list[Decision]:
     with transaction.atomic(), remembering_definitions():
         new_records = records is None
-        records = records or [_new_record(config, message) for message in messages]
+        records = records or [message_records.build(config, message) for message in messages]
         deliveries = [Delivery(message, record) for message, record in zip(messages, records, strict=True)]
         batch = _prepare(config, engine, [d.message_id for d in deliveries])
         batch.together = together
@@ -131,17 +153,12 @@ def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engi
             _run_all(batch, deliveries, conditions)
             decisions = [_decide(config, delivery) for delivery in deliveries]
             _close_abandoned(batch, deliveries, decisions)
-            if acknowledge is not None and new_records:
-                for delivery, decision in zip(deliveries, decisions, strict=True):
-                    if decision.action == "ack":
-                        delivery.record.outcome = ReceivedMessage.Outcome.ACKNOWLEDGED
+            if acknowledge is not None:  # the records say so as they are inserted, with the acknowledgement
+                message_records.acknowledged([d.record for d in decisions if d.action == "ack"])
             # The batch's new rows (workflows started together, the messages with their details, the
             # executions) in one statement.
             flush_pending(records if new_records else [], *batch.new_executions())
-        if new_records:
-            for message, record in zip(messages, records, strict=True):
-                message.record_id = record.pk
-        else:
+        if not new_records:
             _save_details(deliveries)
         for execution in batch.changed:
             execution.save()
@@ -187,14 +204,6 @@ def _run_all(batch: Batch, deliveries: list[Delivery], conditions: list[list[Con
     for delivery, results in zip(deliveries, conditions, strict=True):
         for handler, result in zip(batch.handlers, results, strict=True):
             _run_handler(batch, delivery, handler, result)
-
-
-def _new_record(config: QueueConfig, message: Message) -> ReceivedMessage:
-    return build(
-        ReceivedMessage, config=config if config.pk else None, event=config.event,
-        message_id=stored_message_id(message.message_id), payload=message.payload,
-        delivery_count=message.delivery_count,
-    )
 
 
 # Per queue, the workflow definitions its handlers started in the last batch: the next batch reads them
@@ -418,15 +427,16 @@ def _retry_later(batch: Batch, delivery: Delivery, execution: ActionExecution, e
 
 
 def _decide(config: QueueConfig, delivery: Delivery) -> Decision:
+    record = delivery.record
     if delivery.transient:
         reason = "; ".join(delivery.transient)
-        delivery.record.detail = f"returned for redelivery: {reason}"
-        return Decision.nack(reason)
+        record.detail = f"returned for redelivery: {reason}"
+        return Decision("nack", reason, record)
     if not delivery.matched:
         why = "; ".join(delivery.summary) or f"no active handler listens on {config.event}"
-        delivery.record.detail = f"unmatched: {why}"
+        record.detail = f"unmatched: {why}"
         if config.unmatched == QueueConfig.Unmatched.QUARANTINE:
-            return Decision.quarantine(f"no active handler matched: {why}")
-        return Decision.ack()
-    delivery.record.detail = "; ".join(delivery.summary)
-    return Decision.ack()
+            return Decision("quarantine", f"no active handler matched: {why}", record)
+        return Decision("ack", record=record)
+    record.detail = "; ".join(delivery.summary)
+    return Decision("ack", record=record)

@@ -17,15 +17,15 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from queues import records
 from queues.configs import config_for
 from queues.models import ReceivedMessage, suffixed_message_id
-from queues.providers.base import Decision, Message, has_unstorable_text
+from queues.providers.base import Message, has_unstorable_text
 
-from .dispatch import dispatch_batch
+from .dispatch import Decision, dispatch_batch
 from .models import ActionExecution, ExecutionStatus
 
 logger = logging.getLogger(__name__)
-Outcome = ReceivedMessage.Outcome
 
 
 class ReplayError(ValueError):
@@ -68,12 +68,7 @@ def replay(record: ReceivedMessage, *, user, reason: str, payload: Any = None) -
         ReceivedMessage.objects.select_for_update().filter(pk=original.pk).first()
         message = Message(message_id=_replay_id(original), body=json.dumps(payload), delivery_count=1,
                           payload=payload)
-        replayed = ReceivedMessage.objects.create(
-            config=config if config.pk else None, event=original.event, message_id=message.message_id,
-            payload=payload, delivery_count=1, replay_of=original, replay_reason=reason,
-            replayed_by=user if getattr(user, "is_authenticated", False) else None,
-        )
-        message.record_id = replayed.pk
+        replayed = records.build_replay(config, original, message, user=user, reason=reason)
         [decision] = dispatch_batch(config, [message], records=[replayed])
         _settle(replayed, decision)
     logger.info("%s replayed %s (%s) as %s: %s", user, original.message_id, original.event, message.message_id,
@@ -104,15 +99,13 @@ def _replay_id(original: ReceivedMessage) -> str:
 def _settle(record: ReceivedMessage, decision: Decision) -> None:
     """Give the replay its outcome; a transient failure is final, since no broker will redeliver it."""
     if decision.action == "nack":
-        now = timezone.now()
         ActionExecution.objects.filter(delivery=record, status=ExecutionStatus.IN_PROGRESS).update(
-            status=ExecutionStatus.FAILED, finished_at=now, retryable=True,
+            status=ExecutionStatus.FAILED, finished_at=timezone.now(), retryable=True,
         )
-        record.outcome = Outcome.RECEIVED  # not RETURNED: nothing will come back
-        record.detail = f"replay failed transiently, not retried (replay again later): {decision.reason}"
+        records.replay_settled(record, done=False, detail="replay failed transiently, not retried (replay again "
+                               f"later): {decision.reason}")
     elif decision.action == "quarantine":
-        record.outcome = Outcome.ACKNOWLEDGED
-        record.detail = f"{record.detail}; a broker delivery would have been quarantined: {decision.reason}"
+        records.replay_settled(record, done=True, detail=f"{record.detail}; a broker delivery would have been "
+                               f"quarantined: {decision.reason}")
     else:
-        record.outcome = Outcome.ACKNOWLEDGED
-    record.save(update_fields=["outcome", "detail"])
+        records.replay_settled(record, done=True, detail=record.detail)

@@ -1,5 +1,8 @@
 """django-q2 entry points of handlers, referenced by dotted path from their schedules.
 
+Draining: each enabled queue config's schedule (`handlers.schedules`) runs `drain_queue`, the listener's
+one consumer step repeated for a bounded time.
+
 Retention: received messages and finished executions older than RECORDS_RETENTION_DAYS are deleted in
 batches, so no single DELETE holds locks on a large part of the table. A message (its event and message
 id) is kept or deleted whole, every delivery and every execution of it together: while one of them is
@@ -9,6 +12,9 @@ story, a suppressed duplicate still points at its original, and a retry finds wh
 """
 
 import logging
+import os
+import socket
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -17,15 +23,40 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from queues.models import QuarantinedMessage, ReceivedMessage
+from queues.models import QuarantinedMessage, QueueConfig, ReceivedMessage
 from queues.quarantine import retried_messages
 
+from .listener import Consumer
 from .models import FINAL_STATUSES, ActionExecution
 
 logger = logging.getLogger(__name__)
 
 RETENTION_SCHEDULE = "handlers: purge old records"
 BATCH_SIZE = 1000
+
+
+def drain_queue(config_id: int, seconds: int) -> int:
+    """Consume the queue of config `config_id` until it is empty or `seconds` have passed; returns the number
+    of messages handled. A failure is recorded on the config and raised, so django-q2 records it too."""
+    config = QueueConfig.objects.filter(pk=config_id, enabled=True).first()
+    if config is None:
+        return 0
+    consumer = Consumer(config, name=f"django-q {socket.gethostname()}:{os.getpid()}:{config.pk}")
+    deadline = time.monotonic() + seconds
+    handled = 0
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            batch = consumer.poll_once(wait=min(config.wait_seconds, remaining, 1))
+            handled += batch
+            if not batch:
+                break
+    except Exception as exc:
+        consumer.failed(exc)
+        raise
+    finally:
+        consumer.close()
+    logger.info("drained %d message(s) from %s", handled, config.event)
+    return handled
 
 
 def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> dict[str, int]:

@@ -7,7 +7,6 @@ class QueuesConfig(AppConfig):
     verbose_name = "Queues"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401 - connects the schedule sync
         from .outbox import sync_schedule
 
         # The outbox relay's schedule, synced by name after every migrate (django_q's tables exist then).

@@ -1,5 +1,7 @@
-"""Queue configs: created with the settings' defaults when a handler needs one, and kept in step with
-their django-q2 schedules."""
+"""Queue configs: created with the settings' defaults when a handler needs one.
+
+(Each enabled config's django-q2 schedule, which drains it through dispatch, is kept by
+`handlers.schedules`.)"""
 
 import logging
 
@@ -10,7 +12,6 @@ from .kinds import split_event
 from .models import QueueConfig
 
 log = logging.getLogger(__name__)
-TASK = "queues.tasks.drain_queue"
 SQS_MAX_BATCH = 10
 
 
@@ -44,30 +45,3 @@ def ensure_config(event: str) -> QueueConfig:
 def config_for(event: str) -> QueueConfig:
     """The saved config of `event`, or an unsaved one with defaults (for publishing to any queue)."""
     return QueueConfig.objects.filter(event=event).first() or default_config(event)
-
-
-def schedule_name(config: QueueConfig) -> str:
-    return f"drain queue {config.pk}"
-
-
-def sync_schedule(config: QueueConfig) -> None:
-    """Create, update or remove the django-q2 schedule of `config`, found by its name."""
-    from django_q.models import Schedule
-
-    name = schedule_name(config)
-    if not (settings.QUEUES_SCHEDULES and config.enabled):
-        Schedule.objects.filter(name=name).delete()
-        return
-    Schedule.objects.update_or_create(name=name, defaults={
-        "func": TASK,
-        "args": repr((config.pk, settings.QUEUES_DRAIN_SECONDS)),
-        "schedule_type": Schedule.MINUTES,
-        "minutes": config.poll_interval_minutes,
-        "repeats": -1,
-    })
-
-
-def remove_schedule(config: QueueConfig) -> None:
-    from django_q.models import Schedule
-
-    Schedule.objects.filter(name=schedule_name(config)).delete()

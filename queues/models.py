@@ -284,17 +284,6 @@ class ReceivedMessage(models.Model):
     def __str__(self) -> str:
         return f"{self.event} {self.message_id} #{self.delivery_count}"
 
-    @classmethod
-    def record(cls, config: QueueConfig, message, outcome: str = Outcome.RECEIVED, detail: str = ""):
-        row = cls.objects.create(
-            config=config if config.pk else None, event=config.event, message_id=stored_message_id(message.message_id),
-            payload=message.payload if message.readable else None,
-            raw_body="" if message.readable else message.body, delivery_count=message.delivery_count,
-            outcome=outcome, detail=detail or message.parse_error,
-        )
-        message.record_id = row.pk
-        return row
-
 
 class QuarantinedMessage(models.Model):
     """A message Eventhub gave up on, kept whatever its broker, until ops staff retry or discard it."""

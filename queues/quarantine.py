@@ -1,16 +1,12 @@
 """Quarantine: where a message goes when Eventhub gives up on it, and how ops staff get it back out."""
 
 import json
-import logging
 import re
 from typing import Any
 
-from django.db import transaction
+from .models import QuarantinedMessage, QueueConfig, suffixed_message_id
+from .providers.base import Message
 
-from .models import QuarantinedMessage, QueueConfig, ReceivedMessage, suffixed_message_id
-from .providers.base import Message, Provider
-
-log = logging.getLogger(__name__)
 RETRY_MARK = ".retry"  # a retry's message id: <the id it retried>.retry<quarantine id> (see retry_id)
 RETRY_SUFFIX = re.compile(rf"{re.escape(RETRY_MARK)}([0-9]+)$")
 MAX_RETRY_CHAIN = 20  # retries of retries followed back at most this far
@@ -22,25 +18,10 @@ class NotQuarantined(ValueError):
     """Only a message still in quarantine can be retried or discarded."""
 
 
-def quarantine(
-    config: QueueConfig, provider: Provider, message: Message, reason: str, error: str
-) -> QuarantinedMessage:
-    """Keep the message in the quarantine table, then (only then) acknowledge it on the broker. Its actions
-    still waiting for a retry are FAILED with the reason."""
-    from handlers import dispatch  # (queues call into handlers only at call time)
-
-    with transaction.atomic():
-        dispatch.close_open_executions(config.event, message.message_id, f"the message was quarantined: {error}")
-        if message.record_id is None:
-            ReceivedMessage.record(config, message, outcome=ReceivedMessage.Outcome.QUARANTINED, detail=error)
-        else:
-            ReceivedMessage.objects.filter(pk=message.record_id).update(
-                outcome=ReceivedMessage.Outcome.QUARANTINED, detail=error
-            )
-        item = QuarantinedMessage.from_message(config, message, reason, error)
-    provider.ack(message)
-    log.warning("quarantined %s from %s (%s): %s", message.message_id, config.event, reason, error)
-    return item
+def keep_in_quarantine(config: QueueConfig, message: Message, reason: str, error: str) -> QuarantinedMessage:
+    """Keep the message in the quarantine table, with its delivery history. The caller acknowledges it on
+    the broker once this has committed (the give-up step, `handlers.listener.give_up`)."""
+    return QuarantinedMessage.from_message(config, message, reason, error)
 
 
 def _check_open(item: QuarantinedMessage) -> None:

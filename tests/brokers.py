@@ -138,7 +138,7 @@ def listener_process():
             command = [sys.executable, str(ROOT / "manage.py"), "listen_queues", *args]
         else:
             env["SLOW_DISPATCH_SECONDS"] = str(slow)
-            command = [sys.executable, "-m", "tests.queues.slow_listener", *args]
+            command = [sys.executable, "-m", "tests.handlers.slow_listener", *args]
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         started.append(process)
         return process

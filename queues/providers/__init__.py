@@ -3,9 +3,9 @@
 Nothing here imports from the other apps; the kind registry (`queues.kinds`) names each class.
 """
 
-from .base import ConfigurationError, Decision, Message, Provider, ProviderError, QueueDepth, QueueSpec, provider_for
+from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth, QueueSpec, provider_for
 
 __all__ = [
-    "ConfigurationError", "Decision", "Message", "Provider", "ProviderError", "QueueDepth", "QueueSpec",
+    "ConfigurationError", "Message", "Provider", "ProviderError", "QueueDepth", "QueueSpec",
     "provider_for",
 ]

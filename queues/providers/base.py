@@ -10,7 +10,7 @@ import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 
 class ProviderError(Exception):
@@ -68,7 +68,6 @@ class Message:
     payload: Any = None
     parse_error: str = ""
     headers: dict = field(default_factory=dict)
-    record_id: int | None = None  # the ReceivedMessage row dispatch wrote for this delivery
 
     @property
     def readable(self) -> bool:
@@ -148,26 +147,6 @@ def make_message(message_id: str, raw: bytes | str, delivery_count: int, handle:
     text, payload, error = decode_body(raw, spec.max_message_bytes)
     return Message(message_id=message_id, body=text, delivery_count=delivery_count, handle=handle,
                    payload=payload, parse_error=error, headers=headers or {})
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do with one delivered message once dispatch has committed its work."""
-
-    action: Literal["ack", "nack", "quarantine"]
-    reason: str = ""
-
-    @classmethod
-    def ack(cls) -> "Decision":
-        return cls("ack")
-
-    @classmethod
-    def nack(cls, reason: str = "") -> "Decision":
-        return cls("nack", reason)
-
-    @classmethod
-    def quarantine(cls, reason: str) -> "Decision":
-        return cls("quarantine", reason)
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def start_shipping() -> Workflow:
 def test_a_message_starts_the_workflow_with_the_customer_address(shipping, customer_message):
     handler(START_SHIPPING, event="conductor:shipping_start")
     [decision] = dispatch("conductor:shipping_start", customer_message)
-    assert decision.action == "ack"
+    assert decision.action == "ack" and decision.record == ReceivedMessage.objects.get()
     workflow = Workflow.objects.get()
     assert workflow.input["address"] == {key: ADDRESS[key] for key in ("street", "city", "zip")}
     assert workflow.input["customerName"] == ADDRESS["name"]
@@ -70,7 +70,7 @@ def test_a_message_starts_the_workflow_with_the_customer_address(shipping, custo
     assert (execution.status, execution.action, execution.attempts) == ("COMPLETED", "start_workflow", 1)
     assert execution.execution_id == f"{customer_message.message_id}_0"
     assert execution.output == {"workflowId": workflow.id} and execution.workflow_id == workflow.id
-    assert execution.delivery_id == customer_message.record_id
+    assert execution.delivery_id == decision.record.pk
     assert execution.revision == HandlerRevision.objects.get(handler_name="start_shipping_workflow")
     # The two-way trail: the workflow names the message and execution that started it.
     assert workflow.trigger["messageId"] == customer_message.message_id
@@ -150,7 +150,7 @@ def test_a_redelivered_message_does_not_run_again_and_the_duplicate_is_recorded(
     assert Workflow.objects.count() == 1
     original, duplicate = ActionExecution.objects.order_by("id")
     assert duplicate.duplicate_of == original and duplicate.status == "SKIPPED"
-    assert duplicate.delivery_id == again.record_id
+    assert duplicate.delivery_id == decision.record.pk
     assert "duplicate delivery" in duplicate.reason
 
 
@@ -280,7 +280,7 @@ def test_a_message_whose_condition_was_not_evaluated_comes_again_instead_of_fail
     decisions = dispatch("conductor:shipping_start", *looping, spared)
     assert [d.action for d in decisions] == ["ack", "ack", "nack"]
     assert list(ActionExecution.objects.filter(message_id=spared.message_id)) == []
-    assert "not evaluated" in ReceivedMessage.objects.get(pk=spared.record_id).detail
+    assert "not evaluated" in ReceivedMessage.objects.get(pk=decisions[2].record.pk).detail
     [again] = dispatch("conductor:shipping_start", message(spared.payload, delivery_count=2,
                                                             message_id=spared.message_id))
     assert again.action == "ack"
@@ -380,7 +380,7 @@ def test_an_action_waiting_for_a_retry_is_closed_when_its_message_is_acknowledge
 
 @pytest.mark.parametrize("id_length", [32, 300])  # (a broker id longer than the records' column is stored cut)
 def test_an_action_waiting_for_a_retry_fails_when_its_message_is_quarantined_undispatched(shipping, id_length):
-    from queues.listener import handle_batch
+    from handlers.listener import handle_batch
     from queues.models import QuarantinedMessage
     from queues.providers.internal import InternalProvider
 

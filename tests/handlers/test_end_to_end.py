@@ -3,8 +3,8 @@
 import pytest
 
 from handlers.changes import save_handler
+from handlers.listener import Listener
 from handlers.models import ActionExecution, EventHandler
-from queues.listener import Listener
 from queues.publish import publish
 from workflows.models import Task, Workflow
 

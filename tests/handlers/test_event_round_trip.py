@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from handlers.changes import save_handler
+from handlers.listener import Listener
 from handlers.models import ActionExecution, EventHandler
-from queues.listener import Listener
 from queues.models import OutboxMessage
 from workflows.engine import BuiltinEngine
 from workflows.models import Task, Workflow

@@ -32,8 +32,7 @@ def shipping():
 
 def deliver(*payloads, event: str = EVENT, first: int = 1) -> list[ReceivedMessage]:
     batch = [message(p, message_id=f"m-{first + n}") for n, p in enumerate(payloads)]
-    dispatch_batch(ensure_config(event), batch)
-    return [ReceivedMessage.objects.get(pk=m.record_id) for m in batch]
+    return [decision.record for decision in dispatch_batch(ensure_config(event), batch)]
 
 
 def page(client, url: str, **params) -> str:
@@ -112,8 +111,8 @@ def test_the_why_panel_names_a_missing_handler_duplicates_and_failures(admin_cli
     handler(START_SHIPPING, event=EVENT)
     [first] = deliver(CUSTOMER)
     again = message(CUSTOMER, delivery_count=2, message_id="m-1")
-    dispatch_batch(ensure_config(EVENT), [again])
-    html = page(admin_client, reverse("admin:queues_receivedmessage_change", args=[again.record_id]))
+    [decision] = dispatch_batch(ensure_config(EVENT), [again])
+    html = page(admin_client, reverse("admin:queues_receivedmessage_change", args=[decision.record.pk]))
     assert "a duplicate delivery; the original execution m-1_0 had already COMPLETED" in html
     handler(START_SHIPPING, event="conductor:no_workflow", name="unknown_workflow", actions=[
         {"action": "start_workflow", "start_workflow": {"name": "no_such_workflow"}}])
@@ -133,10 +132,10 @@ def test_the_why_panel_of_a_delivery_whose_actions_were_retried_later_points_the
     handler(START_SHIPPING, event=EVENT)
     handler(START_SHIPPING, event=EVENT, name="express_only", condition="$.express == true")
     first = message(CUSTOMER, message_id="m-1")
-    dispatch_batch(ensure_config(EVENT), [first], engine=_Down())
-    ReceivedMessage.objects.filter(pk=first.record_id).update(outcome="RETURNED")  # as the listener settles it
+    [decision] = dispatch_batch(ensure_config(EVENT), [first], engine=_Down())
+    ReceivedMessage.objects.filter(pk=decision.record.pk).update(outcome="RETURNED")  # as the listener settles it
     dispatch_batch(ensure_config(EVENT), [message(CUSTOMER, delivery_count=2, message_id="m-1")])
-    html = page(admin_client, reverse("admin:queues_receivedmessage_change", args=[first.record_id]))
+    html = page(admin_client, reverse("admin:queues_receivedmessage_change", args=[decision.record.pk]))
     # This delivery keeps the skipped handler's record; the retried action's record went on with delivery 2.
     assert "Its actions were tried again on a later delivery, where 1 action completed." in html
     assert "express_only: its condition returned" in html

@@ -28,8 +28,8 @@ EVENT = "conductor:shipping_start"
 def original(shipping) -> ReceivedMessage:
     handler(START_SHIPPING, event=EVENT)
     first = message({"customer": {"name": ADDRESS["name"], "address": ADDRESS}}, message_id="order-1")
-    dispatch_batch(ensure_config(EVENT), [first])
-    return ReceivedMessage.objects.get(pk=first.record_id)
+    [decision] = dispatch_batch(ensure_config(EVENT), [first])
+    return ReceivedMessage.objects.get(pk=decision.record.pk)
 
 
 def test_it_runs_the_message_again_as_a_new_delivery_pointing_at_the_original(original, superuser):

@@ -2,9 +2,8 @@
 
 import pytest
 from django.core.exceptions import ValidationError
-from django_q.models import Schedule
 
-from queues.configs import ensure_config, schedule_name
+from queues.configs import ensure_config
 from queues.kinds import UnknownQueueKind
 from queues.models import QueueConfig
 
@@ -85,28 +84,8 @@ def test_it_refuses_a_second_config_for_the_same_event():
     assert "exists already" in errors_of(kind="nats", name="orders.created")["name"][0]
 
 
-def test_it_keeps_a_schedule_in_step_with_each_config():
-    config = ensure_config("conductor:orders")
-    schedule = Schedule.objects.get(name=schedule_name(config))
-    assert (schedule.func, schedule.args, schedule.minutes) == ("queues.tasks.drain_queue", f"({config.pk}, 50)", 1)
-
-    config.poll_interval_minutes = 5
-    config.save()
-    assert Schedule.objects.get(name=schedule_name(config)).minutes == 5
-
-    config.enabled = False
-    config.save()
-    assert not Schedule.objects.filter(name=schedule_name(config)).exists()
-
-    config.enabled = True
-    config.save()
-    assert Schedule.objects.filter(name=schedule_name(config)).count() == 1
-    config.delete()
-    assert not Schedule.objects.filter(name=schedule_name(config)).exists()
-
-
 def test_it_reports_a_url_reference_that_went_missing(monkeypatch):
-    from queues.listener import Listener
+    from handlers.listener import Listener
 
     monkeypatch.setenv("AMQP_URL_GONE", "amqp://guest:guest@127.0.0.1:5672/")
     config = QueueConfig(kind="amqp_queue", name="eh.test.gone", url_ref="AMQP_URL_GONE")

@@ -5,9 +5,9 @@ import json
 import pytest
 from django.urls import reverse
 
+from handlers.listener import Listener
 from handlers.models import EventHandler
 from queues.configs import ensure_config
-from queues.listener import Listener
 from queues.models import InternalMessage, ListenerHeartbeat, QuarantinedMessage, QueueConfig
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from queues.listener import Listener
+from handlers.listener import Listener
 from queues.models import InternalMessage, ListenerHeartbeat, QueueConfig, ReceivedMessage
 from queues.publish import publish
 
@@ -140,7 +140,7 @@ def test_it_polls_once_from_the_command_line(make_config):
 
 def test_it_leaves_its_start_up_objects_out_of_garbage_collection_before_it_consumes(monkeypatch):
     """A full collection stops every consumer thread; over start-up's objects it took about 60 ms."""
-    from queues.management.commands import listen_queues
+    from handlers.management.commands import listen_queues
 
     frozen: list[int] = []
     monkeypatch.setattr(listen_queues.Command, "_stop_on_signals", staticmethod(lambda listener: None))
@@ -175,8 +175,8 @@ def test_it_lets_a_message_come_back_when_the_database_fails_mid_batch(make_conf
 
 
 def test_it_retries_with_backoff_while_a_broker_stays_down(monkeypatch):
-    from queues import listener as listener_module
-    from queues.listener import Consumer
+    from handlers import listener as listener_module
+    from handlers.listener import Consumer
 
     waits: list[float] = []
     config = QueueConfig.objects.create(kind="amqp_queue", name="eh.test.down", url="amqp://127.0.0.1:1/",

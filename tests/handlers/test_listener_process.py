@@ -7,7 +7,7 @@ import signal
 import pytest
 from django.db import connection
 
-from queues.listener import Listener
+from handlers.listener import Listener
 from queues.models import InternalMessage, ListenerHeartbeat, ReceivedMessage
 
 from ..brokers import wait_until

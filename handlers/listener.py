@@ -11,16 +11,21 @@ import socket
 import threading
 import time
 
-from django.db import close_old_connections, connection
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from .models import ListenerHeartbeat, QueueConfig, ReceivedMessage
-from .providers.base import Decision, Message, Provider, provider_for
-from .quarantine import Reason, quarantine
+from queues import records
+from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig
+from queues.outbox import relay_once
+from queues.providers.base import Message, Provider, provider_for
+from queues.quarantine import keep_in_quarantine
+
+from . import dispatch  # (the module, not its function: tests replace dispatch_batch)
 
 log = logging.getLogger(__name__)
-Outcome = ReceivedMessage.Outcome
+Reason = QuarantinedMessage.Reason
 HEARTBEAT_SECONDS = 5
 STATS_SECONDS = 30
 MAX_WAIT_SECONDS = 10  # a long poll never outlasts this, so SIGTERM is honoured within it
@@ -28,14 +33,12 @@ BACKOFF_MAX_SECONDS = 60
 
 
 def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message]) -> int:
-    from handlers import dispatch  # the one call from queues into handlers; looked up at call time
-
     to_dispatch = []
     for message in messages:
         if not message.readable:
-            quarantine(config, provider, message, Reason.UNREADABLE, message.parse_error)
+            give_up(config, provider, message, Reason.UNREADABLE, message.parse_error)
         elif message.delivery_count > config.max_deliveries:
-            quarantine(config, provider, message, Reason.MAX_DELIVERIES, _too_many(config, message))
+            give_up(config, provider, message, Reason.MAX_DELIVERIES, _too_many(config, message))
         else:
             to_dispatch.append(message)
     if to_dispatch:
@@ -48,23 +51,36 @@ def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message
             if decision.action != "ack":
                 settle(config, provider, message, decision)
         if not in_database:
-            to_ack = [m for m, d in zip(to_dispatch, decisions, strict=True) if d.action == "ack"]
-            provider.ack_many(to_ack)
-            ReceivedMessage.objects.filter(pk__in=[m.record_id for m in to_ack if m.record_id]).update(
-                outcome=Outcome.ACKNOWLEDGED
-            )
+            acked = [(m, d) for m, d in zip(to_dispatch, decisions, strict=True) if d.action == "ack"]
+            provider.ack_many([m for m, _ in acked])
+            records.acknowledged([d.record for _, d in acked if d.record is not None])
     return len(messages)
 
 
-def settle(config: QueueConfig, provider: Provider, message: Message, decision: Decision) -> None:
+def settle(config: QueueConfig, provider: Provider, message: Message, decision: dispatch.Decision) -> None:
     """Carry out a nack or quarantine decision (acks go to the broker together, in one batch)."""
     if decision.action == "quarantine":
-        quarantine(config, provider, message, Reason.REJECTED, decision.reason)
+        give_up(config, provider, message, Reason.REJECTED, decision.reason, decision.record)
     elif message.delivery_count >= config.max_deliveries:
-        quarantine(config, provider, message, Reason.MAX_DELIVERIES, decision.reason or _too_many(config, message))
+        give_up(config, provider, message, Reason.MAX_DELIVERIES, decision.reason or _too_many(config, message),
+                decision.record)
     else:
         provider.nack(message)
-        ReceivedMessage.objects.filter(pk=message.record_id).update(outcome=Outcome.RETURNED, detail=decision.reason)
+        records.returned(decision.record, decision.reason)
+
+
+def give_up(config: QueueConfig, provider: Provider, message: Message, reason: str, error: str,
+            record=None) -> QuarantinedMessage:
+    """Quarantine the message: in one transaction its actions still waiting for a retry are FAILED with the
+    reason, its record says QUARANTINED and the quarantine keeps it; only then is it acknowledged on the
+    broker (a crash in between redelivers it, and the quarantine is not lost)."""
+    with transaction.atomic():
+        dispatch.close_open_executions(config.event, message.message_id, f"the message was quarantined: {error}")
+        records.quarantined(config, message, record, error)
+        item = keep_in_quarantine(config, message, reason, error)
+    provider.ack(message)
+    log.warning("quarantined %s from %s (%s): %s", message.message_id, config.event, reason, error)
+    return item
 
 
 def _too_many(config: QueueConfig, message: Message) -> str:
@@ -220,8 +236,6 @@ class Listener:
         """Publish due outbox messages (one relay step); returns how many were sent."""
         if not self.relay:
             return 0
-        from .outbox import relay_once
-
         try:
             sent = relay_once()
         except Exception as exc:  # noqa: BLE001 - e.g. the database is down: the next step tries again
@@ -247,8 +261,6 @@ class Listener:
     def run(self, reload_seconds: float | None = None) -> None:
         """Run every consumer in its own thread until `stop` is set; reload the configs and relay the outbox
         meanwhile (again at once while the relay finds a full batch)."""
-        from django.conf import settings
-
         pause = reload_seconds if reload_seconds is not None else settings.OUTBOX_POLL_SECONDS
         backoff = 1.0
         while not self.stop.is_set():

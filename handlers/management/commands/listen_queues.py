@@ -6,7 +6,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from queues.listener import Listener
+from handlers.listener import Listener
 from queues.models import QueueConfig
 
 log = logging.getLogger(__name__)

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from handlers import dispatch
+from handlers.dispatch import Decision
+from handlers.listener import Listener
 from queues import quarantine
-from queues.listener import Listener
 from queues.models import InternalMessage, QuarantinedMessage, ReceivedMessage
-from queues.providers.base import Decision
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Reason = QuarantinedMessage.Reason
@@ -27,7 +27,8 @@ def drain(listener: Listener, expected: int, rounds: int = 5) -> int:
 
 def nack_everything(monkeypatch) -> None:
     def record_and_nack(config, messages, acknowledge=None):  # nothing to acknowledge
-        return [Decision.nack("workflow engine unavailable") for _ in dispatch.__dict__["_real"](config, messages)]
+        return [Decision("nack", "workflow engine unavailable", decided.record)
+                for decided in dispatch.__dict__["_real"](config, messages)]
 
     monkeypatch.setitem(dispatch.__dict__, "_real", dispatch.dispatch_batch)
     monkeypatch.setattr(dispatch, "dispatch_batch", record_and_nack)

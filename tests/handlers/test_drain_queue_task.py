@@ -15,14 +15,35 @@ from django_q.scheduler import scheduler
 from django_q.signing import SignedPackage
 from django_q.tasks import async_task, result
 
-from queues.configs import schedule_name
+from handlers.schedules import schedule_name
+from handlers.tasks import drain_queue
+from queues.configs import ensure_config
 from queues.models import InternalMessage, ListenerHeartbeat, ReceivedMessage
 from queues.publish import publish
-from queues.tasks import drain_queue
 
 from ..brokers import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_it_keeps_a_schedule_in_step_with_each_config():
+    config = ensure_config("conductor:orders")
+    schedule = Schedule.objects.get(name=schedule_name(config))
+    assert (schedule.func, schedule.args, schedule.minutes) == ("handlers.tasks.drain_queue", f"({config.pk}, 50)", 1)
+
+    config.poll_interval_minutes = 5
+    config.save()
+    assert Schedule.objects.get(name=schedule_name(config)).minutes == 5
+
+    config.enabled = False
+    config.save()
+    assert not Schedule.objects.filter(name=schedule_name(config)).exists()
+
+    config.enabled = True
+    config.save()
+    assert Schedule.objects.filter(name=schedule_name(config)).count() == 1
+    config.delete()
+    assert not Schedule.objects.filter(name=schedule_name(config)).exists()
 
 
 def test_it_drains_every_message_of_a_queue(make_config):
@@ -45,7 +66,7 @@ def test_it_leaves_a_disabled_queue_alone(make_config):
 def test_it_runs_the_drain_as_a_django_q_task(make_config):
     config = make_config("amqp_queue")
     publish(config.event, {"via": "django-q"}, message_id="q-1")
-    task_id = async_task("queues.tasks.drain_queue", config.pk, 10)  # inline: the test settings say sync
+    task_id = async_task("handlers.tasks.drain_queue", config.pk, 10)  # inline: the test settings say sync
     assert result(task_id) == 1
     assert ReceivedMessage.objects.get().message_id == "q-1"
 
@@ -53,7 +74,7 @@ def test_it_runs_the_drain_as_a_django_q_task(make_config):
 def test_it_drains_each_queue_when_its_schedule_is_due(make_config):
     config = make_config("conductor")
     publish(config.event, {"scheduled": True})
-    assert Schedule.objects.get(name=schedule_name(config)).func == "queues.tasks.drain_queue"
+    assert Schedule.objects.get(name=schedule_name(config)).func == "handlers.tasks.drain_queue"
     scheduler(broker=get_broker())
     assert ReceivedMessage.objects.get().payload == {"scheduled": True}
 
@@ -66,12 +87,12 @@ def test_it_queues_the_drain_on_redis_when_configured(make_config):
             mock.patch.object(Conf, "REDIS", "redis://127.0.0.1:6379/0"):
         broker = get_broker(list_key)
         assert type(broker).__name__ == "Redis"
-        async_task("queues.tasks.drain_queue", config.pk, 10, broker=broker)
+        async_task("handlers.tasks.drain_queue", config.pk, 10, broker=broker)
         [(package_id, package)] = [broker.dequeue()[0]]
         broker.acknowledge(package_id)
         broker.delete_queue()
     task = SignedPackage.loads(package)
-    assert (task["func"], task["args"]) == ("queues.tasks.drain_queue", (config.pk, 10))
+    assert (task["func"], task["args"]) == ("handlers.tasks.drain_queue", (config.pk, 10))
     assert drain_queue(*task["args"]) == 1  # what the cluster's worker then runs
 
 
