@@ -1,4 +1,4 @@
-"""`eventhub.bulk.insert_many`: the listener's inserts, on the database of this run (one round trip on
+"""`eventhub.lib.bulk.insert_many`: the listener's inserts, on the database of this run (one round trip on
 PostgreSQL, `bulk_create` elsewhere). Whatever goes in must read back exactly as `save()` would store it."""
 
 from datetime import UTC, datetime, timedelta
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from eventhub import bulk
-from eventhub.bulk import Query, build, fetch_together, insert_many
+from eventhub.lib import bulk
+from eventhub.lib.bulk import Query, build, fetch_together, insert_many
 from handlers.models import ActionExecution, ExecutionStatus
 from queues.models import ReceivedMessage
 from workflows.models import Task, Workflow, WorkflowDefinition

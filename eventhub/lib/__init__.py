@@ -1,0 +1,8 @@
+"""Shared plumbing: code every app may use that belongs to none of them.
+
+It imports no app (`handlers`, `workflows`, `queues`) and nothing from `eventhub` outside `eventhub.lib`,
+function bodies included; a model it needs is named by a setting and looked up through `apps.get_model`.
+
+- `bulk`: making and inserting many rows at once, and reading several querysets in one round trip, for
+  the listener's hot path (relies on Django internals; its docstring lists them).
+"""
