@@ -5,4 +5,5 @@ function bodies included; a model it needs is named by a setting and looked up t
 
 - `bulk`: making and inserting many rows at once, and reading several querysets in one round trip, for
   the listener's hot path (relies on Django internals; its docstring lists them).
+- `storable`: whether text and JSON can be stored at all (NUL, unpaired surrogates, nesting depth).
 """

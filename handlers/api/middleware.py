@@ -1,6 +1,6 @@
 from django.http import JsonResponse
 
-from queues.providers.base import has_unstorable_text
+from eventhub.lib.storable import has_unstorable_text
 
 from .errors import api_not_found, error_body
 
