@@ -7,7 +7,6 @@ class HandlersConfig(AppConfig):
     verbose_name = "Event handlers"
 
     def ready(self) -> None:
-        from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)
         from .tasks import sync_schedules
 
         # After migrate (and flush), when django_q's tables exist; synced by name, so it is idempotent.
