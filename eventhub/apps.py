@@ -7,3 +7,4 @@ class EventhubConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .lib.api import schema  # noqa: F401  (registers the OpenAPI auth extension)

@@ -92,8 +92,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "handlers.api.middleware.RefuseUnstorableText",
-    "handlers.api.middleware.ApiNotFoundAsJson",
+    "eventhub.lib.api.middleware.RefuseUnstorableText",
+    "eventhub.lib.api.middleware.ApiNotFoundAsJson",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -155,18 +155,18 @@ LOGIN_URL = "admin:login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "handlers.auth.ConductorTokenAuthentication",
+        "eventhub.lib.api.auth.ConductorTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["handlers.api.permissions.ModelPermission"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "handlers.api.negotiation.LenientContentNegotiation",
+    "DEFAULT_PERMISSION_CLASSES": ["eventhub.lib.api.permissions.ModelPermission"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "eventhub.lib.api.negotiation.LenientContentNegotiation",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["handlers.api.parsers.StorableJSONParser", "handlers.api.parsers.AnyJSONParser"],
-    "EXCEPTION_HANDLER": "handlers.api.errors.conductor_exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["eventhub.lib.api.parsers.StorableJSONParser", "eventhub.lib.api.parsers.AnyJSONParser"],
+    "EXCEPTION_HANDLER": "eventhub.lib.api.errors.conductor_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -184,15 +184,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["handlers.api.schema.canonical_paths"],
+    "PREPROCESSING_HOOKS": ["eventhub.lib.api.schema.canonical_paths"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "handlers.api.schema.json_request_bodies",
+        "eventhub.lib.api.schema.json_request_bodies",
     ],
 }
 
 # API keys: a key id and secret are exchanged at POST /api/token for a signed token that expires.
 API_TOKEN_TTL_SECONDS = env_int("API_TOKEN_TTL_SECONDS", 3600, minimum=60)
+# The model of those keys (eventhub.lib.api.auth reads it through this name, as AUTH_USER_MODEL).
+EVENTHUB_API_KEY_MODEL = "handlers.ApiKey"
 
 Q_CLUSTER = {
     "name": "eventhub",

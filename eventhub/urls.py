@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from handlers.api.errors import api_not_found, api_server_error
+from eventhub.lib.api.errors import api_not_found, api_server_error
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -26,8 +26,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from eventhub.lib.storable import has_unstorable_text
 from queues.kinds import KINDS
-from queues.providers.base import has_unstorable_text
 
 from .changes import delete_handler, restore_revision, save_handler
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run

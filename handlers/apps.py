@@ -8,7 +8,6 @@ class HandlersConfig(AppConfig):
 
     def ready(self) -> None:
         from . import schedules  # noqa: F401  (keeps each queue config's drain schedule in step)
-        from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)
         from .tasks import sync_schedules
 
         # After migrate (and flush), when django_q's tables exist; synced by name, so it is idempotent.

@@ -31,7 +31,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from eventhub.bulk import Query, build, fetch_together
+from eventhub.lib.bulk import Query, build, fetch_together
 from queues import records as message_records
 from queues.models import QueueConfig, ReceivedMessage, stored_message_id
 from queues.providers.base import Message

@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from queues.providers.base import storage_problem
+from eventhub.lib.storable import storage_problem
 
 
 def expand_inline_json(value: Any, depth: int = 0) -> Any:

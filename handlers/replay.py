@@ -17,10 +17,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from eventhub.lib.storable import has_unstorable_text
 from queues import records
 from queues.configs import config_for
 from queues.models import ReceivedMessage, suffixed_message_id
-from queues.providers.base import Message, has_unstorable_text
+from queues.providers.base import Message
 
 from .dispatch import Decision, dispatch_batch
 from .models import ActionExecution, ExecutionStatus

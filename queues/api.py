@@ -12,7 +12,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from handlers.api.serializers import ErrorSerializer  # the API's one error shape (its exception handler's)
+from eventhub.lib.api.errors import ErrorSerializer  # the API's one error shape (its exception handler's)
 
 from .models import OutboxMessage
 from .outbox import InvalidDestination, send

@@ -8,8 +8,10 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from eventhub.lib.storable import UNSTORABLE
+
 from .kinds import KIND_CHOICES, KINDS
-from .providers.base import UNSTORABLE, ConfigurationError, QueueSpec
+from .providers.base import ConfigurationError, QueueSpec
 
 AWS_ACCOUNT = re.compile(r"^\d{12}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -13,7 +13,7 @@ acknowledgement commits with the batch, before its records are inserted.
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from eventhub.bulk import build as build_row
+from eventhub.lib.bulk import build as build_row
 
 from .models import QueueConfig, ReceivedMessage, stored_message_id
 from .providers.base import Message

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
-from handlers.auth import issue_token
+from eventhub.lib.api.auth import issue_token
 from handlers.models import ApiKey
 
 # Everything but positive_data_acceptance: some rules (a condition that compiles, a known

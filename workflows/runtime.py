@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from eventhub.bulk import build, insert_many
+from eventhub.lib.bulk import build, insert_many
 
 from . import event_task
 from .definitions import parse_duration, parse_until

@@ -16,13 +16,13 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from eventhub.lib.api.errors import ConductorValidationError, ErrorSerializer, NotFound
+from eventhub.lib.api.permissions import ModelPermission
 from queues.models import ReceivedMessage
 
 from ..dryrun import DRY_RUN_MESSAGE_ID, dry_run
 from ..models import ActionExecution, EventHandler
 from ..replay import ReplayError, replay
-from .errors import ConductorValidationError, NotFound
-from .permissions import ModelPermission
 from .record_serializers import (
     DryRunRequestSerializer,
     DryRunSerializer,
@@ -33,7 +33,7 @@ from .record_serializers import (
     ReplayRequestSerializer,
     ReplayResultSerializer,
 )
-from .serializers import ErrorSerializer, EventHandlerSerializer
+from .serializers import EventHandlerSerializer
 
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403)}
 MAX_ID = 2**63 - 1

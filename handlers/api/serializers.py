@@ -3,12 +3,12 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from eventhub.lib.api.errors import ConductorValidationError, problems_of
 from queues.kinds import KINDS
 
 from ..actions import ACTION_KINDS
 from ..conditions import EVALUATOR_TYPES
 from ..models import CONDUCTOR_NAMES, EventHandler
-from .errors import ConductorValidationError, problems_of
 
 EVENT_PATTERN = rf"^({'|'.join(KINDS)}):[\s\S]*\S[\s\S]*$"
 
@@ -87,14 +87,3 @@ class TokenRequestSerializer(serializers.Serializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Conductor's error body."""
-
-    status = serializers.IntegerField()
-    message = serializers.CharField()
-    instance = serializers.CharField(required=False)
-    retryable = serializers.BooleanField()
-    error = serializers.CharField(required=False, help_text="EXPIRED_TOKEN or INVALID_TOKEN on a 401.")
-    validationErrors = serializers.ListField(child=serializers.DictField(), required=False)

@@ -8,12 +8,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..auth import TokenRejected, issue_token, key_for_credentials
+from eventhub.lib.api.auth import TokenRejected, issue_token, key_for_credentials
+from eventhub.lib.api.errors import ConductorValidationError, Conflict, ErrorSerializer, NotFound
+from eventhub.lib.api.params import query_bool
+
 from ..changes import delete_handler, save_handler
 from ..models import EventHandler
-from .errors import ConductorValidationError, Conflict, NotFound
-from .params import query_bool
-from .serializers import ErrorSerializer, EventHandlerSerializer, TokenRequestSerializer, TokenSerializer
+from .serializers import EventHandlerSerializer, TokenRequestSerializer, TokenSerializer
 
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403)}
 

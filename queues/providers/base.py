@@ -7,10 +7,11 @@ help; nothing is swallowed here.
 """
 
 import json
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from eventhub.lib.storable import MAX_PAYLOAD_DEPTH, UNSTORABLE, storage_problem
 
 
 class ProviderError(Exception):
@@ -74,12 +75,6 @@ class Message:
         return not self.parse_error
 
 
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-# Deeper payloads are refused as unreadable: the records' JSON encoder (orjson) stops at 255 levels, and
-# records wrap a payload in a few levels of their own (rows, a workflow's input).
-MAX_PAYLOAD_DEPTH = 200
-
-
 def decode_body(raw: bytes | str, max_bytes: int) -> tuple[str, Any, str]:
     """Return (text, payload, parse_error) for a raw body; never raises. A body the records could not
     store is unreadable (and so quarantined with its reason), never a failure of its whole batch."""
@@ -104,42 +99,6 @@ def decode_body(raw: bytes | str, max_bytes: int) -> tuple[str, Any, str]:
         return text, None, f"body is not JSON: {exc}"
     problem = storage_problem(text, payload)
     return (text, None, problem) if problem else (text, payload, "")
-
-
-def storage_problem(text: str, parsed: Any, depth: int = 0) -> str:
-    """Why the records cannot hold `parsed` (the JSON of `text`, placed `depth` levels down), or "". Cheap
-    for ordinary text: the walks run only when it has enough brackets to be that deep, or an escape that
-    may decode to NUL."""
-    limit = MAX_PAYLOAD_DEPTH - depth
-    if text.count("[") + text.count("{") > limit and payload_depth(parsed) > limit:
-        return f"body is JSON nested more than {MAX_PAYLOAD_DEPTH} levels deep"
-    if "\\u" in text and has_unstorable_text(parsed):
-        return "body is JSON, but holds \\u0000 or an unpaired surrogate, which no record can store"
-    return ""
-
-
-def payload_depth(value: Any) -> int:
-    """How many arrays and objects deep JSON goes (without recursion: any depth is measured)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is not None:
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
-def has_unstorable_text(value: Any) -> bool:
-    """Whether JSON holds text no database column or UTF-8 page can take: NUL or an unpaired surrogate
-    (`"\\ud800"` parses in Python, then fails on PostgreSQL and when a response is encoded)."""
-    if isinstance(value, str):
-        return bool(UNSTORABLE.search(value))
-    if isinstance(value, dict):
-        return any(has_unstorable_text(key) or has_unstorable_text(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(has_unstorable_text(item) for item in value)
-    return False
 
 
 def make_message(message_id: str, raw: bytes | str, delivery_count: int, handle: Any, spec: QueueSpec,

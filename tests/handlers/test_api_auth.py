@@ -5,7 +5,7 @@ import pytest
 from django.core import signing
 from rest_framework.test import APIClient
 
-from handlers.auth import TOKEN_SALT, issue_token
+from eventhub.lib.api.auth import TOKEN_SALT, issue_token
 from handlers.models import ApiKey, EventHandler
 
 from ..conftest import make_user, token_client

@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from handlers.api.errors import problems_of
+from eventhub.lib.api.errors import problems_of
 from handlers.models import CONDUCTOR_NAMES, EventHandler
 
 from .seeds import SEEDS, START_SHIPPING

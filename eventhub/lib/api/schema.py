@@ -4,7 +4,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ConductorTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "handlers.auth.ConductorTokenAuthentication"
+    target_class = "eventhub.lib.api.auth.ConductorTokenAuthentication"
     name = "conductorToken"
 
     def get_security_definition(self, auto_schema):

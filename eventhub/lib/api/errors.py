@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found, server_error
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,18 @@ def error_body(request, status_code: int, message: str, *, retryable: bool = Fal
     body = {"status": status_code, "message": message, "instance": _instance(request), "retryable": retryable}
     body.update({key: value for key, value in extra.items() if value is not None})
     return body
+
+
+# The body above, described for the OpenAPI schema (each view lists it under its error codes).
+class ErrorSerializer(serializers.Serializer):
+    """Conductor's error body."""
+
+    status = serializers.IntegerField()
+    message = serializers.CharField()
+    instance = serializers.CharField(required=False)
+    retryable = serializers.BooleanField()
+    error = serializers.CharField(required=False, help_text="EXPIRED_TOKEN or INVALID_TOKEN on a 401.")
+    validationErrors = serializers.ListField(child=serializers.DictField(), required=False)
 
 
 def conductor_exception_handler(exc, context):

@@ -1,7 +1,7 @@
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from queues.providers.base import has_unstorable_text
+from ..storable import has_unstorable_text
 
 
 class StorableJSONParser(JSONParser):

@@ -4,17 +4,34 @@ A client posts its key id and secret to `/api/token` and gets a signed token bac
 `X-Authorization` until it expires. The token names the key, so revoking a key stops its tokens at
 once. Expired or unreadable tokens answer 401 with Conductor's error codes (`EXPIRED_TOKEN`,
 `INVALID_TOKEN`), on which the SDKs fetch a new token and retry.
+
+The key model is the one the `EVENTHUB_API_KEY_MODEL` setting names (`"app_label.ModelName"`, as
+`AUTH_USER_MODEL` names the user model). It needs a unique `key_id` field, a `user` foreign key, a
+`last_used_at` field, an `is_active` property and a `check_secret(secret)` method.
 """
 
+from django.apps import apps
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
-from .models import ApiKey
-
 TOKEN_SALT = "eventhub.api-token"
+
+
+def get_api_key_model() -> type[models.Model]:
+    """The model of API keys named by `EVENTHUB_API_KEY_MODEL`, as `get_user_model()` for users."""
+    try:
+        return apps.get_model(settings.EVENTHUB_API_KEY_MODEL, require_ready=False)
+    except ValueError:
+        raise ImproperlyConfigured("EVENTHUB_API_KEY_MODEL must be of the form 'app_label.model_name'") from None
+    except LookupError:
+        raise ImproperlyConfigured(
+            f"EVENTHUB_API_KEY_MODEL refers to model {settings.EVENTHUB_API_KEY_MODEL!r} that has not been installed"
+        ) from None
 
 
 class TokenRejected(exceptions.AuthenticationFailed):
@@ -23,14 +40,14 @@ class TokenRejected(exceptions.AuthenticationFailed):
         self.error_code = error_code
 
 
-def issue_token(key: ApiKey) -> str:
+def issue_token(key: models.Model) -> str:
     return signing.dumps({"kid": key.key_id}, salt=TOKEN_SALT, compress=True)
 
 
-def key_for_credentials(key_id, key_secret) -> ApiKey | None:
+def key_for_credentials(key_id, key_secret) -> models.Model | None:
     if not isinstance(key_id, str) or not isinstance(key_secret, str):
         return None
-    key = ApiKey.objects.select_related("user").filter(key_id=key_id).first()
+    key = get_api_key_model().objects.select_related("user").filter(key_id=key_id).first()
     if key is None or not key.is_active or not key.check_secret(key_secret):
         return None
     return key
@@ -49,10 +66,11 @@ class ConductorTokenAuthentication(BaseAuthentication):
             raise TokenRejected("The token has expired; exchange the API key for a new one.", "EXPIRED_TOKEN")
         except signing.BadSignature:
             raise TokenRejected("The token is not valid.", "INVALID_TOKEN")
-        key = ApiKey.objects.select_related("user").filter(key_id=claims.get("kid")).first()
+        api_keys = get_api_key_model().objects
+        key = api_keys.select_related("user").filter(key_id=claims.get("kid")).first()
         if key is None or not key.is_active:
             raise TokenRejected("The API key behind this token is revoked or its user is inactive.", "INVALID_TOKEN")
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+        api_keys.filter(pk=key.pk).update(last_used_at=timezone.now())
         return key.user, key
 
     def authenticate_header(self, request) -> str:

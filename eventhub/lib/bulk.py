@@ -15,6 +15,33 @@ as with `bulk_create`. Elsewhere (SQLite) this is `bulk_create`.
 
 Values are read straight off the objects for the plain field types below; any other field type goes
 through its own `get_db_prep_save`, so a model gaining such a field stays correct, only slower.
+
+Django internals this relies on (none is documented API, so a Django upgrade may change any of them):
+
+- `build`: `Model.__init__` does nothing more than set `_state = ModelState()` (imported from
+  `django.db.models.base`), set each concrete field's attribute and send `pre_init`/`post_init`;
+  `ModelState`'s class defaults `db = None` and `adding = True`; `_state.fields_cache`, a dict made on
+  first use and keyed by the relation's name (`field.cache_name`), is where the related descriptor
+  looks for the object, and setting one (`__set__`) also gives both ends a `_state.db` from
+  `router.db_for_write`; `_meta.concrete_fields`, `Field.has_default`/`default`/`get_default`.
+- `insert_many` (PostgreSQL): a foreign key's object assigned before it was saved is read back with
+  `is_cached`/`get_cached_value` (FieldCacheMixin), as `save()` does; `Field.pre_save(obj, add=True)`,
+  `get_db_prep_save`, `JSONField.encoder`, `connection.ops.quote_name`; after the insert, `_state.adding`
+  and `_state.db` set as `save()` sets them; auto keys in identity columns whose sequence
+  `pg_get_serial_sequence` finds; several statements with parameters in one `execute`, which works with
+  psycopg's client-side binding (Django's backend uses it unless `OPTIONS["server_side_binding"]`).
+- `fetch_together` (PostgreSQL): `QuerySet._prefetch_related_lookups`, `query.select_related`;
+  `query.get_compiler(using).as_sql()` giving parameters in placeholder order and leaving on the compiler
+  `klass_info` (`"model"`, `"select_fields"`), `select` (`column[0].target.attname`) and `col_count`;
+  a compiler that runs again with other parameters; `compiler.results_iter(results=[rows])` applying the
+  fields' converters; `Model.from_db`; `cursor.nextset()` reaching psycopg through Django's cursor wrapper.
+
+How a broken upgrade shows: tests/lib/test_bulk.py compares what these functions make with what Django
+makes itself (`model(**values)`, `save()`, `list(queryset)`), so a change fails them rather than this
+module silently storing or reading something else. `build` and the compiler's half of `fetch_together`
+(`test_build_*`, `test_a_compiled_shape_reads_rows_through_the_compilers_internals`,
+`test_a_foreign_key_assigned_before_its_object_was_saved_is_read_off_the_cache`) run on every database;
+the rest only meets the internals on PostgreSQL, so upgrade Django with `make test`, which runs both.
 """
 
 import datetime

@@ -1,4 +1,4 @@
-"""`eventhub.bulk.insert_many`: the listener's inserts, on the database of this run (one round trip on
+"""`eventhub.lib.bulk.insert_many`: the listener's inserts, on the database of this run (one round trip on
 PostgreSQL, `bulk_create` elsewhere). Whatever goes in must read back exactly as `save()` would store it."""
 
 from datetime import UTC, datetime, timedelta
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from eventhub import bulk
-from eventhub.bulk import Query, build, fetch_together, insert_many
+from eventhub.lib import bulk
+from eventhub.lib.bulk import Query, build, fetch_together, insert_many
 from handlers.models import ActionExecution, ExecutionStatus
 from queues.models import ReceivedMessage
 from workflows.models import Task, Workflow, WorkflowDefinition
@@ -219,3 +219,47 @@ def test_build_runs_init_signals_through_the_constructor():
     finally:
         post_init.disconnect(note, sender=Task)
     assert seen == [task] and task.seq == 3
+
+
+# Django internals the module relies on, checked on the database of this run ------------------------
+# (On PostgreSQL the tests above use them all; on SQLite `insert_many` and `fetch_together` hand over to
+# `bulk_create` and plain querysets, so these run their Django half there too.)
+
+
+def test_build_leaves_the_instance_state_the_constructor_leaves():
+    definition = WorkflowDefinition.objects.create(name="flow", definition={"name": "flow", "tasks": []})
+    for model, values in [(Workflow, {"definition": definition, "name": "flow", "version": 1}),
+                          (Task, {"seq": 3}), (ActionExecution, {"delivery": None, "handler_name": "h"})]:
+        made, expected = build(model, **values), model(**values)
+        assert made._state.fields_cache == expected._state.fields_cache  # (made on first use: now in both)
+        assert type(made._state) is type(expected._state)
+        assert vars(made._state).keys() == vars(expected._state).keys(), model
+        assert vars(made._state) == vars(expected._state), model
+
+
+def test_a_compiled_shape_reads_rows_through_the_compilers_internals(monkeypatch):
+    monkeypatch.setattr(bulk, "_SHAPES", {})
+    for n in range(3):
+        ReceivedMessage.objects.create(event="conductor:q", message_id=f"m-{n}", payload={"n": n})
+    compilers = set()
+    for ids in (["m-0", "m-2"], ["m-1", "m-9"]):  # one shape, compiled once, its compiler used again
+        compiler, sql, params = bulk._compiled(
+            Query(ReceivedMessage, _messages, {"event": "conductor:q", "ids": ids}), connection.alias)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            got = bulk._instances(compiler, cursor.fetchall(), connection.alias)
+        compilers.add(id(compiler))
+        assert got == list(_messages("conductor:q", ids))
+        assert [r.payload for r in got] == [{"n": int(i[-1])} for i in ids if i != "m-9"]  # converters applied
+        assert all(not r._state.adding and r._state.db == connection.alias for r in got)
+    assert len(compilers) == 1
+
+
+def test_a_foreign_key_assigned_before_its_object_was_saved_is_read_off_the_cache():
+    record = ReceivedMessage(event="conductor:q", message_id="m")
+    execution = ActionExecution(delivery=record, event="conductor:q", message_id="m", handler_name="h", index=0,
+                                action="start_workflow")
+    record.save()
+    read = bulk._getter(ActionExecution._meta.get_field("delivery"), connection)
+    assert execution.delivery_id is None
+    assert read(execution) == record.pk and execution.delivery_id == record.pk

@@ -1,7 +1,6 @@
 from django.http import JsonResponse
 
-from queues.providers.base import has_unstorable_text
-
+from ..storable import has_unstorable_text
 from .errors import api_not_found, error_body
 
 
