@@ -40,7 +40,7 @@ class Broker:
     def provision(self) -> None:
         """Let Eventhub's provider create the queue, as the listener would."""
         from queues.configs import config_for
-        from queues.providers.base import provider_for
+        from queues.kinds import provider_for
 
         provider = provider_for(config_for(self.event).spec())
         try:

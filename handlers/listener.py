@@ -17,9 +17,10 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from queues import records
+from queues.kinds import provider_for
 from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig
 from queues.outbox import relay_once
-from queues.providers.base import Message, Provider, provider_for
+from queues.providers.base import Message, Provider
 from queues.quarantine import keep_in_quarantine
 
 from . import dispatch  # (the module, not its function: tests replace dispatch_batch)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import outbox, quarantine
+from .kinds import provider_for
 from .models import (
     InternalMessage,
     ListenerHeartbeat,
@@ -20,7 +21,6 @@ from .models import (
     QuarantinedMessage,
     QueueConfig,
 )
-from .providers.base import provider_for
 
 ALIVE_SECONDS = 60
 

@@ -7,6 +7,8 @@ used, so the embedded default (the `conductor` database queue) never needs a bro
 from dataclasses import dataclass
 from importlib import import_module
 
+from .providers.base import Provider, QueueSpec
+
 
 @dataclass(frozen=True)
 class QueueKind:
@@ -55,3 +57,8 @@ def split_event(event: str) -> tuple[str, str]:
     if not name.strip():
         raise ValueError(f"event {event!r} has no queue name after {kind!r}:")
     return kind, name
+
+
+def provider_for(spec: QueueSpec) -> Provider:
+    """A new provider for the queue `spec` names, of its kind's class."""
+    return kind_of(spec.kind).provider_class()(spec)

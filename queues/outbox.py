@@ -35,9 +35,9 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from .configs import config_for, default_config
-from .kinds import split_event
+from .kinds import provider_for, split_event
 from .models import OutboxMessage, QueueConfig
-from .providers.base import Provider, provider_for
+from .providers.base import Provider
 
 log = logging.getLogger(__name__)
 Status = OutboxMessage.Status

@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from .configs import config_for
-from .providers.base import provider_for
+from .kinds import provider_for
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
+from queues.kinds import provider_for
 from queues.models import QueueConfig
-from queues.providers.base import Provider, ProviderError, QueueSpec, provider_for
+from queues.providers.base import Provider, ProviderError, QueueSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ["conductor", "sqs", "amqp_queue", "amqp_exchange", "nats"]

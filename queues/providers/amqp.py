@@ -36,7 +36,8 @@ import pika
 from pika.exceptions import AMQPError, ChannelClosedByBroker, UnroutableError
 
 from .amqp_options import AmqpOptions, AmqpOptionsError, parse_amqp_name
-from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth, make_message
+from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth
+from .bodies import make_message
 
 log = logging.getLogger(__name__)
 PRECONDITION_FAILED = 406

@@ -3,15 +3,13 @@
 A provider is used by one thread at a time (pika and the NATS loop are not shared). It connects lazily
 on first use; after `close()` the next call connects again, which is how consumers reconnect after
 an outage. Errors from the broker are raised as `ProviderError`, which says whether retrying later may
-help; nothing is swallowed here.
+help; nothing is swallowed here. (Turning a raw body into a `Message` is `bodies.py`'s; which class
+serves a kind is the registry's, `queues.kinds.provider_for`.)
 """
 
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-
-from eventhub.lib.storable import MAX_PAYLOAD_DEPTH, UNSTORABLE, storage_problem
 
 
 class ProviderError(Exception):
@@ -75,39 +73,6 @@ class Message:
         return not self.parse_error
 
 
-def decode_body(raw: bytes | str, max_bytes: int) -> tuple[str, Any, str]:
-    """Return (text, payload, parse_error) for a raw body; never raises. A body the records could not
-    store is unreadable (and so quarantined with its reason), never a failure of its whole batch."""
-    size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)  # (lone surrogates too)
-    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-    unstorable = UNSTORABLE.search(text) is not None  # (a NUL byte; surrogates in a str): kept as U+FFFD
-    text = UNSTORABLE.sub("\ufffd", text) if unstorable else text
-    if size > max_bytes:
-        return text, None, f"body is {size} bytes, over the limit of {max_bytes} (QUEUES_MAX_MESSAGE_BYTES)"
-    if isinstance(raw, bytes):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return text, None, f"body is not UTF-8 text: {exc}"
-    if unstorable:
-        return text, None, "body holds NUL or unpaired surrogate characters, which no record can store (kept as U+FFFD)"
-    try:
-        payload = json.loads(text)
-    except RecursionError:
-        return text, None, f"body is JSON nested too deeply to read (at most {MAX_PAYLOAD_DEPTH} levels)"
-    except ValueError as exc:
-        return text, None, f"body is not JSON: {exc}"
-    problem = storage_problem(text, payload)
-    return (text, None, problem) if problem else (text, payload, "")
-
-
-def make_message(message_id: str, raw: bytes | str, delivery_count: int, handle: Any, spec: QueueSpec,
-                 headers: dict | None = None) -> Message:
-    text, payload, error = decode_body(raw, spec.max_message_bytes)
-    return Message(message_id=message_id, body=text, delivery_count=delivery_count, handle=handle,
-                   payload=payload, parse_error=error, headers=headers or {})
-
-
 @dataclass(frozen=True)
 class QueueDepth:
     """Approximate counts; None where the broker cannot tell."""
@@ -160,9 +125,3 @@ class Provider(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def provider_for(spec: QueueSpec) -> Provider:
-    from queues.kinds import kind_of
-
-    return kind_of(spec.kind).provider_class()(spec)

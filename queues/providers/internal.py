@@ -30,7 +30,8 @@ import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from .base import Message, Provider, ProviderError, QueueDepth, make_message
+from .base import Message, Provider, ProviderError, QueueDepth
+from .bodies import make_message
 
 log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.25  # how often an empty queue is looked at again while long-polling

@@ -39,7 +39,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth, make_message
+from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth
+from .bodies import make_message
 
 log = logging.getLogger(__name__)
 CALL_TIMEOUT = 30.0  # beyond a reconnect attempt (a receive allows for its wait on top of this)

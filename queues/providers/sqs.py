@@ -29,7 +29,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth, make_message
+from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth
+from .bodies import make_message
 
 log = logging.getLogger(__name__)
 ID_ATTRIBUTE = "eventhub-message-id"

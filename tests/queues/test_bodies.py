@@ -2,7 +2,7 @@
 
 import pytest
 
-from queues.providers.base import decode_body
+from queues.providers.bodies import decode_body
 
 
 @pytest.mark.parametrize(("raw", "text", "error"), [
