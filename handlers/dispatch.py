@@ -35,7 +35,8 @@ from eventhub.bulk import Query, build, fetch_together
 from queues.models import QueueConfig, ReceivedMessage, stored_message_id
 from queues.providers.base import Decision, Message
 from queues.quarantine import retried_messages
-from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
+from workflows.builtin import BuiltinEngine
+from workflows.engine import WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import substitute
 from workflows.runtime import (

@@ -12,7 +12,7 @@ from handlers.dispatch import _definitions_started_by
 from handlers.models import ActionExecution, EventHandler
 from queues.models import ReceivedMessage
 from workflows import runtime
-from workflows.engine import BuiltinEngine
+from workflows.builtin import BuiltinEngine
 from workflows.errors import NoSuchDefinition
 from workflows.models import Workflow
 
