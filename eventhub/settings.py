@@ -219,14 +219,13 @@ LOGGING = {
 }
 
 # --- workflows ---
-# Which engine event actions and the workflow API drive: the built-in runtime, or a remote
-# Conductor server (CONDUCTOR_SERVER_URL ends in /api, e.g. http://conductor:8080/api).
-WORKFLOW_ENGINE = os.environ.get("WORKFLOW_ENGINE", "builtin").strip().lower()
-if WORKFLOW_ENGINE not in ("builtin", "conductor"):
-    raise ImproperlyConfigured(f"WORKFLOW_ENGINE={WORKFLOW_ENGINE!r} is not an engine; use builtin or conductor")
+# Which engine event actions drive: a name of workflows.engine.ENGINES — the built-in runtime
+# (builtin), or a remote Conductor server (conductor; CONDUCTOR_SERVER_URL ends in /api, e.g.
+# http://conductor:8080/api) — or the dotted path of an engine class. The workflows app checks it, and
+# the engine its own settings, at start-up.
+_engine = os.environ.get("WORKFLOW_ENGINE", "builtin").strip()
+WORKFLOW_ENGINE = _engine if "." in _engine else _engine.lower()  # names are lower case; paths are not
 CONDUCTOR_SERVER_URL = os.environ.get("CONDUCTOR_SERVER_URL", "")
-if WORKFLOW_ENGINE == "conductor" and not CONDUCTOR_SERVER_URL:
-    raise ImproperlyConfigured("WORKFLOW_ENGINE=conductor needs CONDUCTOR_SERVER_URL")
 CONDUCTOR_AUTH_KEY = os.environ.get("CONDUCTOR_AUTH_KEY") or None
 CONDUCTOR_AUTH_SECRET = os.environ.get("CONDUCTOR_AUTH_SECRET") or None
 CONDUCTOR_TIMEOUT_SECONDS = env_int("CONDUCTOR_TIMEOUT_SECONDS", 10, minimum=1)

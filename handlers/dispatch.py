@@ -11,14 +11,16 @@ condition was false or failed.
 
 Exactly once: the batch is one transaction holding every action's effect and its record, so a crash
 anywhere rolls back both and the redelivered message runs again from a clean slate. A failed action
-leaves no partial effect behind: with the built-in engine (database writes only) the batch's actions
-first run together in the batch's transaction, and if any of them raises, that transaction is rolled
-back and the batch runs again with each action in its own savepoint, where a failure undoes that
-action only; other engines (a remote Conductor, whose calls cannot be undone) always run the per-action
-way. The built-in runtime relies on these and skips savepoints of its own. The batch's records (the
-messages, with what became of them, and the executions) are written together at its end, in the same
-transaction. A redelivery after commit finds the final records and runs nothing twice; it records the
-suppressed duplicate instead, pointing at the original.
+leaves no partial effect behind: with a transactional engine (the built-in one: database writes only)
+the batch's actions first run together in the batch's transaction, and if any of them raises, that
+transaction is rolled back and the batch runs again with each action in its own savepoint, where a
+failure undoes that action only; other engines (a remote Conductor, whose calls cannot be undone) always
+run the per-action way. The batch runs inside the engine's `batch()`, whose contract these keep (the
+engine may skip savepoints of its own), and which shares the batch's round trips: what the engine reads
+ahead comes with the handlers, what it started in memory goes in with the records. The batch's records
+(the messages, with what became of them, and the executions) are written together at its end, in the
+same transaction. A redelivery after commit finds the final records and runs nothing twice; it records
+the suppressed duplicate instead, pointing at the original.
 """
 
 import logging
@@ -31,24 +33,16 @@ from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from eventhub.lib.bulk import Query, build, fetch_together
+from eventhub.lib.bulk import Query, build, fetch_together, insert_many
 from queues import records as message_records
 from queues.models import QueueConfig, ReceivedMessage, stored_message_id
 from queues.providers.base import Message
 from queues.quarantine import retried_messages
-from workflows.engine import BuiltinEngine, WorkflowEngine, get_engine
+from workflows.engine import EngineBatch, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import substitute
-from workflows.runtime import (
-    definitions_query,
-    flush_pending,
-    inserting_together,
-    remember_definitions,
-    remembering_definitions,
-    within_callers_savepoint,
-)
 
-from .actions import ACTION_KINDS, ActionContext, is_version
+from .actions import ACTION_KINDS, ActionContext
 from .conditions import ConditionResult, evaluate_batch
 from .models import HANDLER_LEVEL, ActionExecution, EventHandler, ExecutionStatus, HandlerRevision
 from .payload import expand_inline_json
@@ -131,7 +125,7 @@ def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: Work
     Without it, the caller acknowledges after this has returned (a broker's messages)."""
     engine = engine or get_engine()
     payloads = [expand_inline_json(message.payload) for message in messages]
-    if isinstance(engine, BuiltinEngine):
+    if engine.transactional:
         try:
             return _dispatch(config, messages, payloads, engine, records, acknowledge, together=True)
         except _StartOver:
@@ -142,22 +136,21 @@ def dispatch_batch(config: QueueConfig, messages: list[Message], *, engine: Work
 def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engine: WorkflowEngine,
               records: list[ReceivedMessage] | None, acknowledge: Callable[[list[Message]], None] | None, *,
               together: bool) -> list[Decision]:
-    with transaction.atomic(), remembering_definitions():
+    with transaction.atomic(), engine.batch(key=config.event, together=together) as unit:
         new_records = records is None
         records = records or [message_records.build(config, message) for message in messages]
         deliveries = [Delivery(message, record) for message, record in zip(messages, records, strict=True)]
-        batch = _prepare(config, engine, [d.message_id for d in deliveries])
+        batch = _prepare(config, engine, unit, [d.message_id for d in deliveries])
         batch.together = together
         conditions = evaluate_batch([(h.condition, h.evaluator_type) for h in batch.handlers], payloads)
-        with inserting_together() if together else nullcontext():
-            _run_all(batch, deliveries, conditions)
-            decisions = [_decide(config, delivery) for delivery in deliveries]
-            _close_abandoned(batch, deliveries, decisions)
-            if acknowledge is not None:  # the records say so as they are inserted, with the acknowledgement
-                message_records.acknowledged([d.record for d in decisions if d.action == "ack"])
-            # The batch's new rows (workflows started together, the messages with their details, the
-            # executions) in one statement.
-            flush_pending(records if new_records else [], *batch.new_executions())
+        _run_all(batch, deliveries, conditions)
+        decisions = [_decide(config, delivery) for delivery in deliveries]
+        _close_abandoned(batch, deliveries, decisions)
+        if acknowledge is not None:  # the records say so as they are inserted, with the acknowledgement
+            message_records.acknowledged([d.record for d in decisions if d.action == "ack"])
+        # The batch's new rows (workflows started together, the messages with their details, the
+        # executions) in one statement.
+        insert_many(*unit.new_rows(), records if new_records else [], *batch.new_executions())
         if not new_records:
             _save_details(deliveries)
         for execution in batch.changed:
@@ -206,40 +199,18 @@ def _run_all(batch: Batch, deliveries: list[Delivery], conditions: list[list[Con
             _run_handler(batch, delivery, handler, result)
 
 
-# Per queue, the workflow definitions its handlers started in the last batch: the next batch reads them
-# with its handlers, in the same round trip. (Only which ones: a definition itself is read afresh each
-# batch, and one a changed handler starts for the first time is read when it starts.)
-_DEFINITIONS_WANTED: dict[str, set[tuple[str, int | None]]] = {}
-
-
-def _prepare(config: QueueConfig, engine: WorkflowEngine, message_ids: list[str]) -> Batch:
-    # Read on every batch (in one round trip): a handler changed in the admin or the API applies to the
-    # next message. Each handler's latest revision (the number it keeps), not its whole history.
-    builtin = isinstance(engine, BuiltinEngine)
-    wanted = _DEFINITIONS_WANTED.get(config.event, set()) if builtin else set()
-    handlers, revisions, prior, definitions = fetch_together(
+def _prepare(config: QueueConfig, engine: WorkflowEngine, unit: EngineBatch, message_ids: list[str]) -> Batch:
+    # Read on every batch (in one round trip, with what the engine reads ahead): a handler changed in the
+    # admin or the API applies to the next message. Each handler's latest revision, not its whole history.
+    handlers, revisions, prior, *prefetched = fetch_together(
         Query(EventHandler, _active_handlers, {"event": config.event}),
         Query(HandlerRevision, _their_revisions, {"event": config.event}),
         Query(ActionExecution, _earlier, {"event": config.event, "message_ids": message_ids}),
-        definitions_query(wanted),
+        *unit.prefetch(),
     )
-    remember_definitions(wanted, definitions)
-    if builtin:
-        _DEFINITIONS_WANTED[config.event] = _definitions_started_by(handlers)
+    unit.prefetched(prefetched)
     return Batch(config, engine, handlers, {r.handler_id: r for r in revisions}, _by_action(prior),
                  _completed_before_retries(config.event, message_ids))
-
-
-def _definitions_started_by(handlers: list[EventHandler]) -> set[tuple[str, int | None]]:
-    """(name, version) of each workflow the handlers start by a fixed name (not one from the message)."""
-    wanted = set()
-    for handler in handlers:
-        for action in handler.actions:
-            body = action.get("start_workflow") if action.get("action") == "start_workflow" else None
-            name, version = (body.get("name"), body.get("version")) if isinstance(body, dict) else (None, None)
-            if isinstance(name, str) and "${" not in name and is_version(version):
-                wanted.add((name, version))
-    return wanted
 
 
 def _active_handlers(event: str):
@@ -377,7 +348,7 @@ def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     try:
         # Under a savepoint (the batch's or the action's own) that any error rolls back. The record joins the
         # batch's transaction, so effect and record commit together or not at all.
-        with nullcontext() if batch.together else transaction.atomic(), within_callers_savepoint():
+        with nullcontext() if batch.together else transaction.atomic():
             outcome = kind.execute(batch.engine, execution.input, context)
         _finish(batch, execution, Status.COMPLETED, output=outcome.output, workflow_id=outcome.workflow_id)
     except DatabaseError:

@@ -1,48 +1,37 @@
-"""The one interface event actions use to act on workflows, and the engines behind it.
+"""The one interface event actions use to act on workflows, and the registry of engines behind it.
 
-`get_engine()` answers the engine the settings choose: the built-in runtime (`WORKFLOW_ENGINE =
-"builtin"`, the default) or a remote Conductor server (`"conductor"`, at `CONDUCTOR_SERVER_URL`).
-Both raise the errors of `workflows.errors`, whose `retryable` says whether a later try can help.
+`get_engine()` answers the engine `WORKFLOW_ENGINE` chooses: a name of `ENGINES` — the built-in runtime
+(`"builtin"`, the default, workflows.builtin) or a remote Conductor server (`"conductor"`, at
+`CONDUCTOR_SERVER_URL`, workflows.conductor) — or the dotted path of a `WorkflowEngine` class. Every
+engine raises the errors of `workflows.errors`, whose `retryable` says whether a later try can help.
 
 `trigger` (optional) names what moved a workflow or task — e.g. `{"messageId": ..., "executionId":
 ..., "handler": ...}` — and is stored by the built-in engine so the admin can show it.
+
+An engine declares whether it is `transactional`: its effects are writes in the caller's database
+transaction, undone when that is rolled back. Such an engine's effects can commit together with the
+caller's own records; a remote one's cannot be undone. `batch()` lets a caller that makes many calls
+in one transaction (event dispatch) share its round trips with the engine; every engine has one.
 """
 
-import logging
-import time
-from typing import NamedTuple, Protocol
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any, NamedTuple
 
-import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from urllib3.exceptions import NewConnectionError
+from django.db.models import Model, QuerySet
+from django.utils.module_loading import import_string
 
-from . import runtime
-from .errors import (
-    EngineError,
-    EngineUnavailable,
-    InvalidRequest,
-    NoSuchDefinition,
-    NoSuchWorkflow,
-    TaskAlreadyFinished,
-    TaskNotFound,
-    WorkflowAlreadyFinished,
-)
-from .models import Task, TaskStatus, Workflow
+__all__ = ["ENGINES", "EngineBatch", "UpdatedTask", "WorkflowEngine", "engine_class", "get_engine"]
 
-logger = logging.getLogger(__name__)
-
-__all__ = [
-    "BuiltinEngine", "ConductorEngine", "EngineError", "EngineUnavailable", "InvalidRequest",
-    "NoSuchDefinition", "NoSuchWorkflow", "TaskAlreadyFinished", "TaskNotFound", "WorkflowAlreadyFinished",
-    "WorkflowEngine", "get_engine",
-]
-
-# Methods whose repetition has the effect of one request (RFC 9110): retried after any failure.
-IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
-
-TERMINAL_TASK_STATUSES = {"COMPLETED", "FAILED", "FAILED_WITH_TERMINAL_ERROR", "CANCELED", "SKIPPED", "TIMED_OUT",
-                          "COMPLETED_WITH_ERRORS"}
+# The engines `WORKFLOW_ENGINE` can name, by the dotted path of their class. Listed here only.
+ENGINES = {
+    "builtin": "workflows.builtin.BuiltinEngine",
+    "conductor": "workflows.conductor.ConductorEngine",
+}
 
 
 class UpdatedTask(NamedTuple):
@@ -52,264 +41,108 @@ class UpdatedTask(NamedTuple):
     workflow_id: str
 
 
-class WorkflowEngine(Protocol):
+class EngineBatch:
+    """What an engine shares with a caller during `batch()`; this one shares nothing (a remote engine's).
+
+    The caller reads `prefetch()`'s querysets in its own round trip (`fetch_together`) and hands their
+    rows back to `prefetched()`, in order; before its block ends it inserts `new_rows()` (groups of
+    unsaved instances, one model each, in order) with its own new rows, in one statement."""
+
+    def prefetch(self) -> list[QuerySet]:
+        return []
+
+    def prefetched(self, results: list[list[Model]]) -> None:
+        """The rows of `prefetch()`'s querysets, one list per queryset."""
+
+    def new_rows(self) -> list[list[Model]]:
+        return []
+
+
+class WorkflowEngine(ABC):
+    """The interface. Subclass it, fill in the six operations, and name the class in `WORKFLOW_ENGINE`
+    (or in `ENGINES`): nothing outside the engine's module needs to change."""
+
+    transactional: bool = False  # effects join the caller's transaction and are rolled back with it
+
+    @classmethod
+    def configuration(cls) -> dict[str, Hashable]:
+        """The constructor's keyword arguments, read from the settings; raises ImproperlyConfigured naming
+        what is missing or wrong. `get_engine()` keeps one engine per configuration."""
+        return {}
+
+    @contextmanager
+    def batch(self, *, key: str | None = None, together: bool = False) -> Iterator[EngineBatch]:
+        """A block of calls made inside one database transaction of the caller, which promises:
+
+        - any error an engine call raises in the block is followed by rolling back a savepoint (or the
+          transaction) that encloses that call, so a transactional engine's calls skip savepoints of
+          their own (each costs round trips);
+        - with `together`, that rollback encloses the whole block (the caller starts over on any error),
+          so the engine may keep new rows in memory: the caller inserts `new_rows()` before the block
+          ends (what it leaves is inserted as the block ends normally).
+
+        `key` (an event) names batches that tend to need the same things: an engine may learn what one
+        batch read under a key and offer it as the next one's `prefetch()`."""
+        yield EngineBatch()
+
+    @abstractmethod
     def start_workflow(self, name: str, version: int | None = None, input: dict | None = None,
                        correlation_id: str | None = None, task_to_domain: dict | None = None,
-                       idempotency_key: str | None = None, trigger: dict | None = None) -> str: ...
+                       idempotency_key: str | None = None, trigger: dict | None = None) -> str:
+        ...
 
+    @abstractmethod
     def complete_task(self, *, task_id: str | None = None, workflow_id: str | None = None,
                       task_ref_name: str | None = None, output: dict | None = None, reason: str | None = None,
-                      trigger: dict | None = None) -> UpdatedTask: ...
+                      trigger: dict | None = None) -> UpdatedTask:
+        ...
 
+    @abstractmethod
     def fail_task(self, *, task_id: str | None = None, workflow_id: str | None = None,
                   task_ref_name: str | None = None, output: dict | None = None, reason: str | None = None,
-                  trigger: dict | None = None) -> UpdatedTask: ...
+                  trigger: dict | None = None) -> UpdatedTask:
+        ...
 
-    def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> None: ...
-
-    def update_variables(self, workflow_id: str, variables: dict, append_array: bool = False) -> None: ...
-
-    def get_workflow(self, workflow_id: str, include_tasks: bool = True) -> dict: ...
-
-
-class BuiltinEngine:
-    """The embedded runtime; its changes join the caller's transaction (savepoints, no commits)."""
-
-    def start_workflow(self, name, version=None, input=None, correlation_id=None, task_to_domain=None,
-                       idempotency_key=None, trigger=None) -> str:
-        return runtime.start_workflow(name, version, input, correlation_id, task_to_domain, idempotency_key,
-                                      trigger).id
-
-    def complete_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
-                      trigger=None) -> UpdatedTask:
-        task = runtime.update_task(TaskStatus.COMPLETED, task_id=task_id, workflow_id=workflow_id,
-                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger)
-        return UpdatedTask(task.id, task.workflow_id)
-
-    def fail_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
-                  trigger=None) -> UpdatedTask:
-        task = runtime.update_task(TaskStatus.FAILED, task_id=task_id, workflow_id=workflow_id,
-                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger)
-        return UpdatedTask(task.id, task.workflow_id)
-
+    @abstractmethod
     def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> None:
-        runtime.terminate_workflow(workflow_id, reason)
+        ...
 
+    @abstractmethod
     def update_variables(self, workflow_id: str, variables: dict, append_array: bool = False) -> None:
-        runtime.update_variables(workflow_id, variables, append_array)
+        ...
 
+    @abstractmethod
     def get_workflow(self, workflow_id: str, include_tasks: bool = True) -> dict:
-        workflow = Workflow.objects.filter(pk=workflow_id).first()
-        if workflow is None:
-            raise NoSuchWorkflow(f"No workflow with id {workflow_id!r}.")
-        tasks = list(Task.objects.filter(workflow=workflow).order_by("seq")) if include_tasks else None
-        return workflow.to_conductor(tasks)
+        ...
 
 
-class ConductorEngine:
-    """A Conductor server over its REST API (`base_url` ends in `/api`).
-
-    Reads (and other idempotent calls) that fail on the connection, time out or get a 5xx answer are
-    retried `retries` times, `backoff` seconds apart and doubling, then raised as retryable
-    EngineUnavailable. A start or a task update (a POST) is retried only when the server certainly did
-    not process it (no connection was made, or it answered 503); otherwise it is raised at once, as
-    retryable: the message's redelivery tries again, rather than a repeat that could act twice.
-
-    With a key and secret, a token is fetched at `/token` and sent in `X-Authorization`, and
-    fetched again once when the server says it expired.
-    """
-
-    def __init__(self, base_url: str, key_id: str | None = None, key_secret: str | None = None,
-                 timeout: float = 10.0, retries: int = 2, backoff: float = 0.5):
-        self.base_url = base_url.rstrip("/")
-        self.key_id, self.key_secret = key_id, key_secret
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
-        self.session = requests.Session()
-        self._token: str | None = None
-
-    def close(self) -> None:
-        """Drop pooled connections (the server keeps a thread per kept-alive connection)."""
-        self.session.close()
-
-    # Interface -----------------------------------------------------------------------------------
-
-    def start_workflow(self, name, version=None, input=None, correlation_id=None, task_to_domain=None,
-                       idempotency_key=None, trigger=None) -> str:
-        body = {"name": name, "version": version, "input": input or {}, "correlationId": correlation_id,
-                "taskToDomain": task_to_domain or {}, "idempotencyKey": idempotency_key}
-        body = {key: value for key, value in body.items() if value is not None}
-        response = self._call("POST", "/workflow", json=body, text=True, not_found=NoSuchDefinition)
-        return response.text.strip().strip('"')
-
-    def complete_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
-                      trigger=None) -> UpdatedTask:
-        return self._update_task("COMPLETED", task_id, workflow_id, task_ref_name, output, reason)
-
-    def fail_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
-                  trigger=None) -> UpdatedTask:
-        return self._update_task("FAILED", task_id, workflow_id, task_ref_name, output, reason)
-
-    def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> None:
-        workflow = self.get_workflow(workflow_id, include_tasks=False)
-        if workflow.get("status") != "RUNNING":
-            raise WorkflowAlreadyFinished(f"Workflow {workflow_id} is already {workflow.get('status')}.")
-        self._call("DELETE", f"/workflow/{workflow_id}", params={"reason": reason or ""}, not_found=NoSuchWorkflow)
-
-    def update_variables(self, workflow_id: str, variables: dict, append_array: bool = False) -> None:
-        if append_array:
-            current = self.get_workflow(workflow_id, include_tasks=False).get("variables") or {}
-            variables = {
-                key: current[key] + value if isinstance(value, list) and isinstance(current.get(key), list) else value
-                for key, value in variables.items()
-            }
-        # Setting variables to given values twice leaves them as once: safe to repeat, though a POST.
-        self._call("POST", f"/workflow/{workflow_id}/variables", json=variables, not_found=NoSuchWorkflow,
-                   idempotent=True)
-
-    def get_workflow(self, workflow_id: str, include_tasks: bool = True) -> dict:
-        params = {"includeTasks": "true" if include_tasks else "false"}
-        return self._call("GET", f"/workflow/{workflow_id}", params=params, not_found=NoSuchWorkflow).json()
-
-    # Tasks ---------------------------------------------------------------------------------------
-
-    def _update_task(self, status, task_id, workflow_id, task_ref_name, output, reason) -> UpdatedTask:
-        task = self._find_task(task_id, workflow_id, task_ref_name)
-        if task.get("status") in TERMINAL_TASK_STATUSES:
-            raise TaskAlreadyFinished(
-                f"Task {task.get('referenceTaskName')} ({task['taskId']}) is already {task['status']}; "
-                "it was not changed."
-            )
-        result = {"taskId": task["taskId"], "workflowInstanceId": task["workflowInstanceId"], "status": status,
-                  "outputData": output or {}, "reasonForIncompletion": reason}
-        result = {key: value for key, value in result.items() if value is not None}
-        self._call("POST", "/tasks", json=result, text=True, not_found=TaskNotFound)
-        return UpdatedTask(task["taskId"], task["workflowInstanceId"])
-
-    def _find_task(self, task_id, workflow_id, task_ref_name) -> dict:
-        if task_id:
-            response = self._call("GET", f"/tasks/{task_id}", not_found=TaskNotFound)
-            if not response.content.strip():  # Conductor before 3.15 answers an unknown task id with 204
-                raise TaskNotFound(f"Conductor has no task {task_id}.")
-            return response.json()
-        if not workflow_id or not task_ref_name:
-            raise InvalidRequest("Name the task by taskId, or by workflowId and taskRefName.")
-        workflow = self.get_workflow(workflow_id, include_tasks=True)
-        tasks = [t for t in workflow.get("tasks", []) if t.get("referenceTaskName") == task_ref_name]
-        if not tasks:
-            running = workflow.get("status") == "RUNNING"
-            raise TaskNotFound(
-                f"Workflow {workflow_id} has no task {task_ref_name!r}"
-                + (" yet." if running else f" and is {workflow.get('status')}."),
-                retryable=running,
-            )
-        return max(tasks, key=lambda t: t.get("seq", 0))
-
-    # HTTP ----------------------------------------------------------------------------------------
-
-    def _call(self, method: str, path: str, *, text: bool = False, not_found: type[EngineError] = NoSuchWorkflow,
-              idempotent: bool | None = None, **kwargs) -> requests.Response:
-        """Send a request, repeating it while that is safe. `idempotent` defaults to the method's nature."""
-        headers = {"Accept": "text/plain" if text else "application/json"}
-        repeatable = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
-        for attempt in range(self.retries + 1):
-            response, failure, unprocessed = self._attempt(method, path, headers, **kwargs)
-            if response is not None:
-                return self._checked(response, not_found)
-            if not (repeatable or unprocessed):
-                # The server may have acted (started a workflow, completed a task): sending it again
-                # could do it twice. The retryable error leaves the message for its redelivery instead.
-                raise EngineUnavailable(f"Conductor at {self.base_url} failed {method} {path}: {failure} "
-                                        "(not repeated: the server may have acted on it)")
-            if attempt < self.retries:
-                time.sleep(self.backoff * (2**attempt))
-        raise EngineUnavailable(f"Conductor at {self.base_url} failed {method} {path}: {failure}")
-
-    def _attempt(self, method: str, path: str, headers: dict, **kwargs) -> tuple[requests.Response | None, str, bool]:
-        """One try: the answer (None on a failure worth retrying), what failed, and whether the server
-        certainly did not process the request."""
+@cache
+def engine_class(name: str) -> type[WorkflowEngine]:
+    """The engine class a `WORKFLOW_ENGINE` value names: a name of `ENGINES`, or a dotted path."""
+    path = ENGINES.get(name, name)
+    problem = None if "." in path else "use " + " or ".join(ENGINES) + ", or the dotted path of an engine class"
+    if problem is None:
         try:
-            response = self._send(method, path, headers, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            return None, f"{type(exc).__name__}: {exc}", _never_connected(exc)
-        if response.status_code < 500:
-            return response, "", False
-        # 503 says the server (or a gateway in front of it) did not handle the request. Conductor
-        # answers 500 for any failure of its own, which may come after part of the work is done, and a
-        # gateway's 502 or 504 may come after the server behind it acted (it reset or timed out).
-        return None, f"HTTP {response.status_code}: {response.text[:200]}", response.status_code == 503
-
-    def _send(self, method: str, path: str, headers: dict, **kwargs) -> requests.Response:
-        response = self.session.request(method, self.base_url + path, headers={**headers, **self._auth()},
-                                        timeout=self.timeout, **kwargs)
-        if response.status_code == 401 and self.key_id:
-            self._token = None  # Expired or revoked: fetch a fresh token once.
-            response = self.session.request(method, self.base_url + path, headers={**headers, **self._auth()},
-                                            timeout=self.timeout, **kwargs)
-        return response
-
-    def _auth(self) -> dict:
-        if not self.key_id:
-            return {}
-        if self._token is None:
-            response = self.session.post(self.base_url + "/token", timeout=self.timeout,
-                                         json={"keyId": self.key_id, "keySecret": self.key_secret})
-            if response.status_code != 200:
-                raise EngineError(f"Conductor at {self.base_url} refused the API key: HTTP {response.status_code}",
-                                  retryable=response.status_code >= 500)
-            self._token = response.json()["token"]
-        return {"X-Authorization": self._token}
-
-    def _checked(self, response: requests.Response, not_found: type[EngineError]) -> requests.Response:
-        if response.status_code < 400:
-            return response
-        message = _error_message(response)
-        # The error's traceback keeps this frame, and so the response, alive: close its socket file
-        # now, or the connection stays open (half-used) for as long as someone holds the error.
-        response.raw.close()
-        if response.status_code == 404:
-            raise not_found(message)
-        if response.status_code == 409:
-            raise (TaskAlreadyFinished if not_found is TaskNotFound else WorkflowAlreadyFinished)(message)
-        if response.status_code == 429:
-            raise EngineUnavailable(message)
-        if response.status_code in (400, 422):
-            raise InvalidRequest(message)
-        raise EngineError(f"Conductor refused the call (HTTP {response.status_code}): {message}")
-
-
-def _never_connected(exc: requests.RequestException) -> bool:
-    """Whether the request failed before a connection was made (refused, unresolvable, connect time-out),
-    so that the server cannot have seen it. A read time-out or a dropped connection may come after."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    cause = exc.args[0] if exc.args else None
-    return isinstance(getattr(cause, "reason", None), NewConnectionError)
-
-
-def _error_message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:500] or f"HTTP {response.status_code}"
-    return str(body.get("message") or body) if isinstance(body, dict) else str(body)
+            found: Any = import_string(path)
+        except ImportError as exc:
+            problem = f"it cannot be imported ({exc})"
+        else:
+            if isinstance(found, type) and issubclass(found, WorkflowEngine):
+                return found
+            problem = "it is not a subclass of workflows.engine.WorkflowEngine"
+    raise ImproperlyConfigured(f"WORKFLOW_ENGINE={name!r} is not an engine; {problem}")
 
 
 _engines: dict[tuple, WorkflowEngine] = {}
 
 
 def get_engine() -> WorkflowEngine:
-    """The engine the settings choose; one instance per configuration (the remote one keeps its session)."""
-    kind = getattr(settings, "WORKFLOW_ENGINE", "builtin")
-    if kind == "builtin":
-        return BuiltinEngine()
-    if kind != "conductor":
-        raise ImproperlyConfigured(f"WORKFLOW_ENGINE={kind!r} is not an engine; use builtin or conductor")
-    config = (
-        settings.CONDUCTOR_SERVER_URL, settings.CONDUCTOR_AUTH_KEY, settings.CONDUCTOR_AUTH_SECRET,
-        settings.CONDUCTOR_TIMEOUT_SECONDS, settings.CONDUCTOR_RETRIES, settings.CONDUCTOR_RETRY_BACKOFF_SECONDS,
-    )
-    if not config[0]:
-        raise ImproperlyConfigured("WORKFLOW_ENGINE=conductor needs CONDUCTOR_SERVER_URL (e.g. http://host:8080/api)")
-    if config not in _engines:
-        _engines[config] = ConductorEngine(*config)
-    return _engines[config]
+    """The engine the settings choose; one instance per configuration (what the engine keeps lives on:
+    the remote one's HTTP session, the built-in one's read-ahead)."""
+    cls = engine_class(settings.WORKFLOW_ENGINE)
+    configuration = cls.configuration()
+    key = (cls, tuple(configuration.items()))
+    engine = _engines.get(key)
+    if engine is None:  # two threads may both make one here: the first kept is everyone's
+        engine = _engines.setdefault(key, cls(**configuration))
+    return engine

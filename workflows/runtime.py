@@ -3,11 +3,12 @@
 Every public function is one unit of work in `transaction.atomic()`: inside a caller's transaction
 it is a savepoint, so an event action can commit its effect together with its audit record.
 Nothing here commits behind the caller's back. A caller that already wraps each call in a savepoint of
-its own and rolls it back on any error (event dispatch) says so with `within_callers_savepoint()`; the
-units then skip their second, nested savepoint (two round trips to the database each). Inside
-`inserting_together()` (a batch of event actions) a workflow whose first task simply waits is started
-in memory and inserted with the others in one statement when the block ends, or earlier, before
-any other runtime call reads or writes workflows.
+its own and rolls it back on any error (the built-in engine's `batch()`, see workflows.builtin) says so
+with `within_callers_savepoint()`; the units then skip their second, nested savepoint (two round trips
+to the database each). Inside `inserting_together()` (a batch of event actions) a workflow whose first
+task simply waits is started in memory and inserted with the others in one statement when the block
+ends (or by the caller, with its own rows, after `take_pending()`), or earlier, before any other runtime
+call reads or writes workflows.
 
 Locking rule: any change to a workflow or one of its tasks first locks the workflow row
 (`select_for_update`) and only then reads the task. Two concurrent completions of one task are
@@ -19,6 +20,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -59,8 +61,20 @@ UPDATE_STATUSES = {
 WAITING_TYPES = {"SIMPLE", "HUMAN", "WAIT"}
 
 
+DefinitionKey = tuple[str, int | None]  # (name, version); version None: the latest
+
+
+@dataclass
+class RememberedDefinitions:
+    """The workflow definitions of one `remembering_definitions()` block: `found` maps a (name, version) to
+    the definition `find_definition` answers for it; `used` holds the pairs it was asked for and found."""
+
+    found: dict[DefinitionKey, WorkflowDefinition] = field(default_factory=dict)
+    used: set[DefinitionKey] = field(default_factory=set)
+
+
 _CALLER_SAVEPOINT: ContextVar[bool] = ContextVar("workflows_runtime_caller_savepoint", default=False)
-_DEFINITIONS: ContextVar[dict | None] = ContextVar("workflows_runtime_definitions", default=None)
+_DEFINITIONS: ContextVar[RememberedDefinitions | None] = ContextVar("workflows_runtime_definitions", default=None)
 _PENDING: ContextVar[list | None] = ContextVar("workflows_runtime_pending", default=None)
 
 
@@ -76,12 +90,13 @@ def within_callers_savepoint() -> Iterator[None]:
 
 
 @contextmanager
-def remembering_definitions() -> Iterator[None]:
+def remembering_definitions() -> Iterator[RememberedDefinitions]:
     """Within this block each workflow definition is read once: a batch of events starting the same
     workflow reads it for the first start only. Meant for short blocks (one batch, one transaction)."""
-    token = _DEFINITIONS.set({})
+    remembered = RememberedDefinitions()
+    token = _DEFINITIONS.set(remembered)
     try:
-        yield
+        yield remembered
     finally:
         _DEFINITIONS.reset(token)
 
@@ -100,13 +115,18 @@ def inserting_together() -> Iterator[None]:
         _PENDING.reset(token)
 
 
-def flush_pending(*also: list) -> None:
-    """Insert the workflows and tasks started in memory so far (see `inserting_together`), with any other
-    new rows the caller has (`also`: lists of unsaved model instances), in one statement."""
+def take_pending() -> list[list[Workflow] | list[Task]]:
+    """The workflows and the tasks started in memory so far (see `inserting_together`), unsaved, in the
+    order they are to be inserted; the caller inserts them (with rows of its own, in one statement)."""
     pending = _PENDING.get() or []
     workflows, tasks = [w for w, _ in pending], [t for _, t in pending]
     pending.clear()
-    insert_many(workflows, tasks, *also)
+    return [workflows, tasks]
+
+
+def flush_pending() -> None:
+    """Insert the workflows and tasks started in memory so far (see `inserting_together`)."""
+    insert_many(*take_pending())
 
 
 def _unit(*, recovers: bool = False) -> transaction.Atomic:
@@ -119,7 +139,7 @@ def _unit(*, recovers: bool = False) -> transaction.Atomic:
 # Starting --------------------------------------------------------------------------------------
 
 
-def definitions_query(wanted: set[tuple[str, int | None]]) -> QuerySet:
+def definitions_query(wanted: set[DefinitionKey]) -> QuerySet:
     """The definitions `find_definition` would read for these (name, version) pairs (version None: the
     latest), in one query: a caller that reads them together with other rows hands them to
     `remember_definitions`."""
@@ -130,7 +150,7 @@ def definitions_query(wanted: set[tuple[str, int | None]]) -> QuerySet:
     return WorkflowDefinition.objects.filter(match).order_by()
 
 
-def remember_definitions(wanted: set[tuple[str, int | None]], definitions: list[WorkflowDefinition]) -> None:
+def remember_definitions(wanted: set[DefinitionKey], definitions: list[WorkflowDefinition]) -> None:
     """Within `remembering_definitions()`: what `definitions_query(wanted)` found is what `find_definition`
     returns for those pairs (a pair with nothing found is read again, and fails, as it would have)."""
     remembered = _DEFINITIONS.get()
@@ -142,17 +162,18 @@ def remember_definitions(wanted: set[tuple[str, int | None]], definitions: list[
     for name, version in wanted:
         found = [d for d in by_name.get(name, []) if d.version == version] if version else by_name.get(name)
         if found:
-            remembered[(name, version)] = max(found, key=lambda d: d.version)
+            remembered.found[(name, version)] = max(found, key=lambda d: d.version)
 
 
 def find_definition(name: str, version: int | None) -> WorkflowDefinition:
     remembered = _DEFINITIONS.get()
-    if remembered is not None and (name, version) in remembered:
-        return remembered[(name, version)]
-    definition = _read_definition(name, version)
-    if remembered is not None:
-        remembered[(name, version)] = definition
-    return definition
+    if remembered is None:
+        return _read_definition(name, version)
+    key = (name, version)
+    if key not in remembered.found:
+        remembered.found[key] = _read_definition(name, version)
+    remembered.used.add(key)
+    return remembered.found[key]
 
 
 def _read_definition(name: str, version: int | None) -> WorkflowDefinition:

@@ -86,7 +86,7 @@ def test_two_consumers_retrying_one_message_at_once_run_its_action_once():
     from handlers.dispatch import dispatch_batch
     from queues.configs import ensure_config
     from queues.providers.base import Message
-    from workflows.engine import BuiltinEngine
+    from workflows.builtin import BuiltinEngine
     from workflows.errors import EngineUnavailable
 
     flow = register(one_task("HUMAN"))

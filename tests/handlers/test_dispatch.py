@@ -9,7 +9,7 @@ from handlers.models import ActionExecution, EventHandler, HandlerRevision
 from queues.configs import ensure_config
 from queues.models import QueueConfig, ReceivedMessage
 from queues.providers.base import Message
-from workflows.engine import BuiltinEngine
+from workflows.builtin import BuiltinEngine
 from workflows.errors import EngineUnavailable
 from workflows.models import Task, Workflow
 

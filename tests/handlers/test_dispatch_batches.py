@@ -7,13 +7,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from handlers import dispatch as dispatch_module
-from handlers.dispatch import _definitions_started_by
-from handlers.models import ActionExecution, EventHandler
+from handlers.models import ActionExecution
 from queues.models import ReceivedMessage
 from workflows import runtime
-from workflows.engine import BuiltinEngine
-from workflows.errors import NoSuchDefinition
+from workflows.builtin import BuiltinEngine
 from workflows.models import Workflow
 
 from ..workflows.conftest import ADDRESS, register, shipping_definition
@@ -90,20 +87,16 @@ def _definition_reads(queries: list[dict]) -> list[str]:
     return [q["sql"] for q in queries if 'FROM "workflows_workflowdefinition"' in q["sql"]]
 
 
-@pytest.fixture(autouse=True)
-def _no_definitions_wanted_from_other_tests(monkeypatch):
-    monkeypatch.setattr(dispatch_module, "_DEFINITIONS_WANTED", {})
-
-
 def test_a_queues_next_batch_reads_the_definitions_it_starts_with_its_handlers(shipping, monkeypatch):
     reads = []
     read = runtime._read_definition
     monkeypatch.setattr(runtime, "_read_definition", lambda *args: reads.append(args) or read(*args))
     handler(START_SHIPPING, event=EVENT)
-    dispatch(EVENT, message(customer("first")))
+    engine = BuiltinEngine()  # (its read-ahead starts empty)
+    dispatch(EVENT, message(customer("first")), engine=engine)
     assert reads == [("shipping_workflow", 1)]  # the first batch reads it when its first workflow starts
     with CaptureQueriesContext(connection) as second:
-        dispatch(EVENT, message(customer("second")), message(customer("third")))
+        dispatch(EVENT, message(customer("second")), message(customer("third")), engine=engine)
     assert reads == [("shipping_workflow", 1)]  # the second, with its handlers
     [read_ahead] = _definition_reads(second.captured_queries)
     if connection.vendor == "postgresql":  # in the handlers' round trip
@@ -130,33 +123,3 @@ def test_a_definition_removed_since_the_last_batch_fails_its_action_as_before(sh
     execution = ActionExecution.objects.get(message_id=gone.message_id)
     assert (decision.action, execution.status) == ("ack", "FAILED")
     assert "No workflow definition 'shipping_workflow'" in execution.error
-
-
-def test_definitions_are_remembered_by_exact_version_or_latest(shipping):
-    newer = register(shipping_definition(version=2))
-    other = register(shipping_definition(name="other_flow", version=3))
-    wanted = {("shipping_workflow", 1), ("shipping_workflow", None), ("other_flow", None), ("other_flow", 7),
-              ("missing_flow", None)}
-    found = list(runtime.definitions_query(wanted))
-    assert {d.pk for d in found} == {shipping.pk, newer.pk, other.pk}
-    with runtime.remembering_definitions():
-        runtime.remember_definitions(wanted, found)
-        with CaptureQueriesContext(connection) as reads:
-            assert runtime.find_definition("shipping_workflow", 1).pk == shipping.pk
-            assert runtime.find_definition("shipping_workflow", None).pk == newer.pk
-            assert runtime.find_definition("other_flow", None).pk == other.pk
-        assert reads.captured_queries == []
-        with pytest.raises(NoSuchDefinition):
-            runtime.find_definition("other_flow", 7)
-        with pytest.raises(NoSuchDefinition):
-            runtime.find_definition("missing_flow", None)
-
-
-def test_a_workflow_name_taken_from_the_message_is_not_read_ahead():
-    templated = {"name": "x", "event": EVENT, "actions": [
-        {"action": "start_workflow", "start_workflow": {"name": "${flow}", "version": 2}},
-        {"action": "start_workflow", "start_workflow": {"name": "fixed", "version": "${v}"}},
-        {"action": "start_workflow", "start_workflow": {"name": "plain"}},
-        {"action": "complete_task", "complete_task": {"taskId": "${id}"}},
-    ]}
-    assert _definitions_started_by([EventHandler(**templated)]) == {("plain", None)}

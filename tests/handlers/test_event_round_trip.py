@@ -10,7 +10,7 @@ from handlers.changes import save_handler
 from handlers.listener import Listener
 from handlers.models import ActionExecution, EventHandler
 from queues.models import OutboxMessage
-from workflows.engine import BuiltinEngine
+from workflows.builtin import BuiltinEngine
 from workflows.models import Task, Workflow
 
 from ..workflows.conftest import one_task, register, unique

@@ -11,7 +11,7 @@ import pytest
 
 from handlers.models import ActionExecution
 from queues.models import ListenerHeartbeat, OutboxMessage, QuarantinedMessage
-from workflows.engine import BuiltinEngine
+from workflows.builtin import BuiltinEngine
 from workflows.models import Task, Workflow
 
 from ..brokers import wait_until

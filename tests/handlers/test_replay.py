@@ -7,7 +7,7 @@ from handlers.models import ActionExecution
 from handlers.replay import ReplayError, replay, replay_message
 from queues.configs import ensure_config
 from queues.models import ReceivedMessage
-from workflows.engine import BuiltinEngine
+from workflows.builtin import BuiltinEngine
 from workflows.errors import EngineUnavailable
 from workflows.models import Workflow
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from workflows.engine import BuiltinEngine, ConductorEngine, get_engine
+from workflows.conductor import ConductorEngine
 from workflows.errors import EngineUnavailable
 
 TASK = {"taskId": "t1", "workflowInstanceId": "w1", "status": "IN_PROGRESS", "referenceTaskName": "step_ref"}
@@ -146,19 +146,21 @@ def test_it_retries_setting_variables_which_is_safe_to_repeat():
     assert server.requests == ["POST /api/workflow/w1/variables"] * 2
 
 
-def test_it_chooses_the_engine_from_settings(settings):
-    assert isinstance(get_engine(), BuiltinEngine)
-    settings.WORKFLOW_ENGINE = "conductor"
-    settings.CONDUCTOR_SERVER_URL = "http://127.0.0.1:9/api"
-    remote = get_engine()
-    assert isinstance(remote, ConductorEngine) and remote.base_url == "http://127.0.0.1:9/api"
-    assert get_engine() is remote
+def test_it_is_built_from_the_settings_and_needs_a_server_url(settings):
+    settings.CONDUCTOR_SERVER_URL, settings.CONDUCTOR_RETRIES = "http://127.0.0.1:9/api", 5
+    remote = ConductorEngine(**ConductorEngine.configuration())
+    assert (remote.base_url, remote.retries) == ("http://127.0.0.1:9/api", 5)
     settings.CONDUCTOR_SERVER_URL = ""
-    with pytest.raises(ImproperlyConfigured):
-        get_engine()
-    settings.WORKFLOW_ENGINE = "zeebe"
-    with pytest.raises(ImproperlyConfigured):
-        get_engine()
+    with pytest.raises(ImproperlyConfigured, match="WORKFLOW_ENGINE=conductor needs CONDUCTOR_SERVER_URL"):
+        ConductorEngine.configuration()
+
+
+def test_it_is_not_transactional_and_its_batch_shares_nothing():
+    remote = ConductorEngine("http://127.0.0.1:9/api")
+    assert remote.transactional is False
+    with remote.batch(key="conductor:orders", together=True) as unit:
+        assert unit.prefetch() == [] and unit.new_rows() == []
+        unit.prefetched([])
 
 
 def test_an_unknown_task_id_answered_with_204_is_task_not_found():

@@ -4,7 +4,8 @@ live Eventhub server's own workflow API over HTTP (with an API key, as against a
 import pytest
 
 from handlers.models import ApiKey
-from workflows.engine import BuiltinEngine, ConductorEngine
+from workflows.builtin import BuiltinEngine
+from workflows.conductor import ConductorEngine
 from workflows.errors import (
     NoSuchDefinition,
     NoSuchWorkflow,

@@ -5,7 +5,7 @@ import pytest
 from django.db import transaction
 
 from queues.models import InternalMessage, OutboxMessage
-from workflows.engine import BuiltinEngine
+from workflows.builtin import BuiltinEngine
 from workflows.models import Task, Workflow
 
 from .conftest import one_task, register

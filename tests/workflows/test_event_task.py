@@ -41,7 +41,7 @@ def test_it_builds_the_payload_from_the_task_input_and_the_workflow():
 @pytest.mark.django_db
 def test_an_event_task_publishes_to_the_internal_queue_and_completes():
     from queues.models import InternalMessage
-    from workflows.engine import BuiltinEngine
+    from workflows.builtin import BuiltinEngine
     from workflows.models import Task, Workflow
 
     from .conftest import one_task, register

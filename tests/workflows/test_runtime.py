@@ -1,6 +1,8 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from workflows import runtime
@@ -14,7 +16,7 @@ from workflows.errors import (
 )
 from workflows.models import Task, TaskStatus, Workflow, WorkflowStatus
 
-from .conftest import ADDRESS, one_task, register, unique
+from .conftest import ADDRESS, one_task, register, shipping_definition, unique
 
 pytestmark = pytest.mark.django_db
 
@@ -217,3 +219,25 @@ def test_it_polls_tasks_of_a_domain_only_with_that_domain(shipping):
     runtime.update_task("COMPLETED", workflow_id=workflow.id, task_ref_name="human_docusign_step_ref")
     assert runtime.poll_tasks("ship_order") == []
     assert [t.domain for t in runtime.poll_tasks("ship_order", domain="eu")] == ["eu"]
+
+
+def test_definitions_are_remembered_by_exact_version_or_latest(shipping):
+    newer = register(shipping_definition(version=2))
+    other = register(shipping_definition(name="other_flow", version=3))
+    wanted = {("shipping_workflow", 1), ("shipping_workflow", None), ("other_flow", None), ("other_flow", 7),
+              ("missing_flow", None)}
+    found = list(runtime.definitions_query(wanted))
+    assert {d.pk for d in found} == {shipping.pk, newer.pk, other.pk}
+    with runtime.remembering_definitions() as remembered:
+        runtime.remember_definitions(wanted, found)
+        with CaptureQueriesContext(connection) as reads:
+            assert runtime.find_definition("shipping_workflow", 1).pk == shipping.pk
+            assert runtime.find_definition("shipping_workflow", None).pk == newer.pk
+            assert runtime.find_definition("other_flow", None).pk == other.pk
+        assert reads.captured_queries == []
+        assert remembered.used == {("shipping_workflow", 1), ("shipping_workflow", None), ("other_flow", None)}
+        with pytest.raises(NoSuchDefinition):
+            runtime.find_definition("other_flow", 7)
+        with pytest.raises(NoSuchDefinition):
+            runtime.find_definition("missing_flow", None)
+    assert ("other_flow", 7) not in remembered.used  # only what was found (a batch reads ahead what it used)
