@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 # Bottom → top. A module may import its own layer and the layers listed before it, never one listed
 # after it. A module belongs to the longest entry its dotted name starts with (`eventhub.lib.bulk` to
 # `eventhub.lib`, `eventhub.urls` to `eventhub`).
@@ -262,33 +264,41 @@ def located(problems: list[UpwardImport | Cycle]) -> list[str]:
     return [f"{problem.edge.path}:{problem.edge.line}" for problem in problems if isinstance(problem, UpwardImport)]
 
 
-def test_it_finds_an_upward_import_hidden_in_a_function_body(tmp_path):
-    source = "import json\n\n\ndef listen():\n    from handlers.dispatch import dispatch\n    return dispatch\n"
-    root = tree(tmp_path, {"queues/listener.py": source, "handlers/dispatch.py": "def dispatch(): ...\n"})
-    problems = layout_problems(root)
-    assert located(problems) == ["queues/listener.py:5"]
-    assert "from handlers.dispatch import dispatch" in str(problems[0])
-    assert "handlers.dispatch is in layer handlers, above queues" in str(problems[0])
+UPWARD_CASES = {
+    "hidden in a function body": (
+        {"queues/listener.py": "import json\n\n\ndef listen():\n    from handlers.dispatch import dispatch\n"
+                               "    return dispatch\n",
+         "handlers/dispatch.py": "def dispatch(): ...\n"},
+        "queues/listener.py:5", "from handlers.dispatch import dispatch",
+        "handlers.dispatch is in layer handlers, above queues",
+    ),
+    "in a TYPE_CHECKING block": (
+        {"eventhub/lib/bulk.py": "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+                                 "    from queues.models import QueueConfig\n",
+         "queues/models.py": ""},
+        "eventhub/lib/bulk.py:4", "from queues.models import QueueConfig",
+        "queues.models is in layer queues, above eventhub.lib",
+    ),
+    "relative, resolving upward inside a try": (
+        {"eventhub/lib/errors.py": "try:\n    from .. import checks\nexcept ImportError:\n    checks = None\n",
+         "eventhub/checks.py": ""},
+        "eventhub/lib/errors.py:2", "from .. import checks", "eventhub.checks is in layer eventhub, above eventhub.lib",
+    ),
+    "by a literal dotted path": (
+        {"handlers/api/views.py": "from django.utils.module_loading import import_string\n\n"
+                                  'view = import_string("eventhub.urls.view")\n',
+         "eventhub/urls.py": ""},
+        "handlers/api/views.py:3", "import_string('eventhub.urls.view')",
+        "eventhub.urls is in layer eventhub, above handlers",
+    ),
+}
 
 
-def test_it_finds_an_upward_import_in_a_type_checking_block(tmp_path):
-    source = "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from queues.models import QueueConfig\n"
-    root = tree(tmp_path, {"eventhub/lib/bulk.py": source, "queues/models.py": ""})
-    assert located(layout_problems(root)) == ["eventhub/lib/bulk.py:4"]
-
-
-def test_it_finds_a_relative_import_that_resolves_upward(tmp_path):
-    source = "try:\n    from .. import checks\nexcept ImportError:\n    checks = None\n"
-    root = tree(tmp_path, {"eventhub/lib/errors.py": source, "eventhub/checks.py": ""})
-    problems = layout_problems(root)
-    assert located(problems) == ["eventhub/lib/errors.py:2"]
-    assert "eventhub.checks is in layer eventhub, above eventhub.lib" in str(problems[0])
-
-
-def test_it_finds_an_app_importing_the_wiring_by_a_literal_dotted_path(tmp_path):
-    source = 'from django.utils.module_loading import import_string\n\nview = import_string("eventhub.urls.view")\n'
-    root = tree(tmp_path, {"handlers/api/views.py": source, "eventhub/urls.py": ""})
-    assert located(layout_problems(root)) == ["handlers/api/views.py:3"]
+@pytest.mark.parametrize(("files", "where", "statement", "why"), UPWARD_CASES.values(), ids=UPWARD_CASES.keys())
+def test_it_finds_an_upward_import(tmp_path, files, where, statement, why):
+    problems = layout_problems(tree(tmp_path, files))
+    assert located(problems) == [where]
+    assert str(problems[0]).startswith(f"{where}: {statement} — {why}")
 
 
 def test_it_finds_a_two_module_cycle_within_one_app(tmp_path):
