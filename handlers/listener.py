@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from queues import records
 from queues.kinds import provider_for
-from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig
+from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 from queues.outbox import relay_once
 from queues.providers.base import Message, Provider
 from queues.quarantine import keep_in_quarantine
@@ -71,7 +71,7 @@ def settle(config: QueueConfig, provider: Provider, message: Message, decision: 
 
 
 def give_up(config: QueueConfig, provider: Provider, message: Message, reason: str, error: str,
-            record=None) -> QuarantinedMessage:
+            record: ReceivedMessage | None = None) -> QuarantinedMessage:
     """Quarantine the message: in one transaction its actions still waiting for a retry are FAILED with the
     reason, its record says QUARANTINED and the quarantine keeps it; only then is it acknowledged on the
     broker (a crash in between redelivers it, and the quarantine is not lost)."""
