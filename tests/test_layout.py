@@ -58,6 +58,8 @@ class Import:
 
 @dataclass(frozen=True)
 class UpwardImport:
+    """An import that points up the stack (or sideways into the wiring), and which rule it breaks."""
+
     edge: Import
     why: str
 
@@ -67,6 +69,8 @@ class UpwardImport:
 
 @dataclass(frozen=True)
 class Cycle:
+    """Imports that lead from a module back to itself, in order (each edge's target is the next's source)."""
+
     edges: tuple[Import, ...]
 
     def __str__(self) -> str:
