@@ -265,6 +265,10 @@ LOGGING["loggers"]["pika"] = {"level": "WARNING"}
 # JavaScript conditions: each evaluation's time limit and the V8 isolate's memory limit.
 CONDITION_TIME_LIMIT_SECONDS = env_int("CONDITION_TIME_LIMIT_MS", 1000, minimum=10) / 1000
 CONDITION_MEMORY_LIMIT_BYTES = env_int("CONDITION_MEMORY_LIMIT_MB", 64, minimum=16) * 1024 * 1024
+# JavaScript isolates per process (each up to the memory limit), and how long a dry-run waits for one
+# before answering 503: concurrent requests cannot multiply the memory limit.
+CONDITION_ISOLATES = env_int("CONDITION_ISOLATES", 4, minimum=1)
+CONDITION_ISOLATE_WAIT_SECONDS = env_int("CONDITION_ISOLATE_WAIT_MS", 2000, minimum=0) / 1000
 # Received messages and finished executions older than this are deleted by a django-q2 schedule
 # (handlers.tasks.purge_old_records), which runs every RECORDS_PURGE_INTERVAL_MINUTES.
 RECORDS_RETENTION_DAYS = env_int("RECORDS_RETENTION_DAYS", 30, minimum=1)

@@ -30,6 +30,7 @@ from eventhub.lib.storable import has_unstorable_text
 from queues.kinds import KINDS
 
 from .changes import delete_handler, restore_revision, save_handler
+from .conditions import IsolatesBusy
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
 from .message_admin import workflow_link
@@ -554,8 +555,11 @@ def dry_run_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id:
     form = DryRunForm(request.POST or None)
     result = None
     if request.method == "POST" and form.is_valid():
-        result = dry_run(handler, form.cleaned_data["payload"],
-                         message_id=form.cleaned_data["message_id"] or DRY_RUN_MESSAGE_ID)
+        try:
+            result = dry_run(handler, form.cleaned_data["payload"],
+                             message_id=form.cleaned_data["message_id"] or DRY_RUN_MESSAGE_ID)
+        except IsolatesBusy as exc:
+            form.add_error(None, f"Conditions are busy ({exc}); try again in a moment.")
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,

@@ -10,6 +10,8 @@ import copy
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.conf import settings
+
 from workflows.params import substitute
 
 from .actions import ACTION_KINDS, ActionContext
@@ -49,7 +51,10 @@ class DryRun:
 
 def dry_run(handler: EventHandler, payload: Any, *, message_id: str = DRY_RUN_MESSAGE_ID) -> DryRun:
     """The condition's result and each action's resolved input for `payload`; runs nothing."""
-    result: ConditionResult = evaluate(handler.condition, handler.evaluator_type, expand_inline_json(payload))
+    # Evaluated in the web process: it waits a bounded time for one of the process's few isolates
+    # (IsolatesBusy after that), so concurrent dry-runs cannot multiply the condition memory limit.
+    result: ConditionResult = evaluate(handler.condition, handler.evaluator_type, expand_inline_json(payload),
+                                       wait=settings.CONDITION_ISOLATE_WAIT_SECONDS)
     context = ActionContext(message_id, handler.event, "", handler.name)
     actions = [
         resolve_action(action, index, payload, context, would_run=result.matched)

@@ -12,6 +12,7 @@ on received messages; a dry-run, which runs and writes nothing, the view permiss
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +21,7 @@ from eventhub.lib.api.errors import ConductorValidationError, ErrorSerializer, N
 from eventhub.lib.api.permissions import ModelPermission
 from queues.models import ReceivedMessage
 
+from ..conditions import IsolatesBusy
 from ..dryrun import DRY_RUN_MESSAGE_ID, dry_run
 from ..models import ActionExecution, EventHandler
 from ..replay import ReplayError, replay
@@ -194,6 +196,10 @@ class DryRunPermission(ModelPermission):
         return bool(user and user.is_authenticated and user.has_perm("handlers.view_eventhandler"))
 
 
+class ConditionsBusy(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE  # (retryable in Conductor's error body)
+
+
 class DryRunView(APIView):
     permission_classes = [DryRunPermission]
 
@@ -204,7 +210,10 @@ class DryRunView(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         handler = _saved_handler(data["name"]) if "name" in data else _unsaved_handler(data["handler"])
-        result = dry_run(handler, data["payload"], message_id=data.get("messageId") or DRY_RUN_MESSAGE_ID)
+        try:
+            result = dry_run(handler, data["payload"], message_id=data.get("messageId") or DRY_RUN_MESSAGE_ID)
+        except IsolatesBusy as exc:
+            raise ConditionsBusy(f"{exc}; try again shortly") from None
         return Response(result.as_dict())
 
 
