@@ -140,3 +140,19 @@ def test_a_user_with_change_permission_writes(django_user_model):
     editor = token_client(make_user(django_user_model, "editor", "view_eventhandler", "change_eventhandler"))
     assert editor.post("/api/event", data=START_SHIPPING, format="json").status_code == 200
     assert editor.delete("/api/event/start_shipping_workflow").status_code == 200
+
+
+@pytest.mark.parametrize("case", ["wrong secret", "unknown key id", "revoked key", "right secret"])
+def test_every_key_exchange_hashes_one_secret_so_its_time_tells_no_key_id(superuser, monkeypatch, case):
+    from django.contrib.auth.hashers import MD5PasswordHasher  # (the test settings' hasher)
+
+    key, secret = ApiKey.issue(superuser, "orders worker")
+    if case == "revoked key":
+        key.revoke()
+    verified = []
+    real_verify = MD5PasswordHasher.verify
+    monkeypatch.setattr(MD5PasswordHasher, "verify", lambda self, *a: verified.append(1) or real_verify(self, *a))
+    key_id = "no-such-key" if case == "unknown key id" else key.key_id
+    response = exchange(APIClient(), key_id, secret if case in ("right secret", "revoked key") else "wrong")
+    assert response.status_code == (200 if case == "right secret" else 401)
+    assert len(verified) == 1

@@ -10,8 +10,12 @@ The key model is the one the `EVENTHUB_API_KEY_MODEL` setting names (`"app_label
 `last_used_at` field, an `is_active` property and a `check_secret(secret)` method.
 """
 
+import secrets
+from functools import cache
+
 from django.apps import apps
 from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
@@ -48,9 +52,16 @@ def key_for_credentials(key_id, key_secret) -> models.Model | None:
     if not isinstance(key_id, str) or not isinstance(key_secret, str):
         return None
     key = get_api_key_model().objects.select_related("user").filter(key_id=key_id).first()
-    if key is None or not key.is_active or not key.check_secret(key_secret):
-        return None
-    return key
+    # The secret is hashed and compared whatever the key: an unknown or revoked key id costs as much time
+    # as a wrong secret, so the time of an answer does not tell which key ids exist.
+    matches = key.check_secret(key_secret) if key is not None else check_password(key_secret, _dummy_hash())
+    return key if key is not None and matches and key.is_active else None
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash of a random secret, made by the default hasher as a key's secret is, for unknown key ids."""
+    return make_password(secrets.token_urlsafe(32))
 
 
 class ConductorTokenAuthentication(BaseAuthentication):
