@@ -1,7 +1,30 @@
-from django.http import JsonResponse
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
 
 from ..storable import has_unstorable_text
 from .errors import api_not_found, error_body
+
+
+class LimitRequestBodies:
+    """Answer 413 to a request, on any route and before anything reads it or checks who sent it, whose
+    body is declared larger than REQUEST_MAX_BYTES (Django reads no more than a declared length, so a
+    body without one is empty to it). API routes get Conductor's error body."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0  # (Django reads an unreadable length as none)
+        if length > settings.REQUEST_MAX_BYTES:
+            message = (f"The request body is {length} bytes; at most {settings.REQUEST_MAX_BYTES} are accepted "
+                       "(REQUEST_MAX_BYTES).")
+            if request.path.startswith("/api/"):
+                return JsonResponse(error_body(request, 413, message), status=413)
+            return HttpResponse(message, status=413, content_type="text/plain")
+        return self.get_response(request)
 
 
 class RefuseUnstorableText:
