@@ -59,18 +59,6 @@ class Decision:
     reason: str = ""
     record: ReceivedMessage | None = None
 
-    @classmethod
-    def ack(cls) -> "Decision":
-        return cls("ack")
-
-    @classmethod
-    def nack(cls, reason: str = "") -> "Decision":
-        return cls("nack", reason)
-
-    @classmethod
-    def quarantine(cls, reason: str) -> "Decision":
-        return cls("quarantine", reason)
-
 
 @dataclass
 class Delivery:

@@ -21,7 +21,6 @@ from queues.kinds import provider_for
 from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 from queues.outbox import relay_once
 from queues.providers.base import Message, Provider
-from queues.quarantine import keep_in_quarantine
 
 from . import dispatch  # (the module, not its function: tests replace dispatch_batch)
 
@@ -78,7 +77,7 @@ def give_up(config: QueueConfig, provider: Provider, message: Message, reason: s
     with transaction.atomic():
         dispatch.close_open_executions(config.event, message.message_id, f"the message was quarantined: {error}")
         records.quarantined(config, message, record, error)
-        item = keep_in_quarantine(config, message, reason, error)
+        item = QuarantinedMessage.from_message(config, message, reason, error)
     provider.ack(message)
     log.warning("quarantined %s from %s (%s): %s", message.message_id, config.event, reason, error)
     return item

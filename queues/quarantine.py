@@ -4,8 +4,7 @@ import json
 import re
 from typing import Any
 
-from .models import QuarantinedMessage, QueueConfig, suffixed_message_id
-from .providers.base import Message
+from .models import QuarantinedMessage, suffixed_message_id
 
 RETRY_MARK = ".retry"  # a retry's message id: <the id it retried>.retry<quarantine id> (see retry_id)
 RETRY_SUFFIX = re.compile(rf"{re.escape(RETRY_MARK)}([0-9]+)$")
@@ -16,12 +15,6 @@ Status = QuarantinedMessage.Status
 
 class NotQuarantined(ValueError):
     """Only a message still in quarantine can be retried or discarded."""
-
-
-def keep_in_quarantine(config: QueueConfig, message: Message, reason: str, error: str) -> QuarantinedMessage:
-    """Keep the message in the quarantine table, with its delivery history. The caller acknowledges it on
-    the broker once this has committed (the give-up step, `handlers.listener.give_up`)."""
-    return QuarantinedMessage.from_message(config, message, reason, error)
 
 
 def _check_open(item: QuarantinedMessage) -> None:

@@ -96,7 +96,7 @@ def test_it_skips_dispatch_for_a_message_already_delivered_too_often(make_config
 def test_it_quarantines_what_dispatch_rejects(make_config, monkeypatch):
     config = make_config("conductor")
     monkeypatch.setattr(dispatch, "dispatch_batch",
-                        lambda c, ms, **_: [Decision.quarantine("no handler matched")] * len(ms))
+                        lambda c, ms, **_: [Decision("quarantine", "no handler matched")] * len(ms))
     InternalMessage.objects.create(queue=config.name, message_id="m", body='{"a": 1}')
     Listener(events=[config.event]).run_once(wait=0)
     item = QuarantinedMessage.objects.get()

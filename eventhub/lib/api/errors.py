@@ -139,18 +139,18 @@ def server_error_response(request, exc) -> Response:
     return Response(body, status=500)
 
 
-def _is_api(request) -> bool:
+def is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
 def api_not_found(request, exception=None):
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse(error_body(request, 404, f"No route for {request.path}."), status=404)
     return page_not_found(request, exception)
 
 
 def api_server_error(request):
-    if _is_api(request):
+    if is_api(request):
         body = error_body(request, 500, "Internal error; see the server log.", retryable=True)
         return JsonResponse(body, status=500)
     return server_error(request)

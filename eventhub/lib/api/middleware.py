@@ -2,7 +2,7 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 
 from ..storable import has_unstorable_text
-from .errors import api_not_found, error_body
+from .errors import api_not_found, error_body, is_api
 
 
 class LimitRequestBodies:
@@ -21,7 +21,7 @@ class LimitRequestBodies:
         if length > settings.REQUEST_MAX_BYTES:
             message = (f"The request body is {length} bytes; at most {settings.REQUEST_MAX_BYTES} are accepted "
                        "(REQUEST_MAX_BYTES).")
-            if request.path.startswith("/api/"):
+            if is_api(request):
                 return JsonResponse(error_body(request, 413, message), status=413)
             return HttpResponse(message, status=413, content_type="text/plain")
         return self.get_response(request)
@@ -35,7 +35,7 @@ class RefuseUnstorableText:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith("/api/") and (
+        if is_api(request) and (
             has_unstorable_text(request.path) or has_unstorable_text(dict(request.GET.lists()))
         ):
             message = "The path or query holds a NUL character or an unpaired surrogate, which cannot be stored."
@@ -52,6 +52,6 @@ class ApiNotFoundAsJson:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if response.status_code == 404 and request.resolver_match is None and request.path.startswith("/api/"):
+        if response.status_code == 404 and request.resolver_match is None and is_api(request):
             return api_not_found(request)  # (a route's own 404, e.g. the browsable API's page, is kept)
         return response
