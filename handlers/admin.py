@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from eventhub.lib.storable import has_unstorable_text
+from eventhub.lib.forms import form_json
 from queues.kinds import KINDS
 
 from .changes import delete_handler, restore_revision, save_handler
@@ -537,13 +537,7 @@ class DryRunForm(forms.Form):
                                  help_text="Put in conductor.event.messageId.")
 
     def clean_payload(self):
-        try:
-            payload = json.loads(self.cleaned_data["payload"])
-        except ValueError as exc:
-            raise forms.ValidationError(f"Not JSON: {exc}") from None
-        if has_unstorable_text(payload):
-            raise forms.ValidationError("The JSON holds a NUL character or an unpaired surrogate.")
-        return payload
+        return form_json(self.cleaned_data["payload"])
 
 
 def dry_run_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:

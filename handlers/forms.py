@@ -8,8 +8,11 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
+
+from eventhub.lib.forms import StorableJSONField, form_json
 
 from .changes import save_handler
 from .conditions import EVALUATOR_TYPES
@@ -17,7 +20,6 @@ from .models import CONDUCTOR_NAMES, EventHandler, normalize_actions
 
 # The order people read a handler in; keys not named here follow in their stored order.
 READING_ORDER = list(CONDUCTOR_NAMES.values())
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
 CODE_ATTRS = {"spellcheck": "false", "style": "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace"}
 
 
@@ -27,18 +29,6 @@ def pretty_json(value: Any) -> str:
         rank = {key: position for position, key in enumerate(READING_ORDER)}
         value = {key: value[key] for key in sorted(value, key=lambda key: rank.get(key, len(rank)))}
     return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-def parse_json(text: str) -> Any:
-    """Parse JSON or raise a ValidationError that says where it broke, in the words a person can act on."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            "Not valid JSON: %(reason)s at line %(line)s, column %(column)s.",
-            code="invalid",
-            params={"reason": exc.msg, "line": exc.lineno, "column": exc.colno},
-        ) from None
 
 
 def without_redundant(error_dict: dict[str, list]) -> dict[str, list]:
@@ -65,19 +55,13 @@ def error_lines(error: ValidationError) -> list[str]:
     return lines
 
 
-class PrettyJSONField(forms.JSONField):
+class PrettyJSONField(StorableJSONField):
     """A JSON textarea that shows its value indented and explains where invalid input broke."""
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, forms.fields.InvalidJSONInput):
             return value  # Give people back exactly what they typed, so they can fix it.
         return json.dumps(value, indent=2, ensure_ascii=False)
-
-    def to_python(self, value: Any) -> Any:
-        if isinstance(value, str) and value.strip():
-            parsed = parse_json(value)
-            return forms.fields.JSONString(parsed) if isinstance(parsed, str) else parsed
-        return super().to_python(value)
 
     def validate(self, value: Any) -> None:
         # `[]` is a value the model has a precise message for ("at least one action"); only a blank box is missing.
@@ -183,13 +167,13 @@ class HandlerImportForm(forms.Form):
 
     def clean_file(self) -> list:
         upload = self.cleaned_data["file"]
-        if upload.size > MAX_IMPORT_BYTES:
-            raise ValidationError(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB.")
+        if upload.size > settings.REQUEST_MAX_BYTES:  # (a request this large is refused before it gets here)
+            raise ValidationError(f"The file is larger than {settings.REQUEST_MAX_BYTES} bytes (REQUEST_MAX_BYTES).")
         try:
             text = upload.read().decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValidationError("The file is not UTF-8 text; export the handlers as JSON and upload that.")
-        items = parse_json(text)
+        items = form_json(text)
         items = [items] if isinstance(items, dict) else items
         if not isinstance(items, list):
             raise ValidationError("The file must hold a JSON list of event handlers or one handler object.")

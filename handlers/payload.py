@@ -1,9 +1,8 @@
 """Payload helpers shared by conditions and actions."""
 
-import json
 from typing import Any
 
-from eventhub.lib.storable import storage_problem
+from eventhub.lib.storable import parse_json, storage_problem
 
 
 def expand_inline_json(value: Any, depth: int = 0) -> Any:
@@ -22,7 +21,7 @@ def expand_inline_json(value: Any, depth: int = 0) -> Any:
         text = value.strip()
         if text[:1] in ("{", "[") and text[-1:] in ("}", "]"):
             try:
-                parsed = json.loads(text)
+                parsed = parse_json(text)  # (a string holding NaN is not JSON: it stays a string)
             except (ValueError, RecursionError):
                 return value
             if storage_problem(text, parsed, depth):

@@ -6,11 +6,14 @@ from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+
+from eventhub.lib.forms import StorableJSONField, form_json
 
 from . import outbox, quarantine
 from .kinds import provider_for
@@ -52,6 +55,7 @@ class QueueConfigAdmin(admin.ModelAdmin):
     list_filter = ("kind", "enabled", "unmatched")
     search_fields = ("event",)
     actions = ("enable", "disable", "refresh_depth", "publish_test_message")
+    formfield_overrides = {models.JSONField: {"form_class": StorableJSONField}}
     readonly_fields = ("event", "listening_handlers", "depth", "dead_letter_depth", "last_poll_at", "last_error",
                        "last_error_at", "created_at", "updated_at")
     fieldsets = (
@@ -139,7 +143,7 @@ class QueueConfigAdmin(admin.ModelAdmin):
 
 
 class PublishForm(forms.Form):
-    payload = forms.JSONField(initial=dict, widget=forms.Textarea(attrs={"rows": 10, "cols": 80}),
+    payload = StorableJSONField(initial=dict, widget=forms.Textarea(attrs={"rows": 10, "cols": 80}),
                               help_text='The JSON body, e.g. {"orderId": 7, "status": "signed"}.')
     message_id = forms.CharField(max_length=255, required=False,
                                  help_text="Optional; a fresh id when empty. Repeating one tests deduplication.")
@@ -158,10 +162,7 @@ def edited_json(raw: str) -> Any:
     raw = raw.strip()
     if not raw:
         return None
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise forms.ValidationError(f"Not JSON: {exc}") from None
+    value = form_json(raw)
     if value is None:
         # Replay and retry take None for "the stored payload": a typed null would send that one instead.
         raise forms.ValidationError("null cannot be sent in place of the payload; "

@@ -8,6 +8,9 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from eventhub.lib.forms import StorableJSONField
+from eventhub.lib.storable import UnreadableJSON, read_json
+
 from . import runtime
 from .errors import EngineError
 from .models import Task, TaskStatus, Workflow, WorkflowDefinition
@@ -17,9 +20,9 @@ class PrettyJSONWidget(forms.Textarea):
     def format_value(self, value):
         if isinstance(value, str):
             try:
-                value = json.loads(value)
-            except ValueError:
-                return value
+                value = read_json(value)
+            except UnreadableJSON:
+                return value  # shown as typed, with the field's error
         return json.dumps(value, indent=2, ensure_ascii=False)
 
 
@@ -27,6 +30,7 @@ class WorkflowDefinitionForm(forms.ModelForm):
     class Meta:
         model = WorkflowDefinition
         fields = ["definition"]
+        field_classes = {"definition": StorableJSONField}
         widgets = {"definition": PrettyJSONWidget(attrs={"rows": 30, "cols": 100, "style": "font-family: monospace"})}
 
     def _post_clean(self) -> None:

@@ -1,14 +1,13 @@
 """A delivered body as the providers hand it on: text, its JSON, or why it has none (never raised).
 
 A body the records could not hold is unreadable, and so quarantined with its reason, rather than a
-failure of its whole batch: over the size limit, not UTF-8, NUL or unpaired surrogates, not JSON, or
-JSON nested deeper than the records take (`eventhub.lib.storable`).
+failure of its whole batch: over the size limit, not UTF-8, NUL or unpaired surrogates, not JSON (NaN and
+Infinity included), or JSON nested deeper than the records take (`eventhub.lib.storable`).
 """
 
-import json
 from typing import Any
 
-from eventhub.lib.storable import MAX_PAYLOAD_DEPTH, UNSTORABLE, storage_problem
+from eventhub.lib.storable import MAX_PAYLOAD_DEPTH, UNSTORABLE, parse_json, storage_problem
 
 from .base import Message, QueueSpec
 
@@ -30,7 +29,7 @@ def decode_body(raw: bytes | str, max_bytes: int) -> tuple[str, Any, str]:
     if unstorable:
         return text, None, "body holds NUL or unpaired surrogate characters, which no record can store (kept as U+FFFD)"
     try:
-        payload = json.loads(text)
+        payload = parse_json(text)  # (NaN and Infinity are not JSON: unreadable, like any other non-JSON)
     except RecursionError:
         return text, None, f"body is JSON nested too deeply to read (at most {MAX_PAYLOAD_DEPTH} levels)"
     except ValueError as exc:

@@ -164,7 +164,7 @@ def test_replay_goes_through_a_form_with_a_reason_and_an_optional_edited_payload
     assert ReceivedMessage.objects.count() == 1
     refused = admin_client.post(MESSAGES, {"action": "replay_selected", "_selected_action": [record.pk],
                                            "apply": "1", "reason": "", "edited_payload": "{oops"})
-    assert b"Not JSON" in refused.content and ReceivedMessage.objects.count() == 1
+    assert b"Not valid JSON" in refused.content and ReceivedMessage.objects.count() == 1
     edited = {"customer": {"name": "Grace Hopper", "address": ADDRESS}}
     done = admin_client.post(MESSAGES, {"action": "replay_selected", "_selected_action": [record.pk], "apply": "1",
                                         "reason": "wrong name", "edited_payload": json.dumps(edited)}, follow=True)
@@ -217,5 +217,5 @@ def test_the_dry_run_page_shows_the_condition_and_resolved_actions_and_writes_no
     assert "Dry-run" in page(admin_client, url)
     html = admin_client.post(url, {"payload": json.dumps(CUSTOMER), "message_id": "try-1"}).content.decode()
     assert "every action would run" in html and "Ada Lovelace" in html and "try-1" in html
-    assert "Not JSON" in admin_client.post(url, {"payload": "{nope"}).content.decode()
+    assert "Not valid JSON" in admin_client.post(url, {"payload": "{nope"}).content.decode()
     assert not (ActionExecution.objects.exists() or ReceivedMessage.objects.exists() or Workflow.objects.exists())

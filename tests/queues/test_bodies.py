@@ -9,6 +9,8 @@ from queues.providers.bodies import decode_body
     ('{"a": "x\ud800y"}', '{"a": "x\ufffdy"}', "NUL or unpaired surrogate"),  # a str from a client library
     (b'{"a": "x\x00y"}', '{"a": "x\ufffdy"}', "NUL or unpaired surrogate"),
     ("[" * 5000 + "]" * 5000, "[" * 5000 + "]" * 5000, "nested too deeply"),
+    ('{"a": NaN}', '{"a": NaN}', "body is not JSON: NaN is not a JSON value"),  # (Python alone would read it)
+    ("[1, -Infinity]", "[1, -Infinity]", "body is not JSON: -Infinity is not a JSON value"),
     ('{"a": "\\ud83d\\ude00"}', '{"a": "\\ud83d\\ude00"}', ""),  # an escaped pair: one character, stored fine
 ])
 def test_a_body_is_read_or_marked_unreadable_with_its_reason(raw, text, error):

@@ -91,7 +91,7 @@ def test_it_refuses_an_edited_payload_that_is_not_json(admin_client):
     item = quarantined()
     url = reverse("admin:queues_quarantinedmessage_change", args=[item.pk])
     response = admin_client.post(url, {"operation": "retry", "edited_payload": "{nope", "note": ""})
-    assert "Not JSON" in response.context["adminform"].form.errors["edited_payload"][0]
+    assert "Not valid JSON" in response.context["adminform"].form.errors["edited_payload"][0]
     assert QuarantinedMessage.objects.get().status == QuarantinedMessage.Status.QUARANTINED
     assert not InternalMessage.objects.exists()
 

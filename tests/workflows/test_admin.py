@@ -37,7 +37,7 @@ def test_it_shows_each_validation_problem_with_its_path_and_saves_nothing(admin_
     assert response.status_code == 200
     assert "tasks[0].sink: is required for an EVENT task" in response.content.decode()
     not_json = admin_client.post("/admin/workflows/workflowdefinition/add/", {"definition": "{nope"})
-    assert not_json.status_code == 200 and "Enter a valid JSON" in not_json.content.decode()
+    assert not_json.status_code == 200 and "Not valid JSON" in not_json.content.decode()
     assert not WorkflowDefinition.objects.exists()
 
 
