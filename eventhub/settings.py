@@ -274,6 +274,13 @@ CONDITION_MEMORY_LIMIT_BYTES = env_int("CONDITION_MEMORY_LIMIT_MB", 64, minimum=
 # before answering 503: concurrent requests cannot multiply the memory limit.
 CONDITION_ISOLATES = env_int("CONDITION_ISOLATES", 4, minimum=1)
 CONDITION_ISOLATE_WAIT_SECONDS = env_int("CONDITION_ISOLATE_WAIT_MS", 2000, minimum=0) / 1000
+
+# What a handler (or a workflow task) may hold, checked when it is saved, so that every saved one can be
+# evaluated: a condition's length, and of its `${...}` templates the nesting, a string's length and the count.
+CONDITION_MAX_LENGTH = env_int("CONDITION_MAX_LENGTH", 16 * 1024, minimum=1)
+TEMPLATE_MAX_NESTING = env_int("TEMPLATE_MAX_NESTING", 8, minimum=1, maximum=100)
+TEMPLATE_MAX_LENGTH = env_int("TEMPLATE_MAX_LENGTH", 16 * 1024, minimum=1)
+TEMPLATE_MAX_PLACEHOLDERS = env_int("TEMPLATE_MAX_PLACEHOLDERS", 500, minimum=1)
 # Received messages and finished executions older than this are deleted by a django-q2 schedule
 # (handlers.tasks.purge_old_records), which runs every RECORDS_PURGE_INTERVAL_MINUTES.
 RECORDS_RETENTION_DAYS = env_int("RECORDS_RETENTION_DAYS", 30, minimum=1)

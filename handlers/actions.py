@@ -10,6 +10,7 @@ from typing import Any
 
 from workflows.engine import WorkflowEngine
 from workflows.errors import InvalidRequest
+from workflows.params import template_problems
 
 Problems = list[tuple[str, str]]
 
@@ -209,7 +210,7 @@ def action_problems(actions) -> Problems:
     problems: Problems = []
     for index, action in enumerate(actions):
         problems.extend(_one_action_problems(f"actions[{index}]", action))
-    return problems
+    return problems + template_problems(actions, "actions")
 
 
 def _one_action_problems(path: str, action) -> Problems:

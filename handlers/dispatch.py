@@ -40,9 +40,9 @@ from queues.providers.base import Message
 from queues.quarantine import retried_messages
 from workflows.engine import EngineBatch, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
-from workflows.params import substitute
+from workflows.params import TemplateError, substitute
 
-from .actions import ACTION_KINDS, ActionContext
+from .actions import ACTION_KINDS, ActionContext, ActionKind
 from .conditions import ConditionResult, evaluate_batch
 from .models import HANDLER_LEVEL, ActionExecution, EventHandler, ExecutionStatus, HandlerRevision
 from .payload import expand_inline_json
@@ -330,8 +330,19 @@ def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     execution.started_at = timezone.now()
     kind = ACTION_KINDS[execution.action]
     payload = delivery.message.payload
-    source = expand_inline_json(payload) if action.get("expandInlineJSON") else payload
-    execution.input = substitute(action.get(kind.name), source)
+    try:
+        execution.input = substitute(action.get(kind.name), expand_inline_json(payload)
+                                     if action.get("expandInlineJSON") else payload)
+    except TemplateError as exc:  # (saved before the limits): nothing ran, so nothing starts over
+        execution.input = None
+        _finish(batch, execution, Status.FAILED, error=f"its input could not be built: {exc}")
+    else:
+        _execute(batch, delivery, handler, execution, kind)
+    delivery.summary.append(f"{handler.name}[{index}] {execution.action}: {execution.status}")
+
+
+def _execute(batch: Batch, delivery: Delivery, handler: EventHandler, execution: ActionExecution,
+             kind: ActionKind) -> None:
     context = ActionContext(delivery.message_id, batch.config.event, execution.execution_id, handler.name)
     try:
         # Under a savepoint (the batch's or the action's own) that any error rolls back. The record joins the
@@ -345,7 +356,6 @@ def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
         if batch.together:
             raise _StartOver from exc
         _failed(batch, delivery, execution, exc)
-    delivery.summary.append(f"{handler.name}[{index}] {execution.action}: {execution.status}")
 
 
 def _failed(batch: Batch, delivery: Delivery, execution: ActionExecution, exc: Exception) -> None:

@@ -6,13 +6,12 @@ is substituted like `dispatch._run_action` does, and gets the `conductor.event.*
 adds when it runs (workflow input for start_workflow, task output for complete_task / fail_task).
 """
 
-import copy
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
 
-from workflows.params import substitute
+from workflows.params import TemplateError, substitute
 
 from .actions import ACTION_KINDS, ActionContext
 from .conditions import ConditionResult, evaluate
@@ -31,6 +30,7 @@ class ResolvedAction:
     expandInlineJSON: bool  # noqa: N815 - Conductor's name, as the API returns it
     input: Any
     wouldRun: bool  # noqa: N815
+    error: str | None = None  # why the input could not be built (the action would be a FAILED record)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,10 @@ def resolve_action(
     kind_name = action.get("action", "")
     expand = bool(action.get("expandInlineJSON"))
     source = expand_inline_json(payload) if expand else payload
-    body = substitute(copy.deepcopy(action.get(kind_name)), source)
+    try:
+        body = substitute(action.get(kind_name), source)  # (a fresh copy: the handler's stays as it is)
+    except TemplateError as exc:
+        return ResolvedAction(index, kind_name, expand, None, would_run, f"its input could not be built: {exc}")
     target = EVENT_KEYS_GO_TO.get(kind_name) if kind_name in ACTION_KINDS else None
     if target and isinstance(body, dict):
         current = body.get(target)

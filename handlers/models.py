@@ -156,6 +156,9 @@ class EventHandler(models.Model):
         if evaluator is None:
             add("evaluator_type", "evaluatorType", f"unknown evaluator {self.evaluator_type!r}; valid evaluators are "
                 f"{', '.join(EVALUATOR_TYPES)}")
+        elif self.condition and len(self.condition) > settings.CONDITION_MAX_LENGTH:
+            add("condition", "condition", f"is {len(self.condition)} characters long; at most "
+                f"{settings.CONDITION_MAX_LENGTH} (CONDITION_MAX_LENGTH)")
         elif self.condition and self.condition.strip():
             reason = compile_problem(self.condition, self.evaluator_type)
             if reason:

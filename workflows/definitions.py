@@ -10,6 +10,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from .params import template_problems
+
 TASK_TYPES = ("SIMPLE", "WAIT", "HUMAN", "EVENT", "SET_VARIABLE", "TERMINATE")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_\-.:]+$")
 TERMINATION_STATUSES = ("COMPLETED", "FAILED", "TERMINATED")
@@ -80,6 +82,7 @@ def definition_problems(data: Any) -> Problems:
     if data.get("description") is not None and not isinstance(data["description"], str):
         problems.append(("description", "must be a string"))
     problems.extend(_tasks_problems(data.get("tasks")))
+    problems.extend(template_problems(data.get("outputParameters"), "outputParameters"))
     return problems
 
 
@@ -97,6 +100,7 @@ def _tasks_problems(tasks: Any) -> Problems:
             problems.append((path, "must be a JSON object"))
             continue
         problems.extend((f"{path}.{key}", message) for key, message in task_problems(task))
+        problems.extend(template_problems(task, path))  # (inputParameters, sink: wherever `${...}` may be)
         ref = task.get("taskReferenceName")
         if not isinstance(ref, str):
             continue  # task_problems reported it

@@ -12,23 +12,49 @@ Event actions (against a message payload) and workflow tasks (against `workflow.
 
 The template is never changed (results are fresh copies), and only the context is ever read:
 environment variables and settings are never substituted (Conductor leaks them).
+
+Templates are limited when they are saved (`template_problems`): how deep `${` nests, how long a string
+with placeholders is, how many placeholders there are and how deep the JSON around them goes. Whatever
+still fails (a template saved before the limits) raises TemplateError, for its one action or task.
 """
 
 import copy
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
+
 _MISSING = object()
 _IMMUTABLE = (str, int, float, bool, type(None))
+# A template's own JSON is this shallow at most: a placeholder may splice in a payload up to
+# MAX_PAYLOAD_DEPTH (200) deep, and the record of the result must stay within what orjson writes (255).
+MAX_TEMPLATE_DEPTH = 32
+_OPENS_OR_CLOSES = re.compile(r"\$\{|\}")
+
+Problems = list[tuple[str, str]]
+
+
+class TemplateError(ValueError):
+    """A template that cannot be resolved; the message names the cause."""
 
 
 def substitute(template: Any, context: dict) -> Any:
-    """Resolve every `${...}` in `template` (recursing into dicts and lists) against `context`."""
+    """Resolve every `${...}` in `template` (recursing into dicts and lists) against `context`; TemplateError
+    when it cannot be (nested deeper than Python recurses: only templates saved before the limits)."""
+    try:
+        return _substitute(template, context)
+    except RecursionError:
+        raise TemplateError("the template nests too deeply to resolve (`${` inside `${`, or JSON inside JSON); "
+                            "saving it again names the limit it breaks") from None
+
+
+def _substitute(template: Any, context: dict) -> Any:
     if isinstance(template, dict):
-        return {key: substitute(value, context) for key, value in template.items()}
+        return {key: _substitute(value, context) for key, value in template.items()}
     if isinstance(template, list):
-        return [substitute(item, context) for item in template]
+        return [_substitute(item, context) for item in template]
     if isinstance(template, str):
         return substitute_string(template, context)
     return fresh(template)
@@ -207,3 +233,54 @@ def _bracket(content: str) -> str | int:
         return int(content)
     except ValueError:
         return content
+
+
+def template_problems(template: Any, path: str) -> Problems:
+    """Why `template` could not be resolved within the limits, each problem with its path
+    (`actions[0].start_workflow.input.id`); walked without recursion, so any depth is measured."""
+    problems: Problems = []
+    placeholders = 0
+    stack = [(template, path, 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= MAX_TEMPLATE_DEPTH:
+                problems.append((where, f"nests JSON more than {MAX_TEMPLATE_DEPTH} levels deep"))
+                continue
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((item, _child_path(where, key), depth + 1) for key, item in reversed(list(items)))
+        elif isinstance(value, str) and "${" in value:
+            count, problem = _string_problem(value)
+            placeholders += count
+            if problem:
+                problems.append((where, problem))
+    if placeholders > settings.TEMPLATE_MAX_PLACEHOLDERS:
+        problems.append((path, f"holds {placeholders} placeholders; at most {settings.TEMPLATE_MAX_PLACEHOLDERS} "
+                               "(TEMPLATE_MAX_PLACEHOLDERS)"))
+    return problems
+
+
+def _string_problem(text: str) -> tuple[int, str]:
+    """(placeholders in `text`, what is wrong with it or "")."""
+    if len(text) > settings.TEMPLATE_MAX_LENGTH:
+        return text.count("${"), (f"is a template of {len(text)} characters; at most {settings.TEMPLATE_MAX_LENGTH} "
+                                  "(TEMPLATE_MAX_LENGTH)")
+    count = depth = deepest = 0
+    for match in _OPENS_OR_CLOSES.finditer(text):
+        if match.group() == "}":
+            depth = max(depth - 1, 0)
+        else:  # (an unclosed or escaped `${` counts too: erring on the strict side)
+            count, depth = count + 1, depth + 1
+            deepest = max(deepest, depth)
+    if deepest > settings.TEMPLATE_MAX_NESTING:
+        return count, (f"nests `${{...}}` {deepest} deep; at most {settings.TEMPLATE_MAX_NESTING} "
+                       "(TEMPLATE_MAX_NESTING)")
+    return count, ""
+
+
+def _child_path(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if re.fullmatch(r"[A-Za-z_][\w-]*", key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key, ensure_ascii=False)}]"

@@ -146,6 +146,7 @@ class ResolvedActionSerializer(serializers.Serializer):
     expandInlineJSON = serializers.BooleanField()  # noqa: N815
     input = serializers.JSONField(allow_null=True, help_text="The body after substitution, with the event keys.")
     wouldRun = serializers.BooleanField(help_text="Whether the condition lets it run.")  # noqa: N815
+    error = serializers.CharField(allow_null=True, help_text="Why its input could not be built, or null.")
 
 
 class DryRunSerializer(serializers.Serializer):
