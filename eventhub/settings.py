@@ -285,6 +285,8 @@ TEMPLATE_MAX_PLACEHOLDERS = env_int("TEMPLATE_MAX_PLACEHOLDERS", 500, minimum=1)
 # (handlers.tasks.purge_old_records), which runs every RECORDS_PURGE_INTERVAL_MINUTES.
 RECORDS_RETENTION_DAYS = env_int("RECORDS_RETENTION_DAYS", 30, minimum=1)
 RECORDS_PURGE_INTERVAL_MINUTES = env_int("RECORDS_PURGE_INTERVAL_MINUTES", 60, minimum=1)
+# A listener consumer's heartbeat silent this long is deleted (its process stopped or died).
+LISTENER_HEARTBEAT_KEEP_MINUTES = env_int("LISTENER_HEARTBEAT_KEEP_MINUTES", 60, minimum=1)
 
 # --- outbox ---
 # Outgoing messages (EVENT tasks, the publish API) go through queues.OutboxMessage; a relay publishes them.

@@ -57,6 +57,10 @@ def _context(record: ReceivedMessage) -> list[str]:
         lines.append(f"It was quarantined: {record.detail or 'no reason recorded'}.")
     elif record.outcome == Outcome.RETURNED:
         lines.append(f"It was returned for redelivery: {record.detail}.")
+    elif record.outcome == Outcome.SUPERSEDED:
+        lines.append("Its listener stopped after this delivery's work was committed and before the broker was told, "
+                     "so the message came again; a later delivery settled it (see the other deliveries of this "
+                     "message id).")
     if record.payload is None and record.raw_body:
         lines.append("Its body was not JSON, so no handler could read it.")
     return lines

@@ -125,6 +125,7 @@ class Consumer:
         if now - self._last_stats >= STATS_SECONDS:
             self._last_stats = now
             self.refresh_depth()
+            ListenerHeartbeat.prune()
 
     def refresh_depth(self) -> None:
         try:

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from queues.models import QuarantinedMessage, QueueConfig, ReceivedMessage
+from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 from queues.quarantine import retried_messages
 
 from .listener import Consumer
@@ -73,6 +73,7 @@ def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> 
             counts = {name: counts[name] + purged[name] for name in counts}
     if any(counts.values()):
         logger.info("Purged records older than %s: %s", cutoff.isoformat(), counts)
+    ListenerHeartbeat.prune()  # (also done by running listeners; this covers a machine where none runs)
     return counts
 
 

@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
 
 from eventhub.lib.forms import StorableJSONField, form_json
 
@@ -80,7 +81,10 @@ class QueueConfigAdmin(admin.ModelAdmin):
 
     @admin.display(description="last error")
     def short_error(self, obj: QueueConfig) -> str:
-        return obj.last_error[:80]
+        if not obj.last_error:
+            return "-"  # (cleared by the next good poll: the queue works now)
+        when = f"{timesince(obj.last_error_at, depth=1)} ago" if obj.last_error_at else "at an unknown time"
+        return f"{when}: {obj.last_error[:80]}"
 
     @admin.display(description="handlers listening")
     def listening_handlers(self, obj: QueueConfig) -> str:

@@ -1,5 +1,6 @@
 import os
 import re
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -222,10 +223,12 @@ class QueueConfig(models.Model):
         )
 
     def note_poll(self, error: str = "") -> None:
+        """A poll's end: a failed one keeps its error and time; a good one clears the error (its time stays,
+        to say when the queue last failed)."""
         now = timezone.now()
-        fields: dict[str, Any] = {"last_poll_at": now}
+        fields: dict[str, Any] = {"last_poll_at": now, "last_error": error[:4000]}
         if error:
-            fields.update(last_error=error[:4000], last_error_at=now)
+            fields["last_error_at"] = now
         QueueConfig.objects.filter(pk=self.pk).update(**fields)
 
 
@@ -256,6 +259,7 @@ class ReceivedMessage(models.Model):
         ACKNOWLEDGED = "ACKNOWLEDGED", "Acknowledged"
         RETURNED = "RETURNED", "Returned for redelivery"
         QUARANTINED = "QUARANTINED", "Quarantined"
+        SUPERSEDED = "SUPERSEDED", "Settled by a later delivery"
 
     config = models.ForeignKey(QueueConfig, null=True, blank=True, on_delete=models.SET_NULL)
     event = models.CharField(max_length=1040)
@@ -370,6 +374,13 @@ class ListenerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.consumer
+
+    @classmethod
+    def prune(cls) -> int:
+        """Forget consumers silent for longer than LISTENER_HEARTBEAT_KEEP_MINUTES: stopped, or their process
+        died without saying so (killed, its host gone). Their rows would otherwise pile up for good."""
+        cutoff = timezone.now() - timedelta(minutes=settings.LISTENER_HEARTBEAT_KEEP_MINUTES)
+        return cls.objects.filter(last_beat_at__lt=cutoff).delete()[0]
 
 
 class OutboxMessage(models.Model):

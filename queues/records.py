@@ -3,8 +3,10 @@
 Every delivery Eventhub takes from a broker, and every replay a person asks for, gets one
 `ReceivedMessage` row. Its outcome moves one way, from RECEIVED (recorded; dispatch decided what to do)
 to ACKNOWLEDGED (the broker was told, or, for a replay, nothing is left to do), RETURNED (left for
-redelivery) or QUARANTINED (given up on). Dispatch, the listener, the give-up step and replay call
-these functions; none of them writes a record's outcome itself.
+redelivery), QUARANTINED (given up on) or SUPERSEDED (its listener stopped after committing the
+delivery's work and before telling the broker, and a later delivery of the message was acknowledged or
+quarantined: that one settled it). Dispatch, the listener, the give-up step and replay call these
+functions; none of them writes a record's outcome itself.
 
 Dispatch writes a batch's records in one statement with the rest of the batch's rows, so `build` makes
 them unsaved; the other functions save what they change. `acknowledged` takes both: a database queue's
@@ -12,6 +14,8 @@ acknowledgement commits with the batch, before its records are inserted.
 """
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import F, Value
+from django.db.models.functions import Concat
 
 from eventhub.lib.bulk import build as build_row
 
@@ -50,6 +54,7 @@ def acknowledged(records: list[ReceivedMessage]) -> None:
     saved = [record.pk for record in records if record.pk is not None]
     if saved:
         ReceivedMessage.objects.filter(pk__in=saved).update(outcome=Outcome.ACKNOWLEDGED)
+    _supersede_earlier(records, "acknowledged")
 
 
 def returned(record: ReceivedMessage | None, reason: str) -> None:
@@ -63,12 +68,28 @@ def quarantined(config: QueueConfig, message: Message, record: ReceivedMessage |
     record yet: it gets one here, holding the body as received when that is not JSON."""
     if record is not None:
         ReceivedMessage.objects.filter(pk=record.pk).update(outcome=Outcome.QUARANTINED, detail=why)
-        return record
-    return ReceivedMessage.objects.create(
-        **_of(config), message_id=stored_message_id(message.message_id),
-        payload=message.payload if message.readable else None, raw_body="" if message.readable else message.body,
-        delivery_count=message.delivery_count, outcome=Outcome.QUARANTINED, detail=why or message.parse_error,
-    )
+    else:
+        record = ReceivedMessage.objects.create(
+            **_of(config), message_id=stored_message_id(message.message_id),
+            payload=message.payload if message.readable else None, raw_body="" if message.readable else message.body,
+            delivery_count=message.delivery_count, outcome=Outcome.QUARANTINED, detail=why or message.parse_error,
+        )
+    _supersede_earlier([record], "quarantined")
+    return record
+
+
+def _supersede_earlier(records: list[ReceivedMessage], how: str) -> None:
+    """A redelivery settled its message: earlier deliveries of it still RECEIVED (their listener stopped after
+    committing and before acknowledging) say so, rather than stay RECEIVED for good. First deliveries, almost
+    all of them, cost nothing here."""
+    for record in records:
+        if record.delivery_count > 1 and record.replay_of_id is None:
+            when = record.received_at.isoformat(timespec="seconds")
+            note = f"; settled by delivery {record.delivery_count} of the message, received {when} and {how}"
+            ReceivedMessage.objects.filter(
+                event=record.event, message_id=record.message_id, outcome=Outcome.RECEIVED, replay_of__isnull=True,
+                received_at__lt=record.received_at,
+            ).update(outcome=Outcome.SUPERSEDED, detail=Concat(F("detail"), Value(note)))
 
 
 def replay_settled(record: ReceivedMessage, *, done: bool, detail: str) -> None:
