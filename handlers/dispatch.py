@@ -10,7 +10,9 @@ executed through the workflow engine. One ActionExecution records each action, o
 condition was false or failed.
 
 Exactly once: the batch is one transaction holding every action's effect and its record, so a crash
-anywhere rolls back both and the redelivered message runs again from a clean slate. A failed action
+anywhere rolls back both and the redelivered message runs again from a clean slate. The batch first
+claims its messages (`eventhub.lib.locks`, until it commits): a second consumer holding a copy of one,
+even on its first delivery, waits for the first and then finds its records, and records a duplicate. A failed action
 leaves no partial effect behind: with a transactional engine (the built-in one: database writes only)
 the batch's actions first run together in the batch's transaction, and if any of them raises, that
 transaction is rolled back and the batch runs again with each action in its own savepoint, where a
@@ -34,6 +36,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from eventhub.lib.bulk import Query, build, fetch_together, insert_many
+from eventhub.lib.locks import lock_statement
 from queues import records as message_records
 from queues.models import QueueConfig, ReceivedMessage, stored_message_id
 from queues.providers.base import Message
@@ -190,11 +193,16 @@ def _run_all(batch: Batch, deliveries: list[Delivery], conditions: list[list[Con
 def _prepare(config: QueueConfig, engine: WorkflowEngine, unit: EngineBatch, message_ids: list[str]) -> Batch:
     # Read on every batch (in one round trip, with what the engine reads ahead): a handler changed in the
     # admin or the API applies to the next message. Each handler's latest revision, not its whole history.
+    # First the batch claims its messages: another consumer holding a copy of one of them (a visibility
+    # timeout that expired mid-batch, a redelivery after a lost connection) waits here until this batch
+    # ends, then reads what it committed and records duplicates; without the claim both would run a first
+    # attempt's actions, and a remote engine's cannot be undone.
     handlers, revisions, prior, *prefetched = fetch_together(
         Query(EventHandler, _active_handlers, {"event": config.event}),
         Query(HandlerRevision, _their_revisions, {"event": config.event}),
         Query(ActionExecution, _earlier, {"event": config.event, "message_ids": message_ids}),
         *unit.prefetch(),
+        before=lock_statement(f"{config.event}\n{message_id}" for message_id in message_ids),
     )
     unit.prefetched(prefetched)
     return Batch(config, engine, handlers, {r.handler_id: r for r in revisions}, _by_action(prior),
@@ -212,9 +220,9 @@ def _their_revisions(event: str):
 
 
 def _earlier(event: str, message_ids: list[str]):
-    """Executions of earlier deliveries of these messages, locked (in id order, so two batches cannot
-    deadlock): another consumer holding a copy of the message (its claim expired under it) waits here for
-    this batch to commit, and then finds the action final instead of running it again."""
+    """Executions of earlier deliveries of these messages, locked (in id order, so that two writers cannot
+    deadlock): read after the batch's claim on its messages, so they hold what an earlier holder of a copy
+    committed; the row locks keep the give-up step (which closes waiting executions) out meanwhile."""
     return ActionExecution.objects.filter(
         event=event, message_id__in=message_ids, duplicate_of__isnull=True,
     ).order_by("pk").select_for_update()

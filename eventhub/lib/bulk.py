@@ -184,15 +184,20 @@ def _plain(query: models.QuerySet | Query) -> models.QuerySet:
     return queryset
 
 
-def fetch_together(*queries: models.QuerySet | Query) -> list[list[models.Model]]:
+def fetch_together(*queries: models.QuerySet | Query,
+                   before: tuple[str, list] | None = None) -> list[list[models.Model]]:
     """Evaluate plain querysets (model instances; no select_related, no prefetch), on PostgreSQL in one
-    round trip; a batch reads its handlers, their revisions and earlier executions this way."""
+    round trip; a batch reads its handlers, their revisions and earlier executions this way. `before`, a
+    statement (SQL, parameters) whose result is not read, runs first in the same round trip (locks)."""
     first = queries[0]
     alias = router.db_for_read(first.model) if isinstance(first, Query) else first.db  # (what QuerySet.db says)
     connection = connections[alias]
     if connection.vendor != "postgresql":
+        if before is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(*before)
         return [list(queryset) for queryset in [_plain(query) for query in queries]]
-    compilers, statements, params = [], [], []
+    compilers, statements, params = [], [before[0]] if before else [], list(before[1]) if before else []
     for query in queries:
         compiled = _compiled(query, alias) if isinstance(query, Query) else None
         if compiled is None:
@@ -214,7 +219,7 @@ def fetch_together(*queries: models.QuerySet | Query) -> list[list[models.Model]
     with connection.cursor() as cursor:
         if statements:
             cursor.execute("; ".join(statements), params)
-        first = True
+        first = before is None  # (the statement run before has a result of its own, passed over)
         for compiler in compilers:
             if compiler is None:
                 results.append([])
