@@ -39,7 +39,7 @@ MEMORY_N = int(os.environ.get("BENCH_MEMORY_N", 20000 if QUICK else 100000))
 SQS_N = int(os.environ.get("BENCH_SQS_N", 300))
 HANDLERS = int(os.environ.get("BENCH_HANDLERS", 10000))
 KINDS = os.environ.get("BENCH_KINDS", "conductor,amqp_queue,nats,sqs").split(",")
-PARTS = os.environ.get("BENCH_PARTS", "throughput,latency,ratios,memory").split(",")
+PARTS = os.environ.get("BENCH_PARTS", "throughput,latency,ratios,metrics,memory").split(",")
 RATE = 200
 RUN = uuid.uuid4().hex[:8]
 FLOW = {"name": "bench_flow", "version": 1, "description": "one waiting task",
@@ -154,15 +154,18 @@ def remove_other_handlers() -> None:
 class Listener:
     """A real `manage.py listen_queues --queue EVENT` process."""
 
-    def __init__(self, event: str):
+    def __init__(self, event: str, metrics: bool = False):
         # As in production: DEBUG off (no query log kept, no debug cursor), logging at LOG_LEVEL (INFO unless set;
         # BENCH_LOG_LEVEL wins), so a log line per message shows in the figures.
         env = {**os.environ, "DEBUG": "false", "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + RUN),
                "ALLOWED_HOSTS": "localhost"}
         if os.environ.get("BENCH_LOG_LEVEL"):
             env["LOG_LEVEL"] = os.environ["BENCH_LOG_LEVEL"]
-        self.process = subprocess.Popen([sys.executable, "manage.py", "listen_queues", "--queue", event], cwd=ROOT,
-                                        env=env)
+        command = [sys.executable, "manage.py", "listen_queues", "--queue", event]
+        if metrics:  # recording, and served on a free port, as an operator's would be
+            command += ["--metrics-port", "0"]
+            env["METRICS_TOKEN"] = "bench"
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
 
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -196,10 +199,11 @@ def check_records(pg: psycopg.Connection, event: str, count: int, executions: bo
         raise RuntimeError(f"{event}: records {got}, completed executions {done}; expected {count} of each")
 
 
-def run_eventhub(pg: psycopg.Connection, broker: Broker, count: int, memory: bool = False) -> dict:
+def run_eventhub(pg: psycopg.Connection, broker: Broker, count: int, memory: bool = False,
+                 metrics: bool = False) -> dict:
     """Publish `count` messages, then time one listener from its first record to the last final one."""
     broker.publish(body(i) for i in range(count))
-    listener = Listener(broker.event)
+    listener = Listener(broker.event, metrics=metrics)
     samples: list[tuple[int, int]] = []
     started = None  # (messages done, listener and PostgreSQL CPU time) once the first are done
     try:
@@ -445,7 +449,8 @@ def main() -> None:
                 if part == "latency":
                     results += latency(pg_url, endpoint)
                 else:
-                    results += {"throughput": throughput, "ratios": ratios, "memory": memory}[part](pg, endpoint)
+                    results += {"throughput": throughput, "ratios": ratios, "memory": memory,
+                                "metrics": metrics_cost}[part](pg, endpoint)
     finally:
         moto.terminate()
         moto.wait()
@@ -520,6 +525,20 @@ def ratios(pg: psycopg.Connection, endpoint: str) -> list[Figure]:
     return [Figure(f"{kind}: {HANDLERS:,} other handlers / one", f"{with_many / one:.2f}", ">= 0.90",
                    with_many / one >= 0.9),
             Figure(f"{kind}: JavaScript condition / none", f"{with_js / one:.2f}", ">= 0.70", with_js / one >= 0.7)]
+
+
+def metrics_cost(pg: psycopg.Connection, endpoint: str) -> list[Figure]:
+    """RabbitMQ with the listener's Prometheus metrics off, on, and off again (the mean of the two off runs
+    is the reference: later runs are a little slower as the tables grow)."""
+    kind = "amqp_queue" if "amqp_queue" in KINDS else KINDS[0]
+    brokers = [make_broker(kind, f"metrics_{name}", endpoint) for name in ("off", "on", "off_again")]
+    for broker in brokers:
+        add_handler(broker.event)
+        broker.provision()
+    off, on, off_again = (run_eventhub(pg, broker, N, metrics=broker is brokers[1])["rate"] for broker in brokers)
+    ratio = on / ((off + off_again) / 2)
+    out(f"{kind}: metrics off {off:,.0f} and {off_again:,.0f} msg/s, on {on:,.0f} msg/s")
+    return [Figure(f"{kind}: metrics on / off", f"{ratio:.2f}", ">= 0.95", ratio >= 0.95)]
 
 
 def memory(pg: psycopg.Connection, endpoint: str) -> list[Figure]:

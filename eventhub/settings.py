@@ -89,6 +89,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "eventhub.lib.health.Probes",
+    "eventhub.lib.metrics.RequestMetrics",
     "eventhub.lib.api.middleware.LimitRequestBodies",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -100,6 +102,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Prometheus: `/metrics` and the listener's metrics port need this bearer token (or, on the web, a staff
+# session); `listen_queues --metrics-port` (or METRICS_PORT) serves the listener's.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_PORT = env_int("METRICS_PORT", 0, minimum=0, maximum=65535) or None
 
 # Request bodies over this get 413 on every route (Django's own limit for what it reads follows it).
 REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 1024 * 1024, minimum=1024)

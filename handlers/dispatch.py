@@ -26,6 +26,7 @@ the suppressed duplicate instead, pointing at the original.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from eventhub.lib import metrics
 from eventhub.lib.bulk import Query, build, fetch_together, insert_many
 from eventhub.lib.locks import lock_statement
 from queues import records as message_records
@@ -133,7 +135,9 @@ def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engi
         deliveries = [Delivery(message, record) for message, record in zip(messages, records, strict=True)]
         batch = _prepare(config, engine, unit, [d.message_id for d in deliveries])
         batch.together = together
+        evaluating = time.monotonic()
         conditions = evaluate_batch([(h.condition, h.evaluator_type) for h in batch.handlers], payloads)
+        evaluated = time.monotonic() - evaluating
         _run_all(batch, deliveries, conditions)
         decisions = [_decide(config, delivery) for delivery in deliveries]
         _close_abandoned(batch, deliveries, decisions)
@@ -148,7 +152,17 @@ def _dispatch(config: QueueConfig, messages: list[Message], payloads: list, engi
             execution.save()
         if acknowledge is not None:
             acknowledge([m for m, d in zip(messages, decisions, strict=True) if d.action == "ack"])
+    if metrics.enabled():  # (committed)
+        _observe(config, batch, len(messages) * sum(bool(h.condition and h.condition.strip()) for h in batch.handlers),
+                 evaluated)
     return decisions
+
+
+def _observe(config: QueueConfig, batch: Batch, evaluations: int, seconds: float) -> None:
+    metrics.count_by(metrics.executions, [(e.handler_name, e.status) for e in (*batch.new, *batch.changed)])
+    if evaluations:
+        metrics.conditions.labels(config.event).inc(evaluations)
+        metrics.condition_seconds.labels(config.event).observe(seconds)
 
 
 def _close_abandoned(batch: Batch, deliveries: list[Delivery], decisions: list[Decision]) -> None:

@@ -16,6 +16,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from eventhub.lib import metrics
 from queues import records
 from queues.kinds import provider_for
 from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
@@ -33,12 +34,16 @@ BACKOFF_MAX_SECONDS = 60
 
 
 def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message]) -> int:
+    received = time.monotonic()
+    outcomes: list[str] = []  # what became of each message, for the metrics
     to_dispatch = []
     for message in messages:
         if not message.readable:
             give_up(config, provider, message, Reason.UNREADABLE, message.parse_error)
+            outcomes.append("quarantined")
         elif message.delivery_count > config.max_deliveries:
             give_up(config, provider, message, Reason.MAX_DELIVERIES, _too_many(config, message))
+            outcomes.append("quarantined")
         else:
             to_dispatch.append(message)
     if to_dispatch:
@@ -49,16 +54,28 @@ def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message
             raise RuntimeError(f"dispatch decided {len(decisions)} of {len(to_dispatch)} messages")
         for message, decision in zip(to_dispatch, decisions, strict=True):
             if decision.action != "ack":
-                settle(config, provider, message, decision)
+                outcomes.append(settle(config, provider, message, decision))
         if not in_database:
             acked = [(m, d) for m, d in zip(to_dispatch, decisions, strict=True) if d.action == "ack"]
             provider.ack_many([m for m, _ in acked])
             records.acknowledged([d.record for _, d in acked if d.record is not None])
+        outcomes.extend("acknowledged" for decision in decisions if decision.action == "ack")
+    if metrics.enabled():
+        _observe(config, outcomes, time.monotonic() - received)
     return len(messages)
 
 
-def settle(config: QueueConfig, provider: Provider, message: Message, decision: dispatch.Decision) -> None:
-    """Carry out a nack or quarantine decision (acks go to the broker together, in one batch)."""
+def _observe(config: QueueConfig, outcomes: list[str], seconds: float) -> None:
+    metrics.count_by(metrics.messages, [(config.event, outcome) for outcome in outcomes])
+    metrics.batch_size.labels(config.event).observe(len(outcomes))
+    latency = metrics.receipt_to_record.labels(config.event)
+    for _ in outcomes:  # (each message of the batch waited as long: its record committed with the batch)
+        latency.observe(seconds)
+
+
+def settle(config: QueueConfig, provider: Provider, message: Message, decision: dispatch.Decision) -> str:
+    """Carry out a nack or quarantine decision (acks go to the broker together, in one batch); returns the
+    message's outcome (`returned` or `quarantined`)."""
     if decision.action == "quarantine":
         give_up(config, provider, message, Reason.REJECTED, decision.reason, decision.record)
     elif message.delivery_count >= config.max_deliveries:
@@ -67,6 +84,8 @@ def settle(config: QueueConfig, provider: Provider, message: Message, decision: 
     else:
         provider.nack(message)
         records.returned(decision.record, decision.reason)
+        return "returned"
+    return "quarantined"
 
 
 def give_up(config: QueueConfig, provider: Provider, message: Message, reason: str, error: str,
@@ -138,6 +157,7 @@ class Consumer:
     def failed(self, exc: Exception) -> None:
         """An outage: log it, show it in the admin if the database answers, drop the connection."""
         log.warning("%s: %s", self.config.event, exc, exc_info=not getattr(exc, "retryable", False))
+        metrics.broker_errors.labels(self.config.event, self.config.kind).inc()
         self.provider.close()
         try:
             self.beat(error=f"{type(exc).__name__}: {exc}")
@@ -159,6 +179,8 @@ class Consumer:
             while not (stop.is_set() or self.stopping.is_set()):
                 try:
                     self.poll_once()
+                    if backoff > 1.0:  # (it failed before: connected again)
+                        metrics.broker_reconnects.labels(self.config.event, self.config.kind).inc()
                     backoff = 1.0
                 except Exception as exc:  # noqa: BLE001 - the loop must outlive any outage
                     self.failed(exc)
@@ -278,6 +300,13 @@ class Listener:
                 backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
         self.join()
         connection.close()  # this thread's, used for the configs and the outbox
+
+    def unready(self) -> str:
+        """Why this listener is not ready (its `/readyz`), or "": ready while every consumer thread runs."""
+        if self.stop.is_set():
+            return "stopping"
+        dead = [thread.name for thread in list(self.threads.values()) if not thread.is_alive()]
+        return f"consumer threads not running: {', '.join(dead)}" if dead else ""
 
     def _start_threads(self) -> None:
         for consumer, thread in list(self.threads.items()):

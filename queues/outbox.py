@@ -34,6 +34,8 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from eventhub.lib import metrics
+
 from .configs import config_for, default_config
 from .kinds import provider_for, split_event
 from .models import OutboxMessage, QueueConfig
@@ -175,9 +177,11 @@ class _Relay:
         except Exception as exc:  # noqa: BLE001 - recorded on the row and retried; never lost
             self._drop(row.event)
             failed(row, f"{type(exc).__name__}: {exc}")
+            metrics.outbox_failures.labels(row.event.partition(":")[0]).inc()
             return False
         OutboxMessage.objects.filter(pk=row.pk, status=Status.PENDING).update(
             status=Status.SENT, sent_at=timezone.now(), last_error="")
+        metrics.outbox_published.labels(row.event.partition(":")[0]).inc()
         return True
 
     def _provider(self, event: str) -> Provider:

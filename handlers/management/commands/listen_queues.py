@@ -4,8 +4,10 @@ import gc
 import logging
 import signal
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
+from eventhub.lib import metrics, metrics_server
 from handlers.listener import Listener
 from queues.models import QueueConfig
 
@@ -21,9 +23,14 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Poll every queue once, then exit.")
         parser.add_argument("--no-relay", action="store_true",
                             help="Do not publish the outbox here (another process relays it).")
+        parser.add_argument("--metrics-port", type=int, default=settings.METRICS_PORT, metavar="PORT",
+                            help="Serve Prometheus metrics (/metrics, with METRICS_TOKEN) and the /healthz and "
+                            "/readyz probes on this port (default: METRICS_PORT; none when unset).")
 
-    def handle(self, *args, queues=None, once=False, no_relay=False, **options) -> None:
+    def handle(self, *args, queues=None, once=False, no_relay=False, metrics_port=None, **options) -> None:
         listener = Listener(events=queues, relay=not no_relay)
+        if metrics_port is not None and not once:
+            self._serve_metrics(listener, metrics_port)
         known = set(QueueConfig.objects.filter(event__in=queues or []).values_list("event", flat=True))
         for event in sorted(set(queues or []) - known):
             # Not an error: the config may be created later, and is then picked up without a restart.
@@ -40,6 +47,14 @@ class Command(BaseCommand):
         log.info("listen_queues started")
         listener.run()
         log.info("listen_queues stopped")
+
+    @staticmethod
+    def _serve_metrics(listener: Listener, port: int) -> None:
+        if not settings.METRICS_TOKEN:
+            raise CommandError("--metrics-port needs METRICS_TOKEN: the bearer token Prometheus sends")
+        metrics.enable()
+        server = metrics_server.serve(port, settings.METRICS_TOKEN, listener.unready)
+        log.info("metrics on port %d (/metrics, /healthz, /readyz)", server.server_port)
 
     @staticmethod
     def _stop_on_signals(listener: Listener) -> None:
