@@ -151,15 +151,15 @@ def test_a_body_the_records_cannot_hold_is_quarantined_alone_and_its_batch_goes_
         assert QuarantinedMessage.objects.get(message_id="raw-nul").raw_body == '{"a": "x\ufffdy"}'
 
 
-def test_a_retry_runs_only_what_did_not_complete_before_the_quarantine(make_config):
+def start_then_complete(config):
+    """A handler that starts a workflow, then completes `later_ref` in the message's `wf`: (the started
+    workflow's definition, a workflow waiting at later_ref, a running one without it, where it must wait)."""
     from handlers.changes import save_handler
-    from handlers.models import ActionExecution, EventHandler
+    from handlers.models import EventHandler
     from workflows import runtime
-    from workflows.models import Task, Workflow
 
     from ..workflows.conftest import one_task, register
 
-    config = make_config("conductor", max_deliveries=2, visibility_timeout=0)
     started_flow = register(one_task("HUMAN", ref="first_ref"))
     waiting = runtime.start_workflow(register(one_task("HUMAN", ref="later_ref")).name)
     elsewhere = runtime.start_workflow(started_flow.name)  # running, but with no later_ref task: yet to come
@@ -170,6 +170,15 @@ def test_a_retry_runs_only_what_did_not_complete_before_the_quarantine(make_conf
     ]})
     handler.full_clean()
     save_handler(handler, user=None, source="test")
+    return started_flow, waiting, elsewhere
+
+
+def test_a_retry_runs_only_what_did_not_complete_before_the_quarantine(make_config):
+    from handlers.models import ActionExecution
+    from workflows.models import Task, Workflow
+
+    config = make_config("conductor", max_deliveries=2, visibility_timeout=0)
+    started_flow, waiting, elsewhere = start_then_complete(config)
     publish = Listener(events=[config.event])
 
     def quarantined_after_deliveries() -> QuarantinedMessage:

@@ -7,16 +7,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from handlers.changes import save_handler
 from handlers.listener import Listener
-from handlers.models import ActionExecution, EventHandler
+from handlers.models import ActionExecution
 from handlers.tasks import purge_old_records
 from queues import quarantine
 from queues.models import InternalMessage, QuarantinedMessage, ReceivedMessage
-from workflows import runtime
 from workflows.models import Task, Workflow
 
-from ..workflows.conftest import one_task, register
+from .test_quarantine import start_then_complete
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,16 +27,7 @@ def age_everything(days: int) -> None:
 
 def test_a_retry_after_the_retention_period_runs_only_what_did_not_complete(make_config):
     config = make_config("conductor", max_deliveries=2, visibility_timeout=0)
-    started_flow = register(one_task("HUMAN", ref="first_ref"))
-    waiting = runtime.start_workflow(register(one_task("HUMAN", ref="later_ref")).name)
-    elsewhere = runtime.start_workflow(started_flow.name)  # running, but with no later_ref task: yet to come
-    handler = EventHandler()
-    handler.apply_conductor({"name": "start_then_complete", "event": config.event, "active": True, "actions": [
-        {"action": "start_workflow", "start_workflow": {"name": started_flow.name}},
-        {"action": "complete_task", "complete_task": {"workflowId": "${wf}", "taskRefName": "later_ref"}},
-    ]})
-    handler.full_clean()
-    save_handler(handler, user=None, source="test")
+    started_flow, waiting, elsewhere = start_then_complete(config)
     listener = Listener(events=[config.event])
     InternalMessage.objects.create(queue=config.spec().name, message_id="m-1", body=json.dumps({"wf": elsewhere.id}))
     for _ in range(6):
