@@ -220,13 +220,13 @@ API_TOKEN_TTL_SECONDS = env_int("API_TOKEN_TTL_SECONDS", 3600, minimum=60)
 # The model of those keys (eventhub.lib.api.auth reads it through this name, as AUTH_USER_MODEL).
 EVENTHUB_API_KEY_MODEL = "handlers.ApiKey"
 
-# Failed admin logins, counted by django-axes in the database: after
+# Failed sign-ins (admin login, key exchange), counted by django-axes in the database: after
 # LOGIN_FAILURE_LIMIT failures less than LOGIN_COOLOFF_SECONDS apart, a client address gets 429 with
 # Retry-After until the cool-off has passed since its last failure. eventhub.lib.login_throttle says why
 # each of these is what it is.
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
 AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 60, minimum=1))
-# Per address, and per address and username: never per username alone, so that no client
+# Per address, and per address and username (or key id): never per username alone, so that no client
 # can lock an account's owner out.
 AXES_LOCKOUT_PARAMETERS = ["ip_address", ["ip_address", "username"]]
 AXES_RESET_ON_SUCCESS = False  # a success forgives only its own pair (login_throttle.forgive)

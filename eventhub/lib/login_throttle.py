@@ -1,8 +1,10 @@
 """Failed sign-ins throttled per client address, with django-axes keeping the count in the database
 (so every web process sees the same count, and tests roll it back).
 
-The admin login goes through Django's `authenticate()`, where axes's backend refuses a locked-out
-client and axes's `user_login_failed` receiver records each failure.
+Two doors are counted. The admin login goes through Django's `authenticate()`, where axes's backend
+refuses a locked-out client and axes's `user_login_failed` receiver records each failure. The API key
+exchange is not a user's login, so `eventhub.lib.api.auth` asks the same handler directly through the
+functions below; its "username" is the key id, prefixed so that it never counts as an admin username.
 
 Axes locks a client out by the groups its settings name: here the address alone, and the address with
 the username or key id. Never the username alone: then anyone could lock an account's owner out.
@@ -21,10 +23,14 @@ from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_cool_off, get_failure_limit
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.signals import user_login_failed
 from django.db.models import Max, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+
+API_KEY_PREFIX = "apikey:"
+USERNAME_MAX_LENGTH = 255  # axes's column
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -59,6 +65,22 @@ def _is_trusted_proxy(address) -> bool:
     return any(address in network for network in settings.TRUSTED_PROXIES)
 
 
+def key_exchange_credentials(key_id) -> dict:
+    """What a key exchange is counted under: the key id as the username, prefixed, cut to the column."""
+    key_id = key_id if isinstance(key_id, str) else ""
+    return {"username": (API_KEY_PREFIX + key_id)[:USERNAME_MAX_LENGTH]}
+
+
+def is_locked_out(request, credentials: dict) -> bool:
+    return not AxesProxyHandler.is_allowed(request, credentials)
+
+
+def record_failure(request, credentials: dict) -> bool:
+    """Count a failed sign-in as a failed `authenticate()` is counted; True if it reached the limit."""
+    user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+    return bool(getattr(request, "axes_locked_out", False))  # (unset while AXES_ENABLED is off)
+
+
 def forgive(request, username: str) -> None:
     """Clear this client's failures on this account, and no other's."""
     address = client_address(request)
@@ -90,8 +112,8 @@ def seconds_until_unlocked(request, credentials: dict) -> int:
     return max(1, math.ceil(remaining))
 
 
-def lockout_message(seconds: int) -> str:
-    return f"Too many failed sign-ins from your address; try again in {seconds} seconds."
+def lockout_message(seconds: int, what: str = "sign-ins") -> str:
+    return f"Too many failed {what} from your address; try again in {seconds} seconds."
 
 
 def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
