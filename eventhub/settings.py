@@ -4,8 +4,10 @@ Every variable is parsed strictly: a value that cannot be understood stops start
 naming the variable, rather than silently falling back to a default.
 """
 
+import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -52,6 +54,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or networks (`10.0.0.0/8`, `2001:db8::1`)."""
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from None
+    return networks
+
+
 def _development_secret_key() -> str:
     """A random key kept in var/, so sessions survive restarts of a development server."""
     path = VAR_DIR / "dev-secret-key"
@@ -82,6 +95,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "eventhub.apps.EventhubConfig",
     "workflows.apps.WorkflowsConfig",
     "queues.apps.QueuesConfig",
@@ -101,6 +115,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: it turns a login its backend refused into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # Prometheus: `/metrics` and the listener's metrics port need this bearer token (or, on the web, a staff
@@ -147,6 +163,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# axes's backend first: it refuses a locked-out client before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -208,6 +227,23 @@ API_TOKEN_TTL_SECONDS = env_int("API_TOKEN_TTL_SECONDS", 3600, minimum=60)
 # The model of those keys (eventhub.lib.api.auth reads it through this name, as AUTH_USER_MODEL).
 EVENTHUB_API_KEY_MODEL = "handlers.ApiKey"
 
+# Failed sign-ins (admin login, key exchange), counted by django-axes in the database: after
+# LOGIN_FAILURE_LIMIT failures less than LOGIN_COOLOFF_SECONDS apart, a client address gets 429 with
+# Retry-After until the cool-off has passed since its last failure. eventhub.lib.login_throttle says why
+# each of these is what it is.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 60, minimum=1))
+# Per address, and per address and username (or key id): never per username alone, so that no client
+# can lock an account's owner out.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", ["ip_address", "username"]]
+AXES_RESET_ON_SUCCESS = False  # a success forgives only its own pair (login_throttle.forgive)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # refused attempts are not counted: Retry-After holds
+AXES_CLIENT_IP_CALLABLE = "eventhub.lib.login_throttle.client_address"
+AXES_LOCKOUT_CALLABLE = "eventhub.lib.login_throttle.lockout_response"
+# The proxies whose X-Forwarded-For is believed (addresses or networks); with none, the peer's address
+# is the client's, whatever the request says.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
+
 Q_CLUSTER = {
     "name": "eventhub",
     "workers": env_int("Q_WORKERS", 2, minimum=1),
@@ -227,7 +263,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes logs each step at INFO (and its configuration on every start); its warnings, one per failure
+    # and per lock-out, are what an operator needs.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 # --- workflows ---

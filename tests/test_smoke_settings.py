@@ -53,3 +53,10 @@ def test_it_refuses_more_consumers_per_queue_than_a_queue_config_allows():
     assert result.returncode != 0
     assert f"QUEUES_CONCURRENCY='{MAX_CONCURRENCY + 1}' must be at most {MAX_CONCURRENCY}" in result.stderr
     assert run_manage("check", QUEUES_CONCURRENCY=str(MAX_CONCURRENCY)).returncode == 0
+
+
+def test_it_rejects_a_trusted_proxy_that_is_no_address_or_network():
+    result = run_manage("check", TRUSTED_PROXIES="10.0.0.0/8, 10.0.0.0/33")
+    assert result.returncode != 0
+    assert "TRUSTED_PROXIES" in result.stderr and "10.0.0.0/33" in result.stderr
+    assert run_manage("check", TRUSTED_PROXIES="10.0.0.0/8, 2001:db8::1").returncode == 0

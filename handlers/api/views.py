@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from eventhub.lib.api.auth import TokenRejected, issue_token, key_for_credentials
+from eventhub.lib.api.auth import exchange_key, issue_token
 from eventhub.lib.api.errors import ConductorValidationError, Conflict, ErrorSerializer, NotFound
 from eventhub.lib.api.params import query_bool
 
@@ -106,7 +106,11 @@ class TokenView(APIView):
     @extend_schema(
         operation_id="generateToken",
         request=TokenRequestSerializer,
-        responses={200: TokenSerializer, 400: ErrorSerializer, 401: ErrorSerializer},
+        responses={200: TokenSerializer, 400: ErrorSerializer, 401: ErrorSerializer, 429: ErrorSerializer},
+        parameters=[OpenApiParameter(
+            "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429],
+            description="Seconds until this client's address may exchange keys again (after too many failures).",
+        )],
         auth=[],
     )
     def post(self, request):
@@ -114,7 +118,4 @@ class TokenView(APIView):
         missing = [(name, "is required") for name in ("keyId", "keySecret") if not data.get(name)]
         if missing:
             raise ConductorValidationError(missing)
-        key = key_for_credentials(data["keyId"], data["keySecret"])
-        if key is None:
-            raise TokenRejected("Unknown key id, wrong secret, or a revoked key.", "INVALID_CREDENTIALS")
-        return Response({"token": issue_token(key)})
+        return Response({"token": issue_token(exchange_key(request, data["keyId"], data["keySecret"]))})

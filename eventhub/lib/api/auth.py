@@ -3,7 +3,8 @@
 A client posts its key id and secret to `/api/token` and gets a signed token back, which it sends in
 `X-Authorization` until it expires. The token names the key, so revoking a key stops its tokens at
 once. Expired or unreadable tokens answer 401 with Conductor's error codes (`EXPIRED_TOKEN`,
-`INVALID_TOKEN`), on which the SDKs fetch a new token and retry.
+`INVALID_TOKEN`), on which the SDKs fetch a new token and retry. Failed exchanges are counted per client
+address (`eventhub.lib.login_throttle`): past the limit the address gets 429 with `Retry-After`.
 
 The key model is the one the `EVENTHUB_API_KEY_MODEL` setting names (`"app_label.ModelName"`, as
 `AUTH_USER_MODEL` names the user model). It needs a unique `key_id` field, a `user` foreign key, a
@@ -22,6 +23,8 @@ from django.db import models
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
+
+from .. import login_throttle
 
 TOKEN_SALT = "eventhub.api-token"
 
@@ -44,8 +47,31 @@ class TokenRejected(exceptions.AuthenticationFailed):
         self.error_code = error_code
 
 
+class KeyExchangeLockedOut(exceptions.Throttled):
+    def __init__(self, seconds: int):
+        super().__init__(detail=login_throttle.lockout_message(seconds, "key exchanges"))
+        self.wait = seconds  # the exception handler sends it as Retry-After (DRF's own would repeat it in the text)
+
+
 def issue_token(key: models.Model) -> str:
     return signing.dumps({"kid": key.key_id}, salt=TOKEN_SALT, compress=True)
+
+
+def exchange_key(request, key_id, key_secret) -> models.Model:
+    """The key these credentials name, or 401; 429 while the client's address is locked out.
+
+    A locked-out client is refused before its secret is checked: it learns nothing and costs no hash.
+    """
+    credentials = login_throttle.key_exchange_credentials(key_id)
+    if login_throttle.is_locked_out(request, credentials):
+        raise KeyExchangeLockedOut(login_throttle.seconds_until_unlocked(request, credentials))
+    key = key_for_credentials(key_id, key_secret)
+    if key is None:
+        if login_throttle.record_failure(request, credentials):
+            raise KeyExchangeLockedOut(login_throttle.seconds_until_unlocked(request, credentials))
+        raise TokenRejected("Unknown key id, wrong secret, or a revoked key.", "INVALID_CREDENTIALS")
+    login_throttle.forgive(request, credentials["username"])
+    return key
 
 
 def key_for_credentials(key_id, key_secret) -> models.Model | None:
