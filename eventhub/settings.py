@@ -238,6 +238,7 @@ AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 60, minim
 AXES_LOCKOUT_PARAMETERS = ["ip_address", ["ip_address", "username"]]
 AXES_RESET_ON_SUCCESS = False  # a success forgives only its own pair (login_throttle.forgive)
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # refused attempts are not counted: Retry-After holds
+AXES_DISABLE_ACCESS_LOG = True  # (successful logins are not kept: nothing would ever delete them)
 AXES_CLIENT_IP_CALLABLE = "eventhub.lib.login_throttle.client_address"
 AXES_LOCKOUT_CALLABLE = "eventhub.lib.login_throttle.lockout_response"
 # The proxies whose X-Forwarded-For is believed (addresses or networks); with none, the peer's address
