@@ -91,6 +91,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "eventhub.lib.api.middleware.LimitRequestBodies",
     "django.middleware.security.SecurityMiddleware",
+    # Serves STATIC_ROOT (what collectstatic gathered) in every server; runserver serves its own first.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "eventhub.lib.api.middleware.RefuseUnstorableText",
@@ -155,6 +157,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# collectstatic also writes a gzip copy of each file, which WhiteNoise sends to clients that accept it.
+# (Not the manifest variant: without a prior collectstatic it fails every page that names a static file.)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGIN_URL = "admin:login"
 
