@@ -5,6 +5,7 @@ naming the variable, rather than silently falling back to a default.
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -52,6 +53,20 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_header(name: str) -> tuple[str, str] | None:
+    """A request header and the value that marks a request secure, e.g. `HTTP_X_FORWARDED_PROTO,https`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    header, _, value = (part.strip() for part in raw.partition(","))
+    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", header) or not value or "," in value:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a header and a value; write it as Django names it, "
+            "e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    return header, value
+
+
 def _development_secret_key() -> str:
     """A random key kept in var/, so sessions survive restarts of a development server."""
     path = VAR_DIR / "dev-secret-key"
@@ -69,6 +84,18 @@ if not SECRET_KEY:
     SECRET_KEY = _development_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# HTTPS, each off by default (Django's own defaults) so that `make run` works over plain http on localhost;
+# `check --deploy` names each one still off, and README "Production serving" gives the values.
+# SECURE_PROXY_SSL_HEADER: the header a proxy that ends TLS sets on every request, replacing the
+# client's (who could otherwise claim https). Leave it unset without such a proxy.
+SECURE_PROXY_SSL_HEADER = env_header("SECURE_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
