@@ -118,6 +118,34 @@ def api_token(django_user_model) -> str:
     return Token.objects.create(user=user).key
 
 
+def gunicorn_config(**variables: str) -> subprocess.CompletedProcess:
+    """What gunicorn makes of gunicorn.conf.py in this environment (`--print-config`: nothing is started)."""
+    command = [str(Path(sys.executable).parent / "gunicorn"), "--config", "gunicorn.conf.py", "--print-config"]
+    return subprocess.run(command, cwd=ROOT, env=environment(**variables), capture_output=True, text=True,
+                          timeout=60)
+
+
+def setting(config: str, name: str) -> str:
+    return next(line.partition("=")[2].strip() for line in config.splitlines() if line.split(" ")[0] == name)
+
+
+def test_it_runs_two_workers_of_eight_threads_on_port_8000_by_default():
+    config = gunicorn_config().stdout
+    assert [setting(config, name) for name in ("bind", "workers", "threads", "worker_class")] == [
+        "['0.0.0.0:8000']", "2", "8", "gthread"]
+
+
+def test_it_takes_its_port_workers_and_threads_from_the_environment():
+    config = gunicorn_config(PORT="5100", WEB_CONCURRENCY="3", WEB_THREADS="5").stdout
+    assert [setting(config, name) for name in ("bind", "workers", "threads")] == ["['0.0.0.0:5100']", "3", "5"]
+
+
+def test_it_refuses_to_start_with_a_thread_count_it_cannot_read():
+    result = gunicorn_config(WEB_THREADS="many")
+    assert result.returncode != 0
+    assert "WEB_THREADS='many' is not a whole number" in result.stdout + result.stderr
+
+
 def test_it_serves_the_admin_the_api_and_static_files_as_behind_the_tls_proxy(web, django_user_model):
     token = api_token(django_user_model)
     server = web()
