@@ -6,6 +6,7 @@ naming the variable, rather than silently falling back to a default.
 
 import ipaddress
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -65,6 +66,20 @@ def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Networ
     return networks
 
 
+def env_header(name: str) -> tuple[str, str] | None:
+    """A request header and the value that marks a request secure, e.g. `HTTP_X_FORWARDED_PROTO,https`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    header, _, value = (part.strip() for part in raw.partition(","))
+    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", header) or not value or "," in value:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a header and a value; write it as Django names it, "
+            "e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    return header, value
+
+
 def _development_secret_key() -> str:
     """A random key kept in var/, so sessions survive restarts of a development server."""
     path = VAR_DIR / "dev-secret-key"
@@ -82,6 +97,18 @@ if not SECRET_KEY:
     SECRET_KEY = _development_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# HTTPS, each off by default (Django's own defaults) so that `make run` works over plain http on localhost;
+# `check --deploy` names each one still off, and README "Production serving" gives the values.
+# SECURE_PROXY_SSL_HEADER: the header a proxy that ends TLS sets on every request, replacing the
+# client's (who could otherwise claim https). Leave it unset without such a proxy.
+SECURE_PROXY_SSL_HEADER = env_header("SECURE_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -107,6 +134,8 @@ MIDDLEWARE = [
     "eventhub.lib.metrics.RequestMetrics",
     "eventhub.lib.api.middleware.LimitRequestBodies",
     "django.middleware.security.SecurityMiddleware",
+    # Serves STATIC_ROOT (what collectstatic gathered) in every server; runserver serves its own first.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "eventhub.lib.api.middleware.RefuseUnstorableText",
@@ -152,7 +181,9 @@ TEMPLATES = [
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'eventhub.sqlite3'}"
 try:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # A kept connection is checked before a request reuses it: after a database restart the first request
+    # of each thread gets a new one instead of a 500.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Eventhub understands: {exc}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -181,6 +212,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# collectstatic also writes a gzip copy of each file, which WhiteNoise sends to clients that accept it.
+# (Not the manifest variant: without a prior collectstatic it fails every page that names a static file.)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGIN_URL = "admin:login"
 
