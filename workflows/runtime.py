@@ -488,11 +488,14 @@ def _new_task(workflow: Workflow, position: int, seq: int) -> Task:
     """The task at `position`, as scheduled, not saved yet."""
     spec = workflow.task_definitions()[position]
     task_type = spec.get("type", "SIMPLE")
+    parameters = spec.get("inputParameters") or {}
+    if task_type == "EVENT":  # Conductor's EVENT task carries these in its input (and so in its message)
+        parameters = {**parameters, "sink": spec.get("sink"), "asyncComplete": spec.get("asyncComplete") or False}
     task = build(
         Task, workflow=workflow, seq=seq, position=position, task_type=task_type,
         task_def_name=spec.get("name", task_type), reference_task_name=spec["taskReferenceName"],
         # The first task (seq 1) has no earlier tasks to read.
-        input=substitute(spec.get("inputParameters") or {}, task_context(workflow, [] if seq == 1 else None)),
+        input=substitute(parameters, task_context(workflow, [] if seq == 1 else None)),
         domain=_domain_of(workflow, spec.get("name", "")),
     )
     if task_type != "SIMPLE":
@@ -549,25 +552,25 @@ def _run_event(workflow: Workflow, task: Task, spec: dict) -> None:
                                         task_context(workflow))
         event_task.check_sink(event)
     except event_task.UnknownSink as exc:
-        _finish_task(task, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
+        _finish_task(task, TaskStatus.FAILED, str(exc))  # (Conductor's status for a sink it cannot use)
         return
-    payload = event_task.event_payload(
+    output = event_task.event_output(
         task.input, workflow_id=workflow.id, workflow_name=workflow.name, workflow_version=workflow.version,
-        correlation_id=workflow.correlation_id, event=event,
+        correlation_id=workflow.correlation_id, task_to_domain=workflow.task_to_domain, event=event,
     )
     try:
         # The outbox row commits with this task's state change (the caller's transaction); a savepoint,
         # so that a failed write fails the task without spoiling that transaction.
         with transaction.atomic():
-            event_task.publish_event(event, payload, message_id=task.id)
+            event_task.publish_event(event, event_task.event_payload(output), message_id=task.id)
     except Exception as exc:  # noqa: BLE001 - any hand-over failure fails the task, with its reason.
         logger.warning("EVENT task %s could not publish to %s: %s", task.id, event, exc)
         _finish_task(task, TaskStatus.FAILED, f"Publishing to {event} failed: {exc}")
         return
-    task.output = {**task.output, "event_produced": event}
+    task.output = {**task.output, **output}
     # Completed once handed over (committed to the outbox), not once a broker has it: the relay
     # guarantees that part. asyncComplete waits for a handler or the API instead.
-    if spec.get("asyncComplete"):
+    if task.input.get("asyncComplete") is True:
         task.save(update_fields=["output", "updated_at"])
     else:
         _finish_task(task, TaskStatus.COMPLETED)
