@@ -14,6 +14,7 @@ from workflows.errors import InvalidRequest
 from workflows.params import substitute, template_problems
 
 Problems = list[tuple[str, str]]
+NO_ACTIONS = "No actions specified. Please specify at-least one action"  # Conductor's text
 
 
 def is_version(value) -> bool:
@@ -233,7 +234,7 @@ def action_problems(actions) -> Problems:
     if not isinstance(actions, list):
         return [("actions", "must be a list of actions")]
     if not actions:
-        return [("actions", "at least one action is required")]
+        return [("actions", NO_ACTIONS)]
     problems: Problems = []
     for index, action in enumerate(actions):
         problems.extend(_one_action_problems(f"actions[{index}]", action))
