@@ -148,7 +148,9 @@ def test_it_rejects_actions_that_are_not_a_list(editor_client):
     response = editor_client.post(ADD, form_data(actions='{"action": "start_workflow"}'))
     assert response.context["adminform"].form.errors["actions"] == ["actions: must be a list of actions"]
     response = editor_client.post(ADD, form_data(actions="[]"))
-    assert response.context["adminform"].form.errors["actions"] == ["actions: No actions specified. Please specify at-least one action"]
+    assert response.context["adminform"].form.errors["actions"] == [
+        "actions: No actions specified. Please specify at-least one action"
+    ]
 
 
 @pytest.mark.django_db
