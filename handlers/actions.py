@@ -4,15 +4,17 @@ Each kind knows how to check its body at registration and how to execute its (su
 against the workflow engine, so a kind is described in one place.
 """
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from workflows.engine import WorkflowEngine
 from workflows.errors import InvalidRequest
-from workflows.params import template_problems
+from workflows.params import substitute, template_problems
 
 Problems = list[tuple[str, str]]
+NO_ACTIONS = "No actions specified. Please specify at-least one action"  # Conductor's text
 
 
 def is_version(value) -> bool:
@@ -130,6 +132,19 @@ def _optional_object(body: dict, key: str) -> dict:
     return value
 
 
+def _resolve_start_workflow(template: Any, payload: Any) -> Any:
+    """The body substituted, then Conductor's two rules for a start: a correlationId that resolves to
+    nothing keeps its template's text, and an action without taskToDomain takes the payload's."""
+    body = substitute(template, payload)
+    if not isinstance(template, dict) or not isinstance(body, dict):
+        return body
+    if body.get("correlationId") is None and isinstance(template.get("correlationId"), str):
+        body["correlationId"] = template["correlationId"]
+    if template.get("taskToDomain") is None and isinstance(payload, dict) and payload.get("taskToDomain") is not None:
+        body["taskToDomain"] = copy.deepcopy(payload["taskToDomain"])  # (the payload's stays as it is)
+    return body
+
+
 def _run_start_workflow(engine: WorkflowEngine, body: dict, context: ActionContext) -> ActionResult:
     version = body.get("version")
     if not is_version(version):
@@ -142,6 +157,7 @@ def _run_start_workflow(engine: WorkflowEngine, body: dict, context: ActionConte
         _optional_object(body, "taskToDomain") or None,
         body.get("idempotencyKey"),
         trigger=context.trigger,
+        event=context.event,
     )
     return ActionResult({"workflowId": workflow_id}, workflow_id)
 
@@ -152,10 +168,19 @@ def _task_target(body: dict) -> dict:
     return {"workflow_id": _required_text(body, "workflowId"), "task_ref_name": _required_text(body, "taskRefName")}
 
 
+TASK_REFERENCE_KEYS = ("workflowId", "taskRefName", "taskId")
+
+
+def task_output(body: dict, output: dict, context: ActionContext) -> dict:
+    """What a complete_task / fail_task action writes to its task, as Conductor writes it: the task's
+    reference as the action resolved it (null where it gave none), its output, then the event keys."""
+    return {**{key: body.get(key) for key in TASK_REFERENCE_KEYS}, **output, **context.event_keys}
+
+
 def _run_task_update(method: str) -> Callable[[WorkflowEngine, dict, ActionContext], ActionResult]:
     def run(engine: WorkflowEngine, body: dict, context: ActionContext) -> ActionResult:
         # `input` is accepted as a synonym of `output`: the product's own examples write it so.
-        output = {**_optional_object(body, "input"), **_optional_object(body, "output"), **context.event_keys}
+        output = task_output(body, {**_optional_object(body, "input"), **_optional_object(body, "output")}, context)
         target = _task_target(body)
         task = getattr(engine, method)(**target, output=output, reason=body.get("reasonForIncompletion"),
                                        trigger=context.trigger)
@@ -182,6 +207,9 @@ class ActionKind:
     name: str
     check_body: Callable[[dict], Problems]
     run: Callable[[WorkflowEngine, dict, ActionContext], ActionResult]
+    # The body to run (and record) from the action's template and the payload: `${...}` substituted, and
+    # whatever else the kind takes from the payload. TemplateError when it cannot be built.
+    resolve: Callable[[Any, Any], Any] = substitute
 
     def execute(self, engine: WorkflowEngine, body: Any, context: ActionContext) -> ActionResult:
         if not isinstance(body, dict):
@@ -192,7 +220,7 @@ class ActionKind:
 ACTION_KINDS: dict[str, ActionKind] = {
     kind.name: kind
     for kind in (
-        ActionKind("start_workflow", _check_start_workflow, _run_start_workflow),
+        ActionKind("start_workflow", _check_start_workflow, _run_start_workflow, _resolve_start_workflow),
         ActionKind("complete_task", _check_task_update, _run_task_update("complete_task")),
         ActionKind("fail_task", _check_task_update, _run_task_update("fail_task")),
         ActionKind("terminate_workflow", _check_terminate, _run_terminate),
@@ -206,7 +234,7 @@ def action_problems(actions) -> Problems:
     if not isinstance(actions, list):
         return [("actions", "must be a list of actions")]
     if not actions:
-        return [("actions", "at least one action is required")]
+        return [("actions", NO_ACTIONS)]
     problems: Problems = []
     for index, action in enumerate(actions):
         problems.extend(_one_action_problems(f"actions[{index}]", action))

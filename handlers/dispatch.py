@@ -45,7 +45,7 @@ from queues.providers.base import Message
 from queues.quarantine import retried_messages
 from workflows.engine import EngineBatch, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
-from workflows.params import TemplateError, substitute
+from workflows.params import TemplateError
 
 from .actions import ACTION_KINDS, ActionContext, ActionKind
 from .conditions import ConditionResult, evaluate_batch
@@ -353,8 +353,8 @@ def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     kind = ACTION_KINDS[execution.action]
     payload = delivery.message.payload
     try:
-        execution.input = substitute(action.get(kind.name), expand_inline_json(payload)
-                                     if action.get("expandInlineJSON") else payload)
+        execution.input = kind.resolve(action.get(kind.name), expand_inline_json(payload)
+                                       if action.get("expandInlineJSON") else payload)
     except TemplateError as exc:  # (saved before the limits): nothing ran, so nothing starts over
         execution.input = None
         _finish(batch, execution, Status.FAILED, error=f"its input could not be built: {exc}")

@@ -2,8 +2,9 @@
 nothing executed and nothing written.
 
 The condition goes through `conditions.evaluate` on the payload with inline JSON expanded; each action
-is substituted like `dispatch._run_action` does, and gets the `conductor.event.*` keys the action kind
-adds when it runs (workflow input for start_workflow, task output for complete_task / fail_task).
+is resolved like `dispatch._run_action` does (its kind's `resolve`), and gets what the action kind adds
+when it runs: the `conductor.event.*` keys in the workflow input of start_workflow, and the output a
+complete_task / fail_task writes (the task's reference, the output, the event keys).
 """
 
 from dataclasses import asdict, dataclass
@@ -13,7 +14,7 @@ from django.conf import settings
 
 from workflows.params import TemplateError, substitute
 
-from .actions import ACTION_KINDS, ActionContext
+from .actions import ACTION_KINDS, ActionContext, task_output
 from .conditions import ConditionResult, evaluate
 from .models import EventHandler
 from .payload import expand_inline_json
@@ -71,20 +72,21 @@ def resolve_action(
     action: dict, index: int, payload: Any, context: ActionContext, *, would_run: bool
 ) -> ResolvedAction:
     kind_name = action.get("action", "")
+    kind = ACTION_KINDS.get(kind_name) if isinstance(kind_name, str) else None
     expand = bool(action.get("expandInlineJSON"))
     source = expand_inline_json(payload) if expand else payload
     try:
-        body = substitute(action.get(kind_name), source)  # (a fresh copy: the handler's stays as it is)
+        # (a fresh copy: the handler's stays as it is)
+        body = (kind.resolve if kind else substitute)(action.get(kind_name), source)
     except TemplateError as exc:
         return ResolvedAction(index, kind_name, expand, None, would_run, f"its input could not be built: {exc}")
-    target = EVENT_KEYS_GO_TO.get(kind_name) if kind_name in ACTION_KINDS else None
-    if target and isinstance(body, dict):
-        current = body.get(target)
-        if kind_name != "start_workflow":
-            # Task actions accept `input` as a synonym of `output` and merge them, as they do when run.
-            current = {**_as_dict(body.get("input")), **_as_dict(current)}
-            body.pop("input", None)
-        body[target] = {**_as_dict(current), **context.event_keys}
+    target = EVENT_KEYS_GO_TO.get(kind_name) if kind else None
+    if target == "input" and isinstance(body, dict):
+        body["input"] = {**_as_dict(body.get("input")), **context.event_keys}
+    elif target == "output" and isinstance(body, dict):
+        # Task actions accept `input` as a synonym of `output` and merge them, as they do when run.
+        output = {**_as_dict(body.pop("input", None)), **_as_dict(body.get("output"))}
+        body["output"] = task_output(body, output, context)
     return ResolvedAction(index, kind_name, expand, body, would_run)
 
 

@@ -14,9 +14,10 @@ from django.db import transaction
 
 from eventhub.lib.forms import StorableJSONField, form_json
 
+from .actions import NO_ACTIONS
 from .changes import save_handler
 from .conditions import EVALUATOR_TYPES
-from .models import CONDUCTOR_NAMES, EventHandler, normalize_actions
+from .models import CONDUCTOR_NAMES, MISSING_EVENT, MISSING_NAME, EventHandler, normalize_actions
 
 # The order people read a handler in; keys not named here follow in their stored order.
 READING_ORDER = list(CONDUCTOR_NAMES.values())
@@ -64,7 +65,8 @@ class PrettyJSONField(StorableJSONField):
         return json.dumps(value, indent=2, ensure_ascii=False)
 
     def validate(self, value: Any) -> None:
-        # `[]` is a value the model has a precise message for ("at least one action"); only a blank box is missing.
+        # `[]` is a value the model has a message for (Conductor's "No actions specified"); only a blank box
+        # is missing, and it says the same.
         if value is None and self.required:
             raise ValidationError(self.error_messages["required"], code="required")
 
@@ -77,6 +79,7 @@ EVALUATOR_CHOICES = [("", "javascript (default)")] + [
 
 class EventHandlerForm(forms.ModelForm):
     actions = PrettyJSONField(
+        error_messages={"required": NO_ACTIONS},
         widget=forms.Textarea(attrs={"rows": 16, "cols": 90, **CODE_ATTRS}),
         help_text="A JSON list of Conductor actions, e.g. "
         '<code>[{"action": "start_workflow", "start_workflow": {"name": "shipping_workflow", "version": 1, '
@@ -99,6 +102,8 @@ class EventHandlerForm(forms.ModelForm):
             # A select for convenience, but still a free CharField: the model decides what is valid.
             "evaluator_type": forms.Select(choices=EVALUATOR_CHOICES),
         }
+        # The model's (Conductor's) texts, for a box left empty here too.
+        error_messages = {"name": {"required": MISSING_NAME}, "event": {"required": MISSING_EVENT}}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

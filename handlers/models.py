@@ -26,6 +26,12 @@ CONDUCTOR_NAMES = {
 }
 FIELD_OF = {conductor: field for field, conductor in CONDUCTOR_NAMES.items()}
 
+# Conductor's own texts for what every handler needs (its EventHandler constraints), so a client that
+# matches on them finds them; the admin shows the same.
+MISSING_NAME = "Missing event handler name"
+MISSING_EVENT = "Missing event location"
+NULL_HANDLER = "EventHandler cannot be null."
+
 
 def problem(path: str, detail: str) -> ValidationError:
     """A validation error that keeps its Conductor path, so the API and the admin can both show it."""
@@ -53,10 +59,12 @@ def normalize_actions(actions: Any) -> Any:
 
 class EventHandler(models.Model):
     name = models.CharField(
-        max_length=255, unique=True, help_text="Unique name, e.g. <code>start_shipping_workflow</code>."
+        max_length=255, unique=True, help_text="Unique name, e.g. <code>start_shipping_workflow</code>.",
+        error_messages={"null": MISSING_NAME, "blank": MISSING_NAME},
     )
     event = models.CharField(
         max_length=1024,
+        error_messages={"null": MISSING_EVENT, "blank": MISSING_EVENT},
         help_text="<code>kind:queue</code> the handler listens on, e.g. <code>sqs:shipping_start</code>. "
         f"Kinds: {', '.join(KINDS)}.",
     )
@@ -75,7 +83,7 @@ class EventHandler(models.Model):
     )
     actions = models.JSONField(
         default=list,
-        blank=True,  # clean() says "at least one action is required", once
+        blank=True,  # clean() says Conductor's "No actions specified...", once
         help_text='Conductor actions, e.g. <code>[{"action": "start_workflow", '
         '"start_workflow": {"name": "shipping_workflow", "input": {"address": "${address}"}}}]</code>.',
     )
@@ -120,6 +128,8 @@ class EventHandler(models.Model):
 
     def apply_conductor(self, data: Any) -> None:
         """Take a Conductor JSON handler; unknown fields are ignored. Raises ValidationError on wrong types."""
+        if data is None:
+            raise ValidationError({NON_FIELD_ERRORS: [problem("$", NULL_HANDLER)]})
         if not isinstance(data, dict):
             not_an_object = problem("$", "the body must be a JSON object (an event handler)")
             raise ValidationError({NON_FIELD_ERRORS: [not_an_object]})

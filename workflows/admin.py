@@ -105,7 +105,7 @@ class WorkflowAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     inlines = [TaskInline]
     actions = ["terminate"]
-    readonly_fields = ["id", "name", "version", "status", "correlation_id", "idempotency_key",
+    readonly_fields = ["id", "name", "version", "status", "correlation_id", "idempotency_key", "event",
                        "reason_for_incompletion", "trigger_shown", "event_trail", "input_shown", "variables_shown",
                        "output_shown", "created_at", "ended_at"]
     fields = readonly_fields

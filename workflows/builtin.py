@@ -44,20 +44,22 @@ class BuiltinEngine(WorkflowEngine):
                 self.read_ahead.learn(key, remembered.used, keep_known=failed)
 
     def start_workflow(self, name, version=None, input=None, correlation_id=None, task_to_domain=None,
-                       idempotency_key=None, trigger=None) -> str:
+                       idempotency_key=None, trigger=None, event=None) -> str:
         return runtime.start_workflow(name, version, input, correlation_id, task_to_domain, idempotency_key,
-                                      trigger).id
+                                      trigger, event).id
 
     def complete_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
                       trigger=None) -> UpdatedTask:
         task = runtime.update_task(TaskStatus.COMPLETED, task_id=task_id, workflow_id=workflow_id,
-                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger)
+                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger,
+                                   loop_iterations=True)
         return UpdatedTask(task.id, task.workflow_id)
 
     def fail_task(self, *, task_id=None, workflow_id=None, task_ref_name=None, output=None, reason=None,
                   trigger=None) -> UpdatedTask:
         task = runtime.update_task(TaskStatus.FAILED, task_id=task_id, workflow_id=workflow_id,
-                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger)
+                                   task_ref_name=task_ref_name, output=output, reason=reason, trigger=trigger,
+                                   loop_iterations=True)
         return UpdatedTask(task.id, task.workflow_id)
 
     def terminate_workflow(self, workflow_id: str, reason: str | None = None) -> None:

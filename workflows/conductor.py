@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from urllib3.exceptions import NewConnectionError
 
-from .engine import UpdatedTask, WorkflowEngine
+from .engine import UpdatedTask, WorkflowEngine, reference_iteration
 from .errors import (
     EngineError,
     EngineUnavailable,
@@ -74,7 +74,9 @@ class ConductorEngine(WorkflowEngine):
     # Interface -----------------------------------------------------------------------------------
 
     def start_workflow(self, name, version=None, input=None, correlation_id=None, task_to_domain=None,
-                       idempotency_key=None, trigger=None) -> str:
+                       idempotency_key=None, trigger=None, event=None) -> str:
+        # `event` is not sent: Conductor's StartWorkflowRequest has no such field (its server ignores
+        # unknown ones), so only its own event processor can set a workflow's event.
         body = {"name": name, "version": version, "input": input or {}, "correlationId": correlation_id,
                 "taskToDomain": task_to_domain or {}, "idempotencyKey": idempotency_key}
         body = {key: value for key, value in body.items() if value is not None}
@@ -134,15 +136,19 @@ class ConductorEngine(WorkflowEngine):
         if not workflow_id or not task_ref_name:
             raise InvalidRequest("Name the task by taskId, or by workflowId and taskRefName.")
         workflow = self.get_workflow(workflow_id, include_tasks=True)
-        tasks = [t for t in workflow.get("tasks", []) if t.get("referenceTaskName") == task_ref_name]
-        if not tasks:
+        # The task of that reference or of its loop iterations (`ref__2`): the highest iteration, then
+        # the most recent, as Conductor's own event actions pick it.
+        ranked = [(iteration, task.get("seq", 0), position, task)
+                  for position, task in enumerate(workflow.get("tasks", []))
+                  if (iteration := reference_iteration(str(task.get("referenceTaskName")), task_ref_name)) is not None]
+        if not ranked:
             running = workflow.get("status") == "RUNNING"
             raise TaskNotFound(
                 f"Workflow {workflow_id} has no task {task_ref_name!r}"
                 + (" yet." if running else f" and is {workflow.get('status')}."),
                 retryable=running,
             )
-        return max(tasks, key=lambda t: t.get("seq", 0))
+        return max(ranked, key=lambda rank: rank[:3])[3]
 
     # HTTP ----------------------------------------------------------------------------------------
 

@@ -6,7 +6,12 @@
 engine raises the errors of `workflows.errors`, whose `retryable` says whether a later try can help.
 
 `trigger` (optional) names what moved a workflow or task — e.g. `{"messageId": ..., "executionId":
-..., "handler": ...}` — and is stored by the built-in engine so the admin can show it.
+..., "handler": ...}` — and is stored by the built-in engine so the admin can show it. `event` (optional)
+is the event whose handler starts a workflow: Conductor's workflow `event` field.
+
+A task named by `workflow_id` and `task_ref_name` is the most recent task of that reference or of one of
+its loop iterations (`ref__2`, see `reference_iteration`): the highest iteration wins, as Conductor's
+event actions find it.
 
 An engine declares whether it is `transactional`: its effects are writes in the caller's database
 transaction, undone when that is rolled back. Such an engine's effects can commit together with the
@@ -14,6 +19,7 @@ caller's own records; a remote one's cannot be undone. `batch()` lets a caller t
 in one transaction (event dispatch) share its round trips with the engine; every engine has one.
 """
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
@@ -25,13 +31,26 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model, QuerySet
 from django.utils.module_loading import import_string
 
-__all__ = ["ENGINES", "EngineBatch", "UpdatedTask", "WorkflowEngine", "engine_class", "get_engine"]
+__all__ = ["ENGINES", "EngineBatch", "UpdatedTask", "WorkflowEngine", "engine_class", "get_engine",
+           "reference_iteration"]
 
 # The engines `WORKFLOW_ENGINE` can name, by the dotted path of their class. Listed here only.
 ENGINES = {
     "builtin": "workflows.builtin.BuiltinEngine",
     "conductor": "workflows.conductor.ConductorEngine",
 }
+
+
+_LOOP_SUFFIX = re.compile(r"__(\d+)")
+
+
+def reference_iteration(reference: str, name: str) -> int | None:
+    """The loop iteration by which a task's `reference` answers to the reference `name`: 0 for `name`
+    itself, n for `name__n` (a DO_WHILE iteration's task), None when it does not answer to it."""
+    if reference == name:
+        return 0
+    suffix = _LOOP_SUFFIX.fullmatch(reference, len(name)) if reference.startswith(name) else None
+    return int(suffix.group(1)) if suffix else None
 
 
 class UpdatedTask(NamedTuple):
@@ -88,7 +107,8 @@ class WorkflowEngine(ABC):
     @abstractmethod
     def start_workflow(self, name: str, version: int | None = None, input: dict | None = None,
                        correlation_id: str | None = None, task_to_domain: dict | None = None,
-                       idempotency_key: str | None = None, trigger: dict | None = None) -> str:
+                       idempotency_key: str | None = None, trigger: dict | None = None,
+                       event: str | None = None) -> str:
         ...
 
     @abstractmethod

@@ -4,6 +4,9 @@ Sink `conductor` publishes to `conductor:<workflowName>:<taskRef>`, `conductor:x
 `conductor:<workflowName>:x`, any other sink as written; `${...}` in the sink is resolved against the
 task context first. The message id is the task id, so a redelivered publish can be recognised downstream.
 
+As in Conductor, the task's input carries its `sink` and `asyncComplete`; its output is that input plus
+where it ran (`event_output`), and the message is that output without its null values (`event_payload`).
+
 Handing over means writing the message to the outbox (`queues.outbox.enqueue`) in the same transaction
 as the task's state change: both commit together or neither does, and the relay publishes it afterwards.
 """
@@ -38,8 +41,11 @@ def resolve_sink(sink: Any, workflow_name: str, task_ref: str, context: dict | N
     sink = sink.strip()
     if sink == "conductor":
         return f"conductor:{workflow_name}:{task_ref}"
-    if sink.startswith("conductor:"):
+    if sink.startswith("conductor:") and sink.removeprefix("conductor:").strip():
         return f"conductor:{workflow_name}:{sink.removeprefix('conductor:')}"
+    if sink.startswith("conductor"):
+        raise UnknownSink(f"EVENT task sink {sink!r} is not usable: the internal queue's sink is "
+                          "`conductor` or `conductor:<name>`")
     try:
         split_event(sink)
     except UnknownQueueKind as exc:
@@ -49,17 +55,25 @@ def resolve_sink(sink: Any, workflow_name: str, task_ref: str, context: dict | N
     return sink
 
 
-def event_payload(task_input: dict, *, workflow_id: str, workflow_name: str, workflow_version: int,
-                  correlation_id: str | None, event: str) -> dict[str, Any]:
-    payload = dict(task_input)
-    payload.update(
+def event_output(task_input: dict, *, workflow_id: str, workflow_name: str, workflow_version: int,
+                 correlation_id: str | None, task_to_domain: dict | None, event: str) -> dict[str, Any]:
+    """The EVENT task's output: its input (sink and asyncComplete included) and where it ran."""
+    output = dict(task_input)
+    output.update(
         workflowInstanceId=workflow_id,
         workflowType=workflow_name,
         workflowVersion=workflow_version,
         correlationId=correlation_id,
+        taskToDomain=task_to_domain or {},
         event_produced=event,
     )
-    return payload
+    return output
+
+
+def event_payload(output: dict) -> dict[str, Any]:
+    """The message an EVENT task publishes: its output, leaving out keys whose value is null (Conductor's
+    serializer writes no nulls: a workflow without a correlation id sends none)."""
+    return {key: value for key, value in output.items() if value is not None}
 
 
 def check_sink(event: str) -> None:

@@ -136,6 +136,11 @@ class Workflow(models.Model):
     trigger = models.JSONField(
         null=True, blank=True, help_text="What started it: messageId, executionId, handler of an event action."
     )
+    # NULL when no event started it, as Conductor's JSON leaves it out.
+    event = models.CharField(  # noqa: DJ001
+        max_length=1024, null=True, blank=True,
+        help_text="The event whose handler started it, e.g. <code>sqs:shipping_start</code>.",
+    )
     # A snapshot, so a definition edited or deleted later cannot change a running workflow.
     definition_snapshot = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
@@ -174,6 +179,7 @@ class Workflow(models.Model):
             "output": self.output,
             "variables": self.variables,
             "taskToDomain": self.task_to_domain,
+            "event": self.event,
             "reasonForIncompletion": self.reason_for_incompletion,
             "createTime": epoch_ms(self.created_at),
             "startTime": epoch_ms(self.created_at),

@@ -31,6 +31,7 @@ from eventhub.lib.bulk import build, insert_many
 
 from . import event_task
 from .definitions import parse_duration, parse_until
+from .engine import reference_iteration
 from .errors import (
     InvalidRequest,
     NoSuchDefinition,
@@ -185,7 +186,7 @@ def _read_definition(name: str, version: int | None) -> WorkflowDefinition:
     return definition
 
 
-def _check_start(input: Any, correlation_id: Any, task_to_domain: Any, idempotency_key: Any) -> None:
+def _check_start(input: Any, correlation_id: Any, task_to_domain: Any, idempotency_key: Any, event: Any) -> None:
     """Refuse what the workflow's and its tasks' columns cannot hold. Caught here, it fails one start;
     caught by PostgreSQL, it would fail the caller's whole transaction (a batch of messages, whose
     new workflows are inserted together), and SQLite would store it without a word."""
@@ -195,6 +196,7 @@ def _check_start(input: Any, correlation_id: Any, task_to_domain: Any, idempoten
         raise InvalidRequest("taskToDomain must map task names to domains.")
     _check_length("correlationId", correlation_id, Workflow._meta.get_field("correlation_id").max_length)
     _check_length("idempotencyKey", idempotency_key, Workflow._meta.get_field("idempotency_key").max_length)
+    _check_length("event", event, Workflow._meta.get_field("event").max_length)
     for task_name, domain in (task_to_domain or {}).items():
         # None (a ${...} the message did not fill) means no domain; anything else but a name would be
         # stored as its Python text ("5", "{'a': 1}") and polled for under that name.
@@ -217,10 +219,12 @@ def start_workflow(
     task_to_domain: dict | None = None,
     idempotency_key: str | None = None,
     trigger: dict | None = None,
+    event: str | None = None,
 ) -> Workflow:
     """Start a workflow and run it up to its first waiting task. A repeated idempotency key
-    returns the workflow that key started, whatever the other arguments."""
-    _check_start(input, correlation_id, task_to_domain, idempotency_key)
+    returns the workflow that key started, whatever the other arguments. `event`: the event whose
+    handler starts it (Conductor's workflow `event`)."""
+    _check_start(input, correlation_id, task_to_domain, idempotency_key, event)
     if idempotency_key:
         flush_pending()
         existing = Workflow.objects.filter(idempotency_key=idempotency_key).first()
@@ -238,6 +242,7 @@ def start_workflow(
         task_to_domain=task_to_domain or {},
         idempotency_key=idempotency_key or None,
         trigger=trigger,
+        event=event or None,
     )
     pending, tasks = _PENDING.get(), workflow.task_definitions()
     if pending is not None and not idempotency_key and tasks and tasks[0].get("type", "SIMPLE") in ("SIMPLE", "HUMAN"):
@@ -269,8 +274,10 @@ def locked_workflow(workflow_id: str) -> Workflow:
     return workflow
 
 
-def _locked_task(task_id: str | None, workflow_id: str | None, task_ref_name: str | None) -> tuple[Workflow, Task]:
-    """Lock the workflow, then read the task: by id, or the most recent task of a reference name."""
+def _locked_task(task_id: str | None, workflow_id: str | None, task_ref_name: str | None,
+                 loop_iterations: bool = False) -> tuple[Workflow, Task]:
+    """Lock the workflow, then read the task: by id, or the most recent task of a reference name (with
+    `loop_iterations`, or of its loop iterations, the highest iteration first: see `reference_iteration`)."""
     if task_id:
         owner = Task.objects.filter(pk=task_id).values_list("workflow_id", flat=True).first()
         if owner is None:
@@ -280,7 +287,10 @@ def _locked_task(task_id: str | None, workflow_id: str | None, task_ref_name: st
     if not workflow_id or not task_ref_name:
         raise InvalidRequest("Name the task by taskId, or by workflowId and taskRefName.")
     workflow = locked_workflow(workflow_id)
-    task = workflow.tasks.filter(reference_task_name=task_ref_name).order_by("-seq").first()
+    if loop_iterations:
+        task = _latest_iteration(workflow, task_ref_name)
+    else:
+        task = workflow.tasks.filter(reference_task_name=task_ref_name).order_by("-seq").first()
     if task is None:
         raise TaskNotFound(
             f"Workflow {workflow_id} has no task {task_ref_name!r}"
@@ -288,6 +298,15 @@ def _locked_task(task_id: str | None, workflow_id: str | None, task_ref_name: st
             retryable=workflow.is_running,
         )
     return workflow, task
+
+
+def _latest_iteration(workflow: Workflow, task_ref_name: str) -> Task | None:
+    # (startswith escapes LIKE's `_`: `ref__` matches those two underscores only)
+    candidates = workflow.tasks.filter(
+        Q(reference_task_name=task_ref_name) | Q(reference_task_name__startswith=f"{task_ref_name}__"))
+    ranked = [(iteration, task.seq, task) for task in candidates
+              if (iteration := reference_iteration(task.reference_task_name, task_ref_name)) is not None]
+    return max(ranked, key=lambda rank: rank[:2])[2] if ranked else None
 
 
 def update_task(
@@ -300,14 +319,18 @@ def update_task(
     reason: str | None = None,
     worker_id: str | None = None,
     trigger: dict | None = None,
+    loop_iterations: bool = False,
 ) -> Task:
-    """Record a task's result (output merged over what it has) and move its workflow on."""
+    """Record a task's result (output merged over what it has) and move its workflow on.
+
+    `loop_iterations`: a reference name also finds its loop iterations' tasks (`ref__2`), the highest
+    first, as Conductor's event actions do; its task API matches the name exactly."""
     if status not in UPDATE_STATUSES:
         raise InvalidRequest(f"Task status {status!r} is not one of {', '.join(sorted(UPDATE_STATUSES))}.")
     if output is not None and not isinstance(output, dict):
         raise InvalidRequest("A task's output must be a JSON object.")
     with _unit():
-        workflow, task = _locked_task(task_id, workflow_id, task_ref_name)
+        workflow, task = _locked_task(task_id, workflow_id, task_ref_name, loop_iterations)
         if not task.is_active:
             raise TaskAlreadyFinished(
                 f"Task {task.reference_task_name} ({task.id}) is already {task.status}; it was not changed."
@@ -465,11 +488,14 @@ def _new_task(workflow: Workflow, position: int, seq: int) -> Task:
     """The task at `position`, as scheduled, not saved yet."""
     spec = workflow.task_definitions()[position]
     task_type = spec.get("type", "SIMPLE")
+    parameters = spec.get("inputParameters") or {}
+    if task_type == "EVENT":  # Conductor's EVENT task carries these in its input (and so in its message)
+        parameters = {**parameters, "sink": spec.get("sink"), "asyncComplete": spec.get("asyncComplete") or False}
     task = build(
         Task, workflow=workflow, seq=seq, position=position, task_type=task_type,
         task_def_name=spec.get("name", task_type), reference_task_name=spec["taskReferenceName"],
         # The first task (seq 1) has no earlier tasks to read.
-        input=substitute(spec.get("inputParameters") or {}, task_context(workflow, [] if seq == 1 else None)),
+        input=substitute(parameters, task_context(workflow, [] if seq == 1 else None)),
         domain=_domain_of(workflow, spec.get("name", "")),
     )
     if task_type != "SIMPLE":
@@ -526,25 +552,25 @@ def _run_event(workflow: Workflow, task: Task, spec: dict) -> None:
                                         task_context(workflow))
         event_task.check_sink(event)
     except event_task.UnknownSink as exc:
-        _finish_task(task, TaskStatus.FAILED_WITH_TERMINAL_ERROR, str(exc))
+        _finish_task(task, TaskStatus.FAILED, str(exc))  # (Conductor's status for a sink it cannot use)
         return
-    payload = event_task.event_payload(
+    output = event_task.event_output(
         task.input, workflow_id=workflow.id, workflow_name=workflow.name, workflow_version=workflow.version,
-        correlation_id=workflow.correlation_id, event=event,
+        correlation_id=workflow.correlation_id, task_to_domain=workflow.task_to_domain, event=event,
     )
     try:
         # The outbox row commits with this task's state change (the caller's transaction); a savepoint,
         # so that a failed write fails the task without spoiling that transaction.
         with transaction.atomic():
-            event_task.publish_event(event, payload, message_id=task.id)
+            event_task.publish_event(event, event_task.event_payload(output), message_id=task.id)
     except Exception as exc:  # noqa: BLE001 - any hand-over failure fails the task, with its reason.
         logger.warning("EVENT task %s could not publish to %s: %s", task.id, event, exc)
         _finish_task(task, TaskStatus.FAILED, f"Publishing to {event} failed: {exc}")
         return
-    task.output = {**task.output, "event_produced": event}
+    task.output = {**task.output, **output}
     # Completed once handed over (committed to the outbox), not once a broker has it: the relay
     # guarantees that part. asyncComplete waits for a handler or the API instead.
-    if spec.get("asyncComplete"):
+    if task.input.get("asyncComplete") is True:
         task.save(update_fields=["output", "updated_at"])
     else:
         _finish_task(task, TaskStatus.COMPLETED)

@@ -148,7 +148,9 @@ def test_it_rejects_actions_that_are_not_a_list(editor_client):
     response = editor_client.post(ADD, form_data(actions='{"action": "start_workflow"}'))
     assert response.context["adminform"].form.errors["actions"] == ["actions: must be a list of actions"]
     response = editor_client.post(ADD, form_data(actions="[]"))
-    assert response.context["adminform"].form.errors["actions"] == ["actions: at least one action is required"]
+    assert response.context["adminform"].form.errors["actions"] == [
+        "actions: No actions specified. Please specify at-least one action"
+    ]
 
 
 @pytest.mark.django_db
@@ -217,3 +219,14 @@ def test_it_refuses_once_to_overwrite_a_change_made_since_the_form_was_opened(ed
     assert response.status_code == 302
     handler.refresh_from_db()
     assert (handler.event, handler.revision) == ("sqs:mine", 3)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("actions", "shown"), [("", ""), ("[]", "actions: ")])  # (the model's rule names its path)
+def test_it_shows_conductors_texts_for_a_missing_name_event_or_actions(editor_client, actions, shown):
+    response = editor_client.post(ADD, form_data(name="", event="", actions=actions))
+    errors = response.context["adminform"].form.errors
+    assert errors["name"] == ["Missing event handler name"]
+    assert errors["event"] == ["Missing event location"]
+    assert errors["actions"] == [f"{shown}No actions specified. Please specify at-least one action"]
+    assert not EventHandler.objects.exists()

@@ -87,7 +87,7 @@ def test_it_writes_nothing_when_any_handler_is_invalid_and_lists_every_problem(i
     assert "#2 “broken”: event: must be <kind>:<queue>; unknown queue kind 'kafka'; valid kinds are " \
            "sqs, conductor, amqp_queue, amqp_exchange, nats" in found
     assert any(line.startswith("#2 “broken”: actions[0].start_workflow.name: is required") for line in found)
-    assert "#3: name: This field cannot be null." in found
+    assert "#3: name: Missing event handler name" in found
     assert "#4: $: the body must be a JSON object (an event handler)" in found
     assert len(found) == 4
     assert "Nothing was imported: 4 problems found." in response.content.decode()

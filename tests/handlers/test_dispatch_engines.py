@@ -40,7 +40,7 @@ class LedgerEngine(WorkflowEngine):
             yield unit
 
     def start_workflow(self, name, version=None, input=None, correlation_id=None, task_to_domain=None,
-                       idempotency_key=None, trigger=None) -> str:
+                       idempotency_key=None, trigger=None, event=None) -> str:
         customer = input["customerName"]
         if customer == "down":
             raise EngineUnavailable("the ledger is down")

@@ -63,7 +63,8 @@ def test_task_actions_get_the_event_keys_in_their_output_and_input_is_a_synonym(
     [action] = dry_run(item, {"workflowInstanceId": "wf-1", "signer": {"email": "a@b.c"}}, message_id="m-7").actions
     assert action.input == {
         "workflowId": "wf-1", "taskRefName": "human_docusign_step_ref",
-        "output": {"signedBy": "a@b.c", "conductor.event.messageId": "m-7",
+        "output": {"workflowId": "wf-1", "taskRefName": "human_docusign_step_ref", "taskId": None,
+                   "signedBy": "a@b.c", "conductor.event.messageId": "m-7",
                    "conductor.event.name": "conductor:docusign_completed"},
     }
 

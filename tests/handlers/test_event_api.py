@@ -251,3 +251,24 @@ def test_it_refuses_a_path_or_query_no_database_can_compare(api, path):
     response = api.get(path)
     assert response.status_code == 400
     assert "cannot be stored" in response.json()["message"]
+
+
+CONDUCTOR_TEXTS = {
+    "name": "Missing event handler name",
+    "event": "Missing event location",
+    "actions": "No actions specified. Please specify at-least one action",
+}
+
+
+@pytest.mark.parametrize("body", [{}, {"name": "", "event": "", "actions": []}, {"actions": None}])
+def test_it_answers_conductors_own_texts_for_a_handler_without_name_event_or_actions(api, body):
+    for response in (post(api, body), put(api, body)):
+        assert response.status_code == 400
+        problems = {item["path"]: item["message"] for item in response.json()["validationErrors"]}
+        assert problems == CONDUCTOR_TEXTS
+
+
+def test_it_answers_conductors_text_for_a_null_handler(api):
+    for response in (post(api, None), put(api, None)):
+        assert response.status_code == 400
+        assert response.json()["validationErrors"] == [{"path": "$", "message": "EventHandler cannot be null."}]

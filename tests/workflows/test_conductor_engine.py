@@ -19,13 +19,14 @@ class FlakyServer:
     """A local HTTP server answering the planned (status, body, delay) for each request, in order."""
 
     def __init__(self, plan: list[tuple[int, object, float]]):
-        self.plan, self.requests = list(plan), []
+        self.plan, self.requests, self.bodies = list(plan), [], []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.requests.append(f"{self.command} {self.path}")
+                outer.bodies.append(json.loads(sent) if sent else None)
                 status, body, delay = outer.plan.pop(0) if outer.plan else (500, {}, 0)
                 time.sleep(delay)
                 payload = b"" if body is None else json.dumps(body).encode()  # (None: no body at all)
@@ -170,3 +171,32 @@ def test_an_unknown_task_id_answered_with_204_is_task_not_found():
         with pytest.raises(TaskNotFound, match="no task t-404") as error:
             ConductorEngine(url, retries=0).complete_task(task_id="t-404", output={"ok": True})
     assert error.value.retryable is False
+
+
+# Conductor's StartWorkflowRequest, whose unknown fields its server drops without a word.
+START_WORKFLOW_REQUEST = {"name", "version", "correlationId", "input", "taskToDomain", "workflowDef",
+                          "externalInputPayloadStoragePath", "priority", "idempotencyKey", "idempotencyStrategy",
+                          "createdBy"}
+
+
+def test_it_takes_the_event_of_a_start_and_sends_only_what_conductors_start_request_knows():
+    server = FlakyServer([(200, "w1", 0)])
+    with server as url:
+        workflow_id = ConductorEngine(url, retries=0).start_workflow(
+            "shipping", input={"a": 1}, correlation_id="c-1", event="sqs:shipping_start")
+    assert workflow_id == "w1" and server.requests == ["POST /api/workflow"]
+    [body] = server.bodies
+    assert set(body) <= START_WORKFLOW_REQUEST and body["correlationId"] == "c-1"
+
+
+def test_it_finds_the_highest_loop_iteration_of_a_task_reference():
+    tasks = [{**TASK, "taskId": f"t{n}", "referenceTaskName": ref, "seq": n, "iteration": n}
+             for n, ref in ((1, "approve__1"), (2, "approve__2"), (3, "approve_all"))]
+    workflow = {"workflowId": "w1", "status": "RUNNING", "tasks": tasks}
+    server = FlakyServer([(200, workflow, 0), (200, "t2", 0)])
+    with server as url:
+        updated = ConductorEngine(url, retries=0).complete_task(workflow_id="w1", task_ref_name="approve",
+                                                                output={"ok": True})
+    assert updated == ("t2", "w1")
+    assert server.requests == ["GET /api/workflow/w1?includeTasks=true", "POST /api/tasks"]
+    assert server.bodies[1]["taskId"] == "t2" and server.bodies[1]["status"] == "COMPLETED"

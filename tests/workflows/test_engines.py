@@ -115,3 +115,15 @@ def test_it_classes_its_errors_as_retryable_or_permanent(engine):
         ("finished", finished), ("unknown_id", unknown_id), ("never", never)]}
     assert retryable == {"no_definition": False, "no_workflow": False, "not_yet": True, "finished": False,
                          "unknown_id": False, "never": False}
+
+
+def test_a_task_reference_finds_the_highest_loop_iteration_of_that_task(engine):
+    register({"name": "loop_flow", "version": 1, "tasks": [
+        {"name": "approve", "taskReferenceName": f"approve__{n}", "type": "WAIT"} for n in (1, 2)]})
+    workflow_id = engine.start_workflow("loop_flow")
+    engine.complete_task(workflow_id=workflow_id, task_ref_name="approve", output={"by": "ada"})
+    assert statuses(engine.get_workflow(workflow_id)) == [("approve__1", "COMPLETED"), ("approve__2", "IN_PROGRESS")]
+    updated = engine.complete_task(workflow_id=workflow_id, task_ref_name="approve", output={"by": "bob"})
+    workflow = engine.get_workflow(workflow_id)
+    assert updated.task_id == workflow["tasks"][1]["taskId"] and workflow["status"] == "COMPLETED"
+    assert workflow["tasks"][1]["outputData"] == {"by": "bob"}

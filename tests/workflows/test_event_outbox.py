@@ -23,11 +23,14 @@ def run_event(sink: str, workflow_input: dict | None = None, **extra) -> Task:
 
 def test_it_hands_the_message_to_the_outbox_and_completes():
     task = run_event("sqs:orders_signed")
-    assert task.status == "COMPLETED" and task.output == {"event_produced": "sqs:orders_signed"}
+    assert task.status == "COMPLETED" and task.output["event_produced"] == "sqs:orders_signed"
     row = OutboxMessage.objects.get()
     assert (row.event, row.message_id, row.status, row.attempts) == ("sqs:orders_signed", task.id, "PENDING", 0)
-    assert row.payload == {"orderId": 3, "workflowInstanceId": task.workflow_id, "workflowType": task.workflow.name,
-                           "workflowVersion": 1, "correlationId": "order-3", "event_produced": "sqs:orders_signed"}
+    assert row.payload == {"orderId": 3, "sink": "sqs:orders_signed", "asyncComplete": False,
+                           "workflowInstanceId": task.workflow_id, "workflowType": task.workflow.name,
+                           "workflowVersion": 1, "correlationId": "order-3", "taskToDomain": {},
+                           "event_produced": "sqs:orders_signed"}
+    assert row.payload == task.output
     assert Workflow.objects.get(pk=task.workflow_id).status == "COMPLETED"
 
 
@@ -68,7 +71,7 @@ def test_it_resolves_parameters_in_the_sink(sink, event):
 ])
 def test_a_sink_it_cannot_publish_to_fails_the_task_naming_the_sink(sink, why):
     task = run_event(sink, {"nested": {"a": 1}})
-    assert task.status == "FAILED_WITH_TERMINAL_ERROR"
+    assert task.status == "FAILED"
     assert sink in task.reason_for_incompletion and why in task.reason_for_incompletion
     assert Workflow.objects.get(pk=task.workflow_id).status == "FAILED"
     assert not OutboxMessage.objects.exists()
@@ -76,10 +79,44 @@ def test_a_sink_it_cannot_publish_to_fails_the_task_naming_the_sink(sink, why):
 
 def test_an_async_event_task_stays_in_progress_until_completed_from_outside():
     task = run_event("sqs:orders_signed", asyncComplete=True)
-    assert task.status == "IN_PROGRESS" and task.output == {"event_produced": "sqs:orders_signed"}
+    assert task.status == "IN_PROGRESS" and task.output["event_produced"] == "sqs:orders_signed"
+    assert task.input["asyncComplete"] is True and task.output["asyncComplete"] is True
     assert OutboxMessage.objects.get().message_id == task.id
     assert Workflow.objects.get(pk=task.workflow_id).status == "RUNNING"
+    published = dict(task.output)
     BuiltinEngine().complete_task(task_id=task.id, output={"ack": True})
     task.refresh_from_db()
-    assert task.status == "COMPLETED" and task.output == {"event_produced": "sqs:orders_signed", "ack": True}
+    assert task.status == "COMPLETED" and task.output == {**published, "ack": True}
     assert Workflow.objects.get(pk=task.workflow_id).status == "COMPLETED"
+
+
+def test_its_input_carries_the_sink_and_async_complete_and_its_output_is_what_it_publishes():
+    definition = register(one_task("EVENT", ref="notify_ref", sink="sqs:orders_${workflow.input.region}",
+                                   inputParameters={"orderId": "${workflow.input.orderId}", "note": None}))
+    workflow_id = BuiltinEngine().start_workflow(definition.name, input={"orderId": 3, "region": "eu"},
+                                                 task_to_domain={"*": "blue"})
+    task = Task.objects.get(workflow_id=workflow_id)
+    assert task.input == {"orderId": 3, "note": None, "sink": "sqs:orders_eu", "asyncComplete": False}
+    assert task.status == "COMPLETED"
+    assert task.output == {
+        **task.input, "workflowInstanceId": workflow_id, "workflowType": definition.name, "workflowVersion": 1,
+        "correlationId": None, "taskToDomain": {"*": "blue"}, "event_produced": "sqs:orders_eu",
+    }
+    # The message is the whole output, without the keys whose value is null.
+    row = OutboxMessage.objects.get()
+    assert row.payload == {key: value for key, value in task.output.items() if key not in ("note", "correlationId")}
+
+
+@pytest.mark.parametrize("sink", ["conductorx", "conductor:", "kafka:orders", "orders"])
+def test_a_sink_that_names_no_queue_fails_the_task_with_status_failed_naming_it(sink):
+    task = run_event(sink)
+    assert task.status == "FAILED" and repr(sink) in task.reason_for_incompletion
+    assert Workflow.objects.get(pk=task.workflow_id).status == "FAILED"
+    assert not OutboxMessage.objects.exists() and not InternalMessage.objects.exists()
+
+
+def test_a_broker_that_is_down_does_not_fail_the_task_once_its_message_is_in_the_outbox(settings):
+    settings.AMQP_URL = "amqp://guest:guest@127.0.0.1:1/"  # nothing listens there
+    task = run_event("amqp_queue:orders_signed")
+    assert task.status == "COMPLETED"
+    assert OutboxMessage.objects.get().status == "PENDING"

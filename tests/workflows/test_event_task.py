@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from workflows.event_task import UnknownSink, event_payload, resolve_sink
+from workflows.event_task import UnknownSink, event_output, event_payload, resolve_sink
 
 
 @pytest.mark.parametrize(
@@ -27,15 +27,17 @@ def test_it_refuses_a_sink_it_cannot_publish_to_naming_it(sink):
     assert repr(sink) in str(error.value)
 
 
-def test_it_builds_the_payload_from_the_task_input_and_the_workflow():
-    task_input = {"orderId": 7, "address": {"city": "Oslo"}}
-    payload = event_payload(task_input, workflow_id="wf-1", workflow_name="shipping_workflow", workflow_version=2,
-                            correlation_id="order-7", event="conductor:shipping_workflow:notify_ref")
-    assert payload == {
-        "orderId": 7, "address": {"city": "Oslo"}, "workflowInstanceId": "wf-1", "workflowType": "shipping_workflow",
-        "workflowVersion": 2, "correlationId": "order-7", "event_produced": "conductor:shipping_workflow:notify_ref",
+def test_it_builds_the_output_from_the_task_input_and_the_workflow_and_publishes_it_without_nulls():
+    task_input = {"orderId": 7, "address": {"city": "Oslo"}, "sink": "conductor", "asyncComplete": False}
+    output = event_output(task_input, workflow_id="wf-1", workflow_name="shipping_workflow", workflow_version=2,
+                          correlation_id=None, task_to_domain=None, event="conductor:shipping_workflow:notify_ref")
+    assert output == {
+        "orderId": 7, "address": {"city": "Oslo"}, "sink": "conductor", "asyncComplete": False,
+        "workflowInstanceId": "wf-1", "workflowType": "shipping_workflow", "workflowVersion": 2,
+        "correlationId": None, "taskToDomain": {}, "event_produced": "conductor:shipping_workflow:notify_ref",
     }
-    assert task_input == {"orderId": 7, "address": {"city": "Oslo"}}
+    assert event_payload(output) == {key: value for key, value in output.items() if key != "correlationId"}
+    assert task_input == {"orderId": 7, "address": {"city": "Oslo"}, "sink": "conductor", "asyncComplete": False}
 
 
 @pytest.mark.django_db
@@ -54,7 +56,8 @@ def test_an_event_task_publishes_to_the_internal_queue_and_completes():
     message = InternalMessage.objects.get()
     assert message.queue == f"{definition.name}:notify_ref" and message.message_id == task.id
     assert json.loads(message.body) == {
-        "orderId": 42, "workflowInstanceId": workflow_id, "workflowType": definition.name, "workflowVersion": 1,
-        "correlationId": "c-9", "event_produced": f"conductor:{definition.name}:notify_ref",
+        "orderId": 42, "sink": "conductor", "asyncComplete": False, "workflowInstanceId": workflow_id,
+        "workflowType": definition.name, "workflowVersion": 1, "correlationId": "c-9", "taskToDomain": {},
+        "event_produced": f"conductor:{definition.name}:notify_ref",
     }
     assert Workflow.objects.get(pk=workflow_id).status == "COMPLETED"

@@ -201,7 +201,7 @@ def test_it_fails_an_event_task_whose_sink_is_unknown(db):
     workflow = runtime.start_workflow(data["name"])
     assert workflow.status == WorkflowStatus.FAILED
     assert "kafka:orders" in workflow.reason_for_incompletion
-    assert tasks_of(workflow) == [("step_ref", "FAILED_WITH_TERMINAL_ERROR")]
+    assert tasks_of(workflow) == [("step_ref", "FAILED")]
 
 
 def test_it_lets_workers_claim_each_simple_task_once(shipping):

@@ -83,6 +83,7 @@ class WorkflowSerializer(serializers.Serializer):
     output = serializers.DictField()
     variables = serializers.DictField()
     taskToDomain = serializers.DictField()
+    event = serializers.CharField(required=False, help_text="The event whose handler started it.")
     reasonForIncompletion = serializers.CharField(required=False)
     createTime = serializers.IntegerField()
     startTime = serializers.IntegerField()
