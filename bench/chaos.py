@@ -101,6 +101,7 @@ class Tally:
     deliveries: int
     highest_delivery: int
     duplicates: int  # suppressed duplicate deliveries recorded (SKIPPED, pointing at the original)
+    gap: float  # the longest time between two workflows (of a listener stalled, or faults that take long)
     dead: int | None  # in the broker's own dead-letter store at the end
     faults: list[Fault]
     notes: list[str] = field(default_factory=list)
@@ -254,7 +255,7 @@ class Chaos:
             try:
                 wait_for(self._settled, SETTLE_LIMIT, f"every message of {self.event} to be settled", every=0.5)
             except TimeoutError as exc:
-                self.notes.append(str(exc))
+                self.notes.append(f"{exc}: {self.stuck()}")
             for listener in list(self.listeners):
                 self.terminate(listener)
             depth = self.depth()
@@ -272,6 +273,19 @@ class Chaos:
         depth = self.depth() if settled == len(self.published) else None
         return depth is not None and not depth.ready and not depth.in_flight
 
+    def stuck(self) -> str:
+        """What the messages without a workflow are waiting for, as far as the records say."""
+        missing = len(self.published) - self.records.query(
+            "SELECT count(DISTINCT input->>'conductor.event.messageId') FROM workflows_workflow "
+            "WHERE input->>'conductor.event.name' = %s AND input->>'conductor.event.messageId' = ANY(%s)",
+            (self.event, self.published))[0][0]
+        errors = self.records.query(
+            "SELECT consumer, last_beat_at, last_error FROM queues_listenerheartbeat WHERE event = %s AND "
+            "stopped_at IS NULL AND last_error != '' ORDER BY consumer", (self.event,))
+        return f"{missing} messages without a workflow; " + ("; ".join(
+            f"consumer {consumer}, last beat {beat:%H:%M:%S}: {error.splitlines()[0][:200]}"
+            for consumer, beat, error in errors) or "no listener reports an error")
+
     def depth(self):
         """Eventhub's own view of the broker: messages ready, in flight (held unacknowledged), dead-lettered."""
         from django.db import connection
@@ -279,12 +293,12 @@ class Chaos:
         from queues.configs import config_for
         from queues.kinds import provider_for
 
+        connection.close()  # (this process's may not have outlived a restart of PostgreSQL)
         try:
             with provider_for(config_for(self.event).spec()) as provider:
                 return provider.depth()
-        except Exception as exc:  # noqa: BLE001 - e.g. the database connection did not outlive a restart
+        except Exception as exc:  # noqa: BLE001 - e.g. the broker is not answering yet
             log.info("depth of %s unavailable: %s", self.event, exc)
-            connection.close()
             return None
 
     def tally(self, dead: int | None) -> Tally:
@@ -297,10 +311,13 @@ class Chaos:
                                 "WHERE event = %s", (event,))[0]
         duplicates = q("SELECT count(*) FROM handlers_actionexecution WHERE event = %s AND duplicate_of_id IS NOT NULL",
                        (event,))[0][0]
+        gap = q("SELECT coalesce(extract(epoch FROM max(gap)), 0) FROM (SELECT created_at - lag(created_at) "
+                "OVER (ORDER BY created_at) AS gap FROM workflows_workflow "
+                "WHERE input->>'conductor.event.name' = %s) AS gaps", (event,))[0][0]
         published = set(self.published)
         tally = Tally(self.broker.kind, len(published), sorted(published - set(workflows) - set(quarantined)),
                       {mid: n for mid, n in workflows.items() if n > 1}, quarantined, deliveries, highest,
-                      duplicates, dead, self.faults, self.notes)
+                      duplicates, float(gap), dead, self.faults, self.notes)
         if stray := set(workflows) - published:
             tally.notes.append(f"{len(stray)} workflows for message ids never published, e.g. {sorted(stray)[:3]}")
         return tally
@@ -376,8 +393,9 @@ def report(tallies: list[Tally], started: float) -> None:
     for t in tallies:
         kills = sum("SIGKILLed" in f.what for f in t.faults)
         out(f"{t.kind}: {len(t.faults)} faults ({kills} listener kills); {t.deliveries:,} deliveries recorded, "
-            f"{t.duplicates:,} suppressed duplicates, {t.dead if t.dead is not None else '?'} left in the broker's "
-            "dead-letter store (messages it no longer delivers; not counted as lost while they have their workflow)")
+            f"{t.duplicates:,} suppressed duplicates; at most {t.gap:.1f} s between two workflows; "
+            f"{t.dead if t.dead is not None else '?'} left in the broker's dead-letter store (messages it no "
+            "longer delivers; not counted as lost while they have their workflow)")
         for mid, why in list(t.quarantined.items())[:5]:
             out(f"  quarantined {mid}: {why[:200]}")
         for note in t.notes:
