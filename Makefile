@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres bench fuzz lint
+.PHONY: run test test-sqlite test-postgres bench chaos fuzz lint
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ fuzz: $(VENV)/.installed
 bench: $(VENV)/.installed
 	bash tests/services.sh
 	$(PY) bench/run.py
+
+# Faults: its own PostgreSQL, RabbitMQ and NATS on other ports, listeners killed, brokers and PostgreSQL restarted;
+# exit 1 on a lost or doubled message (README: "Fault runs"). CHAOS_N (3000) messages per broker.
+chaos: $(VENV)/.installed
+	$(PY) bench/chaos.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import psycopg
 
@@ -64,11 +65,12 @@ def body(seq: int, **extra) -> tuple[str, str]:
 # Setting up -------------------------------------------------------------------------------------
 
 
-def fresh_database() -> str:
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    url = f"{PG_SERVER}/{DB_NAME}"
+def fresh_database(server: str = PG_SERVER, name: str = DB_NAME) -> str:
+    """Drop and create the database `name` on `server`, migrate it, and point DATABASE_URL at it."""
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{server}/{name}"
     os.environ["DATABASE_URL"] = url
     subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True)
     with psycopg.connect(url, autocommit=True) as pg:
@@ -154,7 +156,8 @@ def remove_other_handlers() -> None:
 class Listener:
     """A real `manage.py listen_queues --queue EVENT` process."""
 
-    def __init__(self, event: str, metrics: bool = False):
+    def __init__(self, event: str, output: IO | None = None, metrics: bool = False):
+        """`output`: a file for its log (by default it shares the benchmark's stdout and stderr)."""
         # As in production: DEBUG off (no query log kept, no debug cursor), logging at LOG_LEVEL (INFO unless set;
         # BENCH_LOG_LEVEL wins), so a log line per message shows in the figures.
         env = {**os.environ, "DEBUG": "false", "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-" + RUN),
@@ -165,7 +168,7 @@ class Listener:
         if metrics:  # recording, and served on a free port, as an operator's would be
             command += ["--metrics-port", "0"]
             env["METRICS_TOKEN"] = "bench"
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=output)
 
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

@@ -49,7 +49,6 @@ import decimal
 import inspect
 import json
 import operator
-import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -355,28 +354,32 @@ def _getter(field: models.Field, connection) -> Callable[[models.Model], Any] | 
 
 class _IdPool:
     """Primary keys taken from each table's sequence a block at a time, so that a batch's inserts need
-    no round trip of their own for them. Unused ids of a stopped process are gaps, as after a rollback."""
+    no round trip of their own for them. Unused ids of a stopped process are gaps, as after a rollback.
+
+    A block belongs to the connection that took it, and goes with it: `nextval` is durable only once a
+    later commit flushes the write-ahead log, so after PostgreSQL crashes the sequence may hand out again
+    ids a block still holds. A new connection (every one is new after a crash) starts a new block. Django
+    gives each thread its own connection, so no two threads share a block either."""
 
     BLOCK = 200
-
-    def __init__(self):
-        self.free: dict[str, list[int]] = {}
-        self.lock = threading.Lock()
 
     def assign(self, connection, model: type[models.Model], objects: list[models.Model]) -> None:
         if not objects:
             return
         table = model._meta.db_table
-        with self.lock:
-            free = self.free.setdefault(table, [])
-            if len(free) < len(objects):
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                        [table, model._meta.pk.column, max(self.BLOCK, len(objects) - len(free))],
-                    )
-                    free.extend(pk for (pk,) in cursor.fetchall())
-            taken, self.free[table] = free[: len(objects)], free[len(objects) :]
+        owner, blocks = getattr(connection, "_eventhub_ids", (None, {}))
+        if owner is not connection.connection:  # (a new connection: what an old block holds may come again)
+            blocks = {}
+            connection._eventhub_ids = (connection.connection, blocks)
+        free = blocks.setdefault(table, [])
+        if len(free) < len(objects):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                    [table, model._meta.pk.column, max(self.BLOCK, len(objects) - len(free))],
+                )
+                free.extend(pk for (pk,) in cursor.fetchall())
+        taken, blocks[table] = free[: len(objects)], free[len(objects) :]
         for obj, pk in zip(objects, taken, strict=True):
             obj.pk = pk
 

@@ -69,6 +69,22 @@ def test_keys_keep_coming_from_the_sequence_afterwards():
     assert ReceivedMessage.objects.count() == 7
 
 
+def test_a_new_connection_takes_new_keys_as_after_a_crash_that_lost_the_sequences_advance():
+    """PostgreSQL crashed before the block's `nextval` reached the disk: after recovery the sequence is back
+    where it was, and the ids still in the block are handed out again. They must not be used after it."""
+    first = [ReceivedMessage(event="conductor:q", message_id="before")]
+    insert_many(first)
+    if connection.vendor == "postgresql":
+        connection.close()  # (every connection is new after a crash)
+        with connection.cursor() as cursor:  # the crash: the sequence forgets the block it gave out
+            cursor.execute("SELECT setval(pg_get_serial_sequence('queues_receivedmessage', 'id'), %s)", [first[0].pk])
+    later = [ReceivedMessage(event="conductor:q", message_id="after")]
+    insert_many(later)
+    saved = ReceivedMessage.objects.create(event="conductor:q", message_id="by save()")  # from the sequence
+    assert len({first[0].pk, later[0].pk, saved.pk}) == 3
+    assert ReceivedMessage.objects.count() == 3
+
+
 def test_a_failed_insert_writes_nothing_and_says_why():
     workflow = Workflow(name="flow", version=1)
     insert_many([workflow])
