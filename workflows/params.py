@@ -5,7 +5,8 @@ Event actions (against a message payload) and workflow tasks (against `workflow.
 
 - the path is JSONPath from the context's root: `${a.b}`, `${$.a.b}`, `${a[0]}`, `${a['b c']}`, `${$}`;
 - a placeholder that is the whole string keeps the value's type (number, object, list, null);
-- one inside a longer string becomes text: null as `null`, objects and lists as compact JSON;
+- one inside a longer string becomes text as Java prints it (`as_text`): null as `null`, objects as
+  `{k=v, k2=v2}` and lists as `[1, 2]` (Java's `toString`), doubles as `Double.toString` (`1.0E7`);
 - a missing path resolves to null; `${}` is the empty string;
 - `$${x}` is the literal text `${x}`;
 - placeholders nest: `${map.${key}[${index}]}` resolves the inner ones first, as text.
@@ -20,6 +21,7 @@ still fails (a template saved before the limits) raises TemplateError, for its o
 
 import copy
 import json
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -78,16 +80,45 @@ def fresh(value: Any) -> Any:
 
 
 def as_text(value: Any) -> str:
-    """How a value reads inside a longer string (Java's rendering, as Conductor does it)."""
+    """How a value reads inside a longer string: `String.valueOf` of what Conductor holds (Jackson's maps
+    and lists print as Java's `toString`)."""
+    return _java_text(value)
+
+
+def _java_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return str(value)
+    if isinstance(value, float):
+        return _java_double(value)
+    if isinstance(value, dict):  # AbstractMap.toString
+        return "{" + ", ".join(f"{_java_text(key)}={_java_text(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):  # AbstractCollection.toString
+        return "[" + ", ".join(_java_text(item) for item in value) + "]"
+    return str(value)  # int: Jackson's Integer, Long or BigInteger print the same digits
+
+
+def _java_double(value: float) -> str:
+    """`Double.toString`: plain from 10^-3 up to 10^7 (`100.0`, `0.001`), else `1.0E7`, `1.5E-4`; the
+    shortest digits that read back as the same double (Python's repr, and Java's since JDK 19)."""
+    if value == 0 or not math.isfinite(value):
+        return {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}.get(repr(value), repr(value))
+    mantissa, _, exponent = repr(abs(value)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    point = len(whole) + int(exponent or 0) - (len(whole + fraction) - len(digits))  # value = 0.digits × 10^point
+    digits = digits.rstrip("0") or "0"
+    sign = "-" if value < 0 else ""
+    if 1e-3 <= abs(value) < 1e7:
+        if point <= 0:
+            return f"{sign}0.{'0' * -point}{digits}"
+        if point >= len(digits):
+            return f"{sign}{digits}{'0' * (point - len(digits))}.0"
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{point - 1}"
 
 
 class _Placeholder:
