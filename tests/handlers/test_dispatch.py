@@ -232,6 +232,18 @@ def test_inline_json_is_expanded_for_actions_that_ask(shipping):
     assert Workflow.objects.get().input["address"] == ADDRESS
 
 
+def test_actions_read_jsonpath_and_splice_maps_into_strings_as_java_prints_them(shipping):
+    paths = {"label": "to ${customer.address}", "skus": "${order.items[*].sku}", "big": "${$..items[?(@.qty > 1)].sku}"}
+    handler(START_SHIPPING, event="conductor:shipping_start", actions=[{
+        "action": "start_workflow", "start_workflow": {"name": "shipping_workflow", "input": paths}}])
+    items = [{"sku": "A1", "qty": 1}, {"sku": "B2", "qty": 2}]
+    dispatch("conductor:shipping_start", message({"customer": {"address": {"city": "Oslo", "zip": 150}},
+                                                  "order": {"items": items}}))
+    workflow_input = Workflow.objects.get().input
+    assert workflow_input["label"] == "to {city=Oslo, zip=150}"
+    assert (workflow_input["skus"], workflow_input["big"]) == (["A1", "B2"], ["B2"])
+
+
 def test_missing_parameters_fail_the_action_with_a_clear_error(shipping):
     handler(COMPLETE_DOCUSIGN, event="conductor:docusign_completed")
     dispatch("conductor:docusign_completed", message({"something": "else"}))
