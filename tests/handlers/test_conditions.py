@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from handlers.conditions import compile_problem, evaluate, evaluate_batch
@@ -145,7 +147,13 @@ def test_conditions_may_be_statements_or_a_function_body():
 
 
 def test_inline_json_is_expanded_without_changing_the_original():
-    payload = {"data": '{"id": 7, "tags": "[1, 2]"}', "note": "{not json}", "list": ['["a"]']}
+    payload = {"data": '{"id": 7, "tags": [1, 2]}', "note": "{not json}", "list": ['["a"]']}
     expanded = expand_inline_json(payload)
     assert expanded == {"data": {"id": 7, "tags": [1, 2]}, "note": "{not json}", "list": [["a"]]}
-    assert payload["data"] == '{"id": 7, "tags": "[1, 2]"}'
+    assert payload["data"] == '{"id": 7, "tags": [1, 2]}'
+
+
+def test_inline_json_is_expanded_once_and_what_it_yields_is_not_expanded_again():
+    inner = json.dumps({"id": 7})
+    payload = {"data": json.dumps({"inner": inner, "list": [inner]}), "nested": {"data": json.dumps([inner])}}
+    assert expand_inline_json(payload) == {"data": {"inner": inner, "list": [inner]}, "nested": {"data": [inner]}}

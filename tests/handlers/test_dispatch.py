@@ -232,6 +232,17 @@ def test_inline_json_is_expanded_for_actions_that_ask(shipping):
     assert Workflow.objects.get().input["address"] == ADDRESS
 
 
+def test_inline_json_is_expanded_once_for_the_condition_and_for_actions_that_ask(shipping):
+    # The order is JSON in a string, and its note JSON in a string inside that: only the order is parsed.
+    handler(START_SHIPPING, event="conductor:shipping_start", condition="typeof $.order.note == 'string'", actions=[{
+        "action": "start_workflow", "expandInlineJSON": True,
+        "start_workflow": {"name": "shipping_workflow", "input": {"note": "${order.note}", "id": "${order.id}"}}}])
+    note = json.dumps({"gift": True})
+    dispatch("conductor:shipping_start", message({"order": json.dumps({"id": "o-1", "note": note})}))
+    assert ActionExecution.objects.get().status == "COMPLETED"
+    assert Workflow.objects.get().input["note"] == note and Workflow.objects.get().input["id"] == "o-1"
+
+
 def test_actions_read_jsonpath_and_splice_maps_into_strings_as_java_prints_them(shipping):
     paths = {"label": "to ${customer.address}", "skus": "${order.items[*].sku}", "big": "${$..items[?(@.qty > 1)].sku}"}
     handler(START_SHIPPING, event="conductor:shipping_start", actions=[{
