@@ -46,6 +46,15 @@ def test_value_param_takes_a_top_level_value_as_the_result(key, matched):
     assert evaluate(key, "value-param", SIGNED).matched is matched
 
 
+@pytest.mark.parametrize(
+    ("payload", "kind"), [([{"amount": 1}], "an array"), ("amount", "a string"), (5, "a number"), (None, "null")]
+)
+def test_value_param_on_a_payload_that_is_not_an_object_is_an_evaluation_error(payload, kind):
+    result = evaluate("amount", "value-param", payload)
+    assert result.failed and not result.matched
+    assert result.error == f"value-param needs a JSON object as payload, not {kind}"
+
+
 def test_it_records_what_the_condition_returned():
     assert evaluate("$.amount * 2", None, SIGNED).value == "25"
     assert evaluate("$.status", None, SIGNED).value == '"signed"'

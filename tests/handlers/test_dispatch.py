@@ -243,6 +243,16 @@ def test_inline_json_is_expanded_once_for_the_condition_and_for_actions_that_ask
     assert Workflow.objects.get().input["note"] == note and Workflow.objects.get().input["id"] == "o-1"
 
 
+def test_a_value_param_condition_on_a_payload_that_is_not_an_object_is_a_failed_record(shipping):
+    handler(START_SHIPPING, event="conductor:shipping_start", condition="ready", evaluatorType="value-param")
+    [decision] = dispatch("conductor:shipping_start", message([{"ready": True}]))
+    assert decision.action == "ack"
+    execution = ActionExecution.objects.get()
+    assert execution.status == "FAILED"
+    assert execution.error == "value-param needs a JSON object as payload, not an array"
+    assert not Workflow.objects.exists()
+
+
 def test_actions_read_jsonpath_and_splice_maps_into_strings_as_java_prints_them(shipping):
     paths = {"label": "to ${customer.address}", "skus": "${order.items[*].sku}", "big": "${$..items[?(@.qty > 1)].sku}"}
     handler(START_SHIPPING, event="conductor:shipping_start", actions=[{
