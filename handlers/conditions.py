@@ -364,8 +364,21 @@ def evaluate_javascript(conditions: list[str], payloads: list[Any],
 
 
 def evaluate_value_param(key: str, payload: Any) -> ConditionResult:
-    value = payload.get(key) if isinstance(payload, dict) else None
+    """The payload's top-level `key` as the result. A payload that is not a JSON object has no keys: an
+    evaluation error (Conductor's ValueParamEvaluator throws), not false."""
+    if not isinstance(payload, dict):
+        return ConditionResult(False, error=f"value-param needs a JSON object as payload, not {_json_type(payload)}")
+    value = payload.get(key)
     return ConditionResult(matched=is_truthy(value), value=json.dumps(value, default=str))
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = {list: "an array", str: "a string", int: "a number", float: "a number"}
+    return next((name for kind, name in kinds.items() if isinstance(value, kind)), type(value).__name__)
 
 
 def evaluate(condition: str | None, evaluator_type: str | None, payload: Any,

@@ -9,9 +9,10 @@ def expand_inline_json(value: Any, depth: int = 0) -> Any:
     """Parse, in place of the string, every string value that holds a JSON object or array.
 
     Conductor's `expandInlineJSON`: producers often send `{"data": "{\\"id\\": 1}"}`; after expansion
-    `${data.id}` reaches inside. Parsed values are expanded again; other strings stay as they are, and so
-    does one whose JSON the records could not hold (deeper than MAX_PAYLOAD_DEPTH, or NUL in it).
-    The argument itself is never changed.
+    `${data.id}` reaches inside. A string is expanded once: what its parse yields is taken as it is (a
+    string in it holding JSON stays a string), as Conductor's JsonUtils does. Other strings stay as they
+    are, and so does one whose JSON the records could not hold (deeper than MAX_PAYLOAD_DEPTH, or NUL in
+    it). The argument itself is never changed.
     """
     if isinstance(value, dict):
         return {key: expand_inline_json(item, depth + 1) for key, item in value.items()}
@@ -26,5 +27,5 @@ def expand_inline_json(value: Any, depth: int = 0) -> Any:
                 return value
             if storage_problem(text, parsed, depth):
                 return value
-            return expand_inline_json(parsed, depth)
+            return parsed
     return value

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from handlers.conditions import compile_problem, evaluate, evaluate_batch
@@ -42,6 +44,15 @@ def test_an_empty_condition_always_matches():
 @pytest.mark.parametrize("key,matched", [("amount", True), ("count", False), ("flag", False), ("absent", False)])
 def test_value_param_takes_a_top_level_value_as_the_result(key, matched):
     assert evaluate(key, "value-param", SIGNED).matched is matched
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"), [([{"amount": 1}], "an array"), ("amount", "a string"), (5, "a number"), (None, "null")]
+)
+def test_value_param_on_a_payload_that_is_not_an_object_is_an_evaluation_error(payload, kind):
+    result = evaluate("amount", "value-param", payload)
+    assert result.failed and not result.matched
+    assert result.error == f"value-param needs a JSON object as payload, not {kind}"
 
 
 def test_it_records_what_the_condition_returned():
@@ -145,7 +156,13 @@ def test_conditions_may_be_statements_or_a_function_body():
 
 
 def test_inline_json_is_expanded_without_changing_the_original():
-    payload = {"data": '{"id": 7, "tags": "[1, 2]"}', "note": "{not json}", "list": ['["a"]']}
+    payload = {"data": '{"id": 7, "tags": [1, 2]}', "note": "{not json}", "list": ['["a"]']}
     expanded = expand_inline_json(payload)
     assert expanded == {"data": {"id": 7, "tags": [1, 2]}, "note": "{not json}", "list": [["a"]]}
-    assert payload["data"] == '{"id": 7, "tags": "[1, 2]"}'
+    assert payload["data"] == '{"id": 7, "tags": [1, 2]}'
+
+
+def test_inline_json_is_expanded_once_and_what_it_yields_is_not_expanded_again():
+    inner = json.dumps({"id": 7})
+    payload = {"data": json.dumps({"inner": inner, "list": [inner]}), "nested": {"data": json.dumps([inner])}}
+    assert expand_inline_json(payload) == {"data": {"inner": inner, "list": [inner]}, "nested": {"data": [inner]}}

@@ -232,6 +232,39 @@ def test_inline_json_is_expanded_for_actions_that_ask(shipping):
     assert Workflow.objects.get().input["address"] == ADDRESS
 
 
+def test_inline_json_is_expanded_once_for_the_condition_and_for_actions_that_ask(shipping):
+    # The order is JSON in a string, and its note JSON in a string inside that: only the order is parsed.
+    handler(START_SHIPPING, event="conductor:shipping_start", condition="typeof $.order.note == 'string'", actions=[{
+        "action": "start_workflow", "expandInlineJSON": True,
+        "start_workflow": {"name": "shipping_workflow", "input": {"note": "${order.note}", "id": "${order.id}"}}}])
+    note = json.dumps({"gift": True})
+    dispatch("conductor:shipping_start", message({"order": json.dumps({"id": "o-1", "note": note})}))
+    assert ActionExecution.objects.get().status == "COMPLETED"
+    assert Workflow.objects.get().input["note"] == note and Workflow.objects.get().input["id"] == "o-1"
+
+
+def test_a_value_param_condition_on_a_payload_that_is_not_an_object_is_a_failed_record(shipping):
+    handler(START_SHIPPING, event="conductor:shipping_start", condition="ready", evaluatorType="value-param")
+    [decision] = dispatch("conductor:shipping_start", message([{"ready": True}]))
+    assert decision.action == "ack"
+    execution = ActionExecution.objects.get()
+    assert execution.status == "FAILED"
+    assert execution.error == "value-param needs a JSON object as payload, not an array"
+    assert not Workflow.objects.exists()
+
+
+def test_actions_read_jsonpath_and_splice_maps_into_strings_as_java_prints_them(shipping):
+    paths = {"label": "to ${customer.address}", "skus": "${order.items[*].sku}", "big": "${$..items[?(@.qty > 1)].sku}"}
+    handler(START_SHIPPING, event="conductor:shipping_start", actions=[{
+        "action": "start_workflow", "start_workflow": {"name": "shipping_workflow", "input": paths}}])
+    items = [{"sku": "A1", "qty": 1}, {"sku": "B2", "qty": 2}]
+    dispatch("conductor:shipping_start", message({"customer": {"address": {"city": "Oslo", "zip": 150}},
+                                                  "order": {"items": items}}))
+    workflow_input = Workflow.objects.get().input
+    assert workflow_input["label"] == "to {city=Oslo, zip=150}"
+    assert (workflow_input["skus"], workflow_input["big"]) == (["A1", "B2"], ["B2"])
+
+
 def test_missing_parameters_fail_the_action_with_a_clear_error(shipping):
     handler(COMPLETE_DOCUSIGN, event="conductor:docusign_completed")
     dispatch("conductor:docusign_completed", message({"something": "else"}))

@@ -80,3 +80,11 @@ def test_inline_json_is_expanded_for_the_condition_and_for_actions_that_ask():
     assert result.actions[0].input == {"workflowId": "wf-9", "terminationReason": 12}
     assert result.actions[1].input == {"workflowId": None}
     assert not EventHandler.objects.exists()
+
+
+def test_a_value_param_condition_on_a_payload_that_is_not_an_object_shows_its_error():
+    item = EventHandler(name="unsaved", event="conductor:orders", condition="ready", evaluator_type="value-param",
+                        actions=[{"action": "terminate_workflow", "terminate_workflow": {"workflowId": "${id}"}}])
+    result = dry_run(item, ["ready"])
+    assert not result.matched and result.error == "value-param needs a JSON object as payload, not an array"
+    assert not result.actions[0].wouldRun
