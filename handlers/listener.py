@@ -20,7 +20,7 @@ from queues import records
 from queues.kinds import provider_for
 from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 from queues.outbox import relay_once
-from queues.providers.base import Message, Provider
+from queues.providers.base import Message, Provider, ProviderError
 
 from . import dispatch  # (the module, not its function: tests replace dispatch_batch)
 
@@ -135,8 +135,10 @@ class Consumer:
         QueueConfig.objects.filter(pk=self.config.pk).update(depth=depth.ready, dead_letter_depth=depth.dead)
 
     def failed(self, exc: Exception) -> None:
-        """An outage: log it, show it in the admin if the database answers, drop the connection."""
-        log.warning("%s: %s", self.config.event, exc, exc_info=not getattr(exc, "retryable", False))
+        """An outage or a config that cannot work: log it, show it in the admin if the database answers, drop
+        the connection. A broker's error (ProviderError: an outage, a missing region or queue) is one line;
+        anything else is unexpected and gets its traceback."""
+        log.warning("%s: %s", self.config.event, exc, exc_info=not isinstance(exc, ProviderError))
         self.provider.close()
         try:
             self.beat(error=f"{type(exc).__name__}: {exc}")

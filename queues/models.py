@@ -61,8 +61,11 @@ class QueueConfig(models.Model):
         help_text="Name of an environment variable or setting holding a URL with credentials, "
         "e.g. <code>AMQP_URL_ORDERS</code>. Wins over the URL field. The secret is never stored.",
     )
-    region = models.CharField(max_length=40, blank=True, help_text="SQS region, e.g. <code>eu-west-1</code>; "
-                              "empty means boto3's AWS_REGION / AWS_DEFAULT_REGION.")
+    region = models.CharField(
+        max_length=40, blank=True,
+        help_text="SQS region, e.g. <code>eu-west-1</code>. Empty means the region of an ARN or AWS queue URL "
+        "given as the name, else AWS_REGION, else AWS_DEFAULT_REGION (then the AWS profile's region).",
+    )
     endpoint_url = models.CharField(
         max_length=500, blank=True,
         help_text="SQS endpoint, e.g. <code>http://127.0.0.1:5000</code>; empty means AWS_ENDPOINT_URL_SQS or AWS.",
