@@ -71,7 +71,11 @@ class QueueConfig(models.Model):
         help_text="SQS endpoint, e.g. <code>http://127.0.0.1:5000</code>; empty means AWS_ENDPOINT_URL_SQS or AWS.",
     )
     batch_size = models.PositiveIntegerField(default=10, help_text="Messages per receive, e.g. 10 (SQS: 1-10).")
-    wait_seconds = models.PositiveIntegerField(default=20, help_text="Long-polling wait, e.g. 20 (SQS: 0-20).")
+    wait_seconds = models.PositiveIntegerField(
+        default=20, help_text="Longest wait of one receive for a message, e.g. 20 (SQS: 0-20; also the queue's own "
+        "default when Eventhub creates it). listen_queues waits at most 2 s at a time and the drain task 1 s, so "
+        "that they stop promptly.",
+    )
     visibility_timeout = models.PositiveIntegerField(
         default=60, help_text="Seconds a received message stays hidden before it is delivered again, e.g. 60."
     )
