@@ -4,11 +4,11 @@ On SIGTERM or SIGINT to its own process django-q2 stops a cluster in order: the 
 tasks, each worker finishes the task in hand and takes a poison pill, the monitor saves the results, and
 the process exits 0. Two things kept `qcluster` from getting there under `make run`:
 
-- honcho sends SIGTERM to the whole process group (so does systemd's default KillMode). The cluster's
-  children ignore SIGINT but die of SIGTERM; the main process, which is waking the sentinel just then,
-  waits forever in `Event.set()` (a multiprocessing Condition waits for each sleeper it wakes to say so,
-  and a dead one never does) until it is SIGKILLed. Here every process the cluster forks blocks SIGTERM,
-  as it ignores SIGINT: only the main process acts on either signal.
+- honcho sends SIGTERM to the whole process group (systemd's default KillMode, to every process of the
+  service). The cluster's children ignore SIGINT but die of SIGTERM; the main process, which is waking
+  the sentinel just then, waits forever in `Event.set()` (a multiprocessing Condition waits for each
+  sleeper it wakes to say so, and a dead one never does) until it is SIGKILLed. Here every process the
+  cluster forks blocks SIGTERM, as it ignores SIGINT: only the main process acts on either signal.
 - a worker finishes its task before it takes the pill, and a drain or relay task runs for up to 50 s. The
   main process first raises the shared stop flag (`eventhub.lib.stopping`); those tasks end at their next
   step, with the batch in hand finished and acknowledged.
