@@ -67,7 +67,7 @@ def region_for(spec: QueueSpec, queue_region: str | None, session: boto3.session
     region = spec.region or queue_region or os.environ.get("AWS_REGION", "").strip() or session.region_name
     if not region:
         raise ConfigurationError(
-            f"{spec.event}: no AWS region: set the queue config's region field, or AWS_REGION or "
+            f"no AWS region for SQS queue {spec.name!r}: set the queue config's region field, or AWS_REGION or "
             "AWS_DEFAULT_REGION in the environment"
         )
     return region

@@ -94,6 +94,6 @@ def test_without_a_region_it_names_the_config_field_and_both_variables(providers
     with pytest.raises(ConfigurationError) as caught:
         provider.receive(1, 0)
     message = str(caught.value)
-    assert provider.spec.event in message and "region field" in message
+    assert repr(provider.spec.name) in message and "region field" in message
     assert "AWS_REGION" in message and "AWS_DEFAULT_REGION" in message
     assert not caught.value.retryable
