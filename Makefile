@@ -17,7 +17,7 @@ run: $(VENV)/.installed
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py collectstatic --no-input --verbosity 0
 	$(PY) manage.py bootstrap_admin
-	$(VENV)/bin/honcho start -f Procfile
+	$(PY) -m eventhub.processes start -f Procfile
 
 # The whole suite, on SQLite and then on PostgreSQL; both run even if the first fails.
 test: $(VENV)/.installed

@@ -326,8 +326,9 @@ CONDUCTOR_RETRY_BACKOFF_SECONDS = float(env_int("CONDUCTOR_RETRY_BACKOFF_MS", 50
 WORKFLOW_WAIT_SWEEP_MINUTES = env_int("WORKFLOW_WAIT_SWEEP_MINUTES", 1, minimum=1)
 
 # --- queues ---
-# Broker endpoints use each ecosystem's own variable names. SQS: boto3 reads AWS_REGION /
-# AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_SQS and its credential chain itself; nothing is stored here.
+# Broker endpoints use each ecosystem's own variable names. SQS: the provider reads AWS_REGION, then boto3
+# AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_SQS and its credential chain (queues.providers.sqs); nothing is
+# stored here.
 AMQP_URL = os.environ.get("AMQP_URL") or "amqp://guest:guest@127.0.0.1:5672/"
 NATS_URL = os.environ.get("NATS_URL") or "nats://127.0.0.1:4222"
 # Defaults of a queue config created for a handler's event (queues.configs.ensure_config).

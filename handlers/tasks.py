@@ -1,7 +1,9 @@
 """django-q2 entry points of handlers, referenced by dotted path from their schedules.
 
 Draining: each enabled queue config's schedule (`handlers.schedules`) runs `drain_queue`, the listener's
-one consumer step repeated for a bounded time.
+one consumer step repeated for a bounded time. It, and the retention purge below, end between two steps
+when the cluster is asked to stop (`eventhub.lib.stopping`, set by the `run_cluster` command), so a stop
+does not wait out their time.
 
 Retention: received messages and finished executions older than RECORDS_RETENTION_DAYS are deleted in
 batches, so no single DELETE holds locks on a large part of the table. A message (its event and message
@@ -23,6 +25,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from eventhub.lib.stopping import stop_requested
 from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 from queues.quarantine import retried_messages
 
@@ -36,8 +39,10 @@ BATCH_SIZE = 1000
 
 
 def drain_queue(config_id: int, seconds: int) -> int:
-    """Consume the queue of config `config_id` until it is empty or `seconds` have passed; returns the number
-    of messages handled. A failure is recorded on the config and raised, so django-q2 records it too."""
+    """Consume the queue of config `config_id` until it is empty, `seconds` have passed or the cluster is
+    stopping; returns the number of messages handled. Each receive waits at most 1 s, and the batch in hand
+    is finished and acknowledged before a stop. A failure is recorded on the config and raised, so django-q2
+    records it too."""
     config = QueueConfig.objects.filter(pk=config_id, enabled=True).first()
     if config is None:
         return 0
@@ -45,7 +50,7 @@ def drain_queue(config_id: int, seconds: int) -> int:
     deadline = time.monotonic() + seconds
     handled = 0
     try:
-        while (remaining := deadline - time.monotonic()) > 0:
+        while not stop_requested() and (remaining := deadline - time.monotonic()) > 0:
             batch = consumer.poll_once(wait=min(config.wait_seconds, remaining, 1))
             handled += batch
             if not batch:
@@ -60,7 +65,8 @@ def drain_queue(config_id: int, seconds: int) -> int:
 
 
 def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> dict[str, int]:
-    """Delete records older than `days` (default RECORDS_RETENTION_DAYS); returns how many of each."""
+    """Delete records older than `days` (default RECORDS_RETENTION_DAYS); returns how many of each. A stop of
+    the cluster ends it between two batches; the next run carries on."""
     cutoff = timezone.now() - timedelta(days=settings.RECORDS_RETENTION_DAYS if days is None else days)
     in_quarantine = _in_quarantine(cutoff)
     counts = {"executions": 0, "messages": 0}
@@ -83,8 +89,8 @@ Key = tuple[str, str]  # a message: (event, message id)
 def _batches_of_messages(candidates: QuerySet, batch_size: int) -> Iterator[set[Key]]:
     """The messages of `candidates`' rows, `batch_size` rows at a time, in id order (by key, not offset)."""
     last = 0
-    while rows := list(candidates.filter(pk__gt=last).order_by("pk").values_list("pk", "event", "message_id")
-                       [:batch_size]):
+    page = candidates.order_by("pk").values_list("pk", "event", "message_id")
+    while not stop_requested() and (rows := list(page.filter(pk__gt=last)[:batch_size])):
         last = rows[-1][0]
         yield {(event, message_id) for _, event, message_id in rows}
 

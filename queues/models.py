@@ -62,14 +62,21 @@ class QueueConfig(models.Model):
         help_text="Name of an environment variable or setting holding a URL with credentials, "
         "e.g. <code>AMQP_URL_ORDERS</code>. Wins over the URL field. The secret is never stored.",
     )
-    region = models.CharField(max_length=40, blank=True, help_text="SQS region, e.g. <code>eu-west-1</code>; "
-                              "empty means boto3's AWS_REGION / AWS_DEFAULT_REGION.")
+    region = models.CharField(
+        max_length=40, blank=True,
+        help_text="SQS region, e.g. <code>eu-west-1</code>. Empty means the region of an ARN or AWS queue URL "
+        "given as the name, else AWS_REGION, else AWS_DEFAULT_REGION (then the AWS profile's region).",
+    )
     endpoint_url = models.CharField(
         max_length=500, blank=True,
         help_text="SQS endpoint, e.g. <code>http://127.0.0.1:5000</code>; empty means AWS_ENDPOINT_URL_SQS or AWS.",
     )
     batch_size = models.PositiveIntegerField(default=10, help_text="Messages per receive, e.g. 10 (SQS: 1-10).")
-    wait_seconds = models.PositiveIntegerField(default=20, help_text="Long-polling wait, e.g. 20 (SQS: 0-20).")
+    wait_seconds = models.PositiveIntegerField(
+        default=20, help_text="Longest wait of one receive for a message, e.g. 20 (SQS: 0-20; also the queue's own "
+        "default when Eventhub creates it). listen_queues waits at most 2 s at a time and the drain task 1 s, so "
+        "that they stop promptly.",
+    )
     visibility_timeout = models.PositiveIntegerField(
         default=60, help_text="Seconds a received message stays hidden before it is delivered again, e.g. 60."
     )

@@ -3,14 +3,17 @@ queues.outbox.sync_schedule). (Draining a queue calls dispatch: `handlers.tasks.
 
 import time
 
+from eventhub.lib.stopping import stop_requested
+
 from .outbox import relay_once
 
 
 def relay_outbox(seconds: int) -> int:
-    """The outbox relay as a django-q2 task: relay until nothing is due or `seconds` have passed."""
+    """The outbox relay as a django-q2 task: relay until nothing is due, `seconds` have passed or the cluster
+    is stopping (a step's batch is finished first)."""
     deadline = time.monotonic() + seconds
     sent = 0
-    while time.monotonic() < deadline:
+    while not stop_requested() and time.monotonic() < deadline:
         step = relay_once()
         sent += step
         if not step:

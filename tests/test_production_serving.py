@@ -39,7 +39,7 @@ def procfile_command(process: str) -> str:
     for line in (ROOT / "Procfile.production").read_text().splitlines():
         name, _, command = line.partition(":")
         if name == process:
-            return command.strip()
+            return command.strip().removeprefix("exec ")  # (run here under an exec of its own)
     raise AssertionError(f"Procfile.production has no {process} process")
 
 

@@ -14,28 +14,37 @@ name is created, with a dead-letter queue `<name>-dlq` (redrive after max_delive
 Eventhub quarantines first) and a queue policy allowing `sqs:SendMessage` from exactly the authorized
 accounts; an existing queue gets its redrive and policy brought in step.
 
-Options: region and endpoint from the config, else boto3's own AWS_REGION / AWS_DEFAULT_REGION and
-AWS_ENDPOINT_URL_SQS; credentials only through boto3's default chain (never stored by Eventhub).
+Options: the region is the queue's own if it has one (the config's `region`, else the region of an ARN
+or of an AWS queue URL), else the environment's as AWS's CLI and SDKs read it: AWS_REGION, then
+AWS_DEFAULT_REGION, then the `region` of the AWS profile's config file (boto3 alone reads only the last
+two). The endpoint is the config's, else AWS_ENDPOINT_URL_SQS; credentials only through boto3's default
+chain (never stored by Eventhub).
 The message id given to publish travels as the message attribute `eventhub-message-id` (SQS assigns its
 own MessageId), and as the deduplication id on FIFO queues.
 """
 
 import json
 import logging
+import os
+import re
 import uuid
 from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth
+from .base import ConfigurationError, Message, Provider, ProviderError, QueueDepth, QueueSpec
 from .bodies import make_message
 
 log = logging.getLogger(__name__)
 ID_ATTRIBUTE = "eventhub-message-id"
 FIFO_GROUP = "eventhub"
 POLICY_ID_SUFFIX = "/eventhub-senders"  # marks a queue policy Eventhub wrote
+# The hosts of AWS's own queue URLs, which name the region (sqs.eu-west-1.amazonaws.com, the legacy
+# eu-west-1.queue.amazonaws.com, China's .amazonaws.com.cn); any other host (moto, LocalStack) names none.
+AWS_QUEUE_HOST = re.compile(r"^(?:sqs(?:-fips)?\.(?P<region>[a-z0-9-]+)|(?P<legacy>[a-z0-9-]+)\.queue)"
+                            r"\.amazonaws\.com(?:\.cn)?$")
 
 
 def parse_queue_ref(name: str) -> tuple[str, str | None, str | None]:
@@ -44,9 +53,24 @@ def parse_queue_ref(name: str) -> tuple[str, str | None, str | None]:
         _, _, _, region, account, queue = name.split(":", 5)
         return queue, account or None, region or None
     if name.startswith(("http://", "https://")):
-        account, _, queue = urlsplit(name).path.strip("/").partition("/")
-        return queue, account or None, None
+        parts = urlsplit(name)
+        account, _, queue = parts.path.strip("/").partition("/")
+        host = AWS_QUEUE_HOST.match(parts.hostname or "")
+        return queue, account or None, (host["region"] or host["legacy"]) if host else None
     return name, None, None
+
+
+def region_for(spec: QueueSpec, queue_region: str | None, session: boto3.session.Session) -> str:
+    """The queue's own region (the config's field, else its ARN's or URL's) wins over the environment's, which
+    is read as AWS's CLI and SDKs read it: AWS_REGION, then AWS_DEFAULT_REGION, then the profile's config
+    file (the session reads those two; boto3 never looks at AWS_REGION)."""
+    region = spec.region or queue_region or os.environ.get("AWS_REGION", "").strip() or session.region_name
+    if not region:
+        raise ConfigurationError(
+            f"no AWS region for SQS queue {spec.name!r}: set the queue config's region field, or AWS_REGION or "
+            "AWS_DEFAULT_REGION in the environment"
+        )
+    return region
 
 
 def policy_document(queue_arn: str, accounts: tuple[str, ...]) -> str:
@@ -68,8 +92,7 @@ class SqsProvider(Provider):
 
     def __init__(self, spec):
         super().__init__(spec)
-        self.queue_name, self.owner, arn_region = parse_queue_ref(spec.name)
-        self.region = spec.region or arn_region or None
+        self.queue_name, self.owner, self.queue_region = parse_queue_ref(spec.name)
         self.fifo = self.queue_name.endswith(".fifo")
         self._client = None
         self._url: str | None = None
@@ -79,15 +102,12 @@ class SqsProvider(Provider):
     @property
     def client(self):
         if self._client is None:
-            try:
-                self._client = boto3.session.Session().client(
-                    "sqs", region_name=self.region, endpoint_url=self.spec.endpoint_url or None,
-                    config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=30),
-                )
-            except NoRegionError:
-                raise ConfigurationError(
-                    f"{self.spec.event}: no AWS region; set the config's region or AWS_REGION"
-                ) from None
+            session = boto3.session.Session()
+            self._client = session.client(
+                "sqs", region_name=region_for(self.spec, self.queue_region, session),
+                endpoint_url=self.spec.endpoint_url or None,
+                config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=30),
+            )
         return self._client
 
     @property

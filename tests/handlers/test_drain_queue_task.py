@@ -63,6 +63,19 @@ def test_it_leaves_a_disabled_queue_alone(make_config):
     assert InternalMessage.objects.count() == 1
 
 
+def test_it_stops_between_two_batches_when_the_cluster_is_stopping(make_config, monkeypatch):
+    from handlers import tasks
+
+    config = make_config("conductor", batch_size=1)
+    for n in range(3):
+        publish(config.event, {"n": n})
+    asked = iter([False, True])  # the stop comes while the first batch is in hand
+    monkeypatch.setattr(tasks, "stop_requested", lambda: next(asked))
+    assert drain_queue(config.pk, 30) == 1
+    assert ReceivedMessage.objects.get().outcome == ReceivedMessage.Outcome.ACKNOWLEDGED
+    assert InternalMessage.objects.filter(delivery_count=0).count() == 2
+
+
 def test_it_runs_the_drain_as_a_django_q_task(make_config):
     config = make_config("amqp_queue")
     publish(config.event, {"via": "django-q"}, message_id="q-1")

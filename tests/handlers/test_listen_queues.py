@@ -198,6 +198,32 @@ def test_it_retries_with_backoff_while_a_broker_stays_down(monkeypatch):
     assert "RabbitMQ unavailable" in beat.last_error and beat.stopped_at is not None
 
 
+def test_it_says_which_region_settings_are_missing_once_per_poll_and_backs_off(monkeypatch, tmp_path, caplog):
+    from handlers.listener import Consumer
+
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    config = QueueConfig.objects.create(kind="sqs", name="eh-test-no-region", wait_seconds=0)
+    waits: list[float] = []
+
+    class RecordingStop:
+        def is_set(self) -> bool:
+            return len(waits) >= 3
+
+        def wait(self, seconds: float) -> None:
+            waits.append(seconds)
+
+    Consumer(config).run(RecordingStop())
+    assert waits == [1.0, 2.0, 4.0]  # a poll per backoff, never a spin
+    config.refresh_from_db()
+    assert "region field" in config.last_error
+    assert "AWS_REGION" in config.last_error and "AWS_DEFAULT_REGION" in config.last_error
+    # What an operator reads: one line per failed poll, naming what to set, and no traceback.
+    failures = [r for r in caplog.records if r.name == "handlers.listener" and r.levelname == "WARNING"]
+    assert len(failures) == 3 and not any(r.exc_info for r in failures)
+    assert all("AWS_DEFAULT_REGION" in r.getMessage() for r in failures)
+
 def test_it_survives_the_database_being_down_when_reading_the_configs(make_config, monkeypatch):
     import threading
 

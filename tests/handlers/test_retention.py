@@ -72,6 +72,16 @@ def test_it_deletes_in_batches():
     assert not ReceivedMessage.objects.exists()
 
 
+def test_it_stops_between_two_batches_when_the_cluster_is_stopping(monkeypatch):
+    from handlers import tasks
+
+    received(*[f"m-{n}" for n in range(5)], days_ago=31)
+    asked = iter([False, True, True])  # the stop comes after the first batch
+    monkeypatch.setattr(tasks, "stop_requested", lambda: next(asked))
+    assert purge_old_records(days=30, batch_size=2) == {"executions": 2, "messages": 2}
+    assert ReceivedMessage.objects.count() == 3  # the next run carries on
+
+
 def test_a_replay_survives_the_purge_of_its_original():
     [original] = received("orig", days_ago=31)
     replay = ReceivedMessage.objects.create(event=EVENT, message_id="orig:replay:1", replay_of=original,

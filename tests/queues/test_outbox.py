@@ -183,6 +183,19 @@ def test_the_relay_schedule_is_synced_by_name_and_its_task_relays(make_config, p
     assert not Schedule.objects.filter(name=RELAY_SCHEDULE).exists()
 
 
+def test_the_relay_task_stops_between_two_steps_when_the_cluster_is_stopping(make_config, monkeypatch):
+    from queues import tasks
+
+    config = make_config("nats")
+    for n in range(3):
+        enqueue(config.event, {"n": n}, message_id=f"stop-{n}")
+    asked = iter([False, True])
+    monkeypatch.setattr(tasks, "stop_requested", lambda: next(asked))
+    with override_settings(OUTBOX_BATCH_SIZE=1):
+        assert relay_outbox(30) == 1
+    assert OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING).count() == 2
+
+
 def test_listen_queues_relays_unless_told_not_to(make_config, providers):
     config = make_config("sqs")
     enqueue(config.event, {"n": 1}, message_id="m-1")
