@@ -32,6 +32,17 @@ THRESHOLD_MEANS = {
 }
 
 
+# The default rule of each kind (threshold, window in minutes), as migration 0008 creates it; used as well
+# when the default row of a kind has been deleted, so every handler and queue is always watched.
+DEFAULT_RULES = {
+    RuleKind.HANDLER_SILENT: (0, 60 * 24),
+    RuleKind.FAILURE_RATE: (0.5, 15),
+    RuleKind.BACKLOG: (1000, 15),
+    RuleKind.QUARANTINE_GROWING: (0, 15),
+    RuleKind.NO_CONSUMER: (0, 5),
+}
+
+
 class AlertRule(models.Model):
     """One kind of check with its threshold and window. A rule without a handler or queue is the default
     for every handler (or queue); one naming a handler or queue replaces the default there, and switched
@@ -83,6 +94,12 @@ class AlertRule(models.Model):
             errors["window_minutes"] = "At least one minute."
         if errors:
             raise ValidationError(errors)
+
+    @classmethod
+    def default(cls, kind: str) -> "AlertRule":
+        """The built-in default of `kind`, unsaved."""
+        threshold, window = DEFAULT_RULES[kind]
+        return cls(kind=kind, threshold=threshold, window_minutes=window)
 
     @property
     def window(self) -> timedelta:
