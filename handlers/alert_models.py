@@ -92,6 +92,10 @@ class AlertRule(models.Model):
         if self.kind in (RuleKind.HANDLER_SILENT, RuleKind.FAILURE_RATE, RuleKind.QUARANTINE_GROWING) \
                 and self.window_minutes < 1:
             errors["window_minutes"] = "At least one minute."
+        # Checked here as well: a unique constraint over nullable columns is not one on every database.
+        same = AlertRule.objects.filter(kind=self.kind, handler_id=self.handler_id, queue_id=self.queue_id)
+        if self.kind and same.exclude(pk=self.pk).exists():
+            errors["__all__"] = "There is a rule of this kind for this target already: change that one."
         if errors:
             raise ValidationError(errors)
 
