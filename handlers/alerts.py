@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
 
 from queues.models import InternalMessage, ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 
@@ -185,3 +187,31 @@ def sync_evaluate_schedule(using: str = "default", **kwargs) -> None:
         "func": EVALUATE_TASK, "schedule_type": Schedule.MINUTES,
         "minutes": settings.ALERTS_EVALUATE_MINUTES, "repeats": -1,
     })
+
+
+class OpenAlertsGauge:
+    """`eventhub_alerts_open`: unresolved alerts by kind and state, every kind present (0 when none).
+
+    The listener's metrics server asks from a thread of its own per scrape: there, `close_connection`
+    closes the connection that thread opened, which nothing else would."""
+
+    def __init__(self, close_connection: bool = False) -> None:
+        self.close_connection = close_connection
+
+    def collect(self):
+        try:
+            yield open_alerts_gauge()
+        finally:
+            if self.close_connection:
+                connection.close()
+
+
+def open_alerts_gauge() -> GaugeMetricFamily:
+    family = GaugeMetricFamily("eventhub_alerts_open", "Alerts not resolved, by rule kind and state.",
+                               labels=["kind", "state"])
+    counts = dict.fromkeys(((kind, Alert.State.OPEN.value) for kind in RuleKind.values), 0)
+    rows = Alert.objects.exclude(state=Alert.State.RESOLVED).values_list("kind", "state").annotate(n=Count("id"))
+    counts.update({(kind, state): n for kind, state, n in rows.order_by()})
+    for (kind, state), n in sorted(counts.items()):
+        family.add_metric([kind, state], float(n))
+    return family
