@@ -8,8 +8,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
+
+MAX_WINDOW_MINUTES = 60 * 24 * 366  # a year: further back than any record is kept
 
 
 class RuleKind(models.TextChoices):
@@ -63,7 +66,8 @@ class AlertRule(models.Model):
         "<code>1000</code>; quarantine: new messages in the window, e.g. <code>0</code>.",
     )
     window_minutes = models.PositiveIntegerField(
-        default=60, help_text="Silent: the expected interval between matches; failure rate and quarantine: the "
+        default=60, validators=[MaxValueValidator(MAX_WINDOW_MINUTES)],
+        help_text="Silent: the expected interval between matches; failure rate and quarantine: the "
         "window counted; backlog: the oldest unsettled message's age limit; no consumer: unused. E.g. 60.",
     )
     updated_at = models.DateTimeField(auto_now=True)

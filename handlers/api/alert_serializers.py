@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from queues.models import QueueConfig
 
+from ..alert_models import MAX_WINDOW_MINUTES
 from ..models import Alert, AlertEvent, AlertRule, EventHandler, NotificationAttempt, RuleKind
 from .record_serializers import _text
 
@@ -70,7 +71,8 @@ class AlertRuleSerializer(serializers.ModelSerializer):
                                            allow_null=True)
     queue = serializers.SlugRelatedField(slug_field="event", queryset=QueueConfig.objects.all(), required=False,
                                          allow_null=True)
-    windowMinutes = serializers.IntegerField(source="window_minutes", min_value=0, required=False)  # noqa: N815
+    windowMinutes = serializers.IntegerField(source="window_minutes", min_value=0,  # noqa: N815
+                                             max_value=MAX_WINDOW_MINUTES, required=False)
 
     class Meta:
         model = AlertRule

@@ -26,6 +26,8 @@ from .alert_serializers import (
 )
 from .records import ERRORS, ID, MAX_ID, FilteredListView, ObjectView, RecordPagination, _given
 
+MISSING = {404: ErrorSerializer, **ERRORS}
+
 
 def alerts() -> QuerySet:
     return Alert.objects.prefetch_related("events", "notifications__event").order_by("-opened_at", "-id")
@@ -93,8 +95,10 @@ class SilenceView(AlertChangeView):
         alert.silence(user, data["reason"], data["minutes"])
 
 
-@extend_schema_view(get=extend_schema(operation_id="listAlertRules"),
-                    post=extend_schema(operation_id="createAlertRule"))
+@extend_schema_view(
+    get=extend_schema(operation_id="listAlertRules", responses={200: AlertRuleSerializer(many=True), **ERRORS}),
+    post=extend_schema(operation_id="createAlertRule", responses={201: AlertRuleSerializer, **ERRORS}),
+)
 class AlertRuleListView(generics.ListCreateAPIView):
     """The rules: one default of each kind, and those of single handlers or queues."""
 
@@ -103,10 +107,14 @@ class AlertRuleListView(generics.ListCreateAPIView):
     pagination_class = RecordPagination
 
 
-@extend_schema_view(get=extend_schema(operation_id="getAlertRule", parameters=[ID]),
-                    put=extend_schema(operation_id="updateAlertRule", parameters=[ID]),
-                    patch=extend_schema(operation_id="patchAlertRule", parameters=[ID]),
-                    delete=extend_schema(operation_id="deleteAlertRule", parameters=[ID]))
+@extend_schema_view(
+    get=extend_schema(operation_id="getAlertRule", parameters=[ID], responses={200: AlertRuleSerializer, **MISSING}),
+    put=extend_schema(operation_id="updateAlertRule", parameters=[ID], responses={200: AlertRuleSerializer,
+                                                                                  **MISSING}),
+    patch=extend_schema(operation_id="patchAlertRule", parameters=[ID], responses={200: AlertRuleSerializer,
+                                                                                   **MISSING}),
+    delete=extend_schema(operation_id="deleteAlertRule", parameters=[ID], responses={204: None, **MISSING}),
+)
 class AlertRuleView(ObjectView, generics.RetrieveUpdateDestroyAPIView):
     queryset = AlertRule.objects.select_related("handler", "queue")
     serializer_class = AlertRuleSerializer
