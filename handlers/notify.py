@@ -4,7 +4,7 @@ Each state change that notifies (opened, resolved) gets one `NotificationAttempt
 channel, due at once. `send_due_notifications` sends what is due; a failed attempt stays as it is (the
 record of that try) and a new attempt is scheduled ALERTS_RETRY_BACKOFF_SECONDS later, doubled per try,
 until ALERTS_MAX_ATTEMPTS. An attempt is claimed with a conditional UPDATE, so two evaluations running
-at once never send it twice.
+at once never send it twice; one left claimed by a process that died is sent again later.
 """
 
 import logging
@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import requests
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db.models import Q
 from django.utils import timezone
 
 from .alert_models import Alert, AlertEvent, NotificationAttempt
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 Channel, Status = NotificationAttempt.Channel, NotificationAttempt.Status
 RESPONSE_KEPT = 2000  # characters of a receiver's answer kept on the attempt
+ABANDONED_SECONDS = 300  # far longer than a send may take (the webhook's time-out, the mail server's)
 
 
 class NotificationFailed(Exception):
@@ -87,12 +89,20 @@ SENDERS = {Channel.EMAIL: send_email, Channel.WEBHOOK: send_webhook}
 def send_due_notifications(now: datetime | None = None) -> int:
     """Send every attempt that is due; returns how many were sent."""
     now = now or timezone.now()
-    due = NotificationAttempt.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+    # An attempt left SENDING that long ago belongs to a process that died while sending: it is due again.
+    abandoned = Q(status=Status.SENDING, attempted_at__lt=now - timedelta(seconds=ABANDONED_SECONDS))
+    due = NotificationAttempt.objects.filter(Q(status=Status.PENDING, next_attempt_at__lte=now) | abandoned)
     sent = 0
     for attempt in due.select_related("alert", "event").order_by("id"):
-        if NotificationAttempt.objects.filter(pk=attempt.pk, status=Status.PENDING).update(status=Status.SENDING):
+        if claim(attempt, now):
             sent += deliver(attempt, now)
     return sent
+
+
+def claim(attempt: NotificationAttempt, now: datetime) -> bool:
+    """Take the attempt if nobody took it since it was read: the UPDATE's row count says who won."""
+    seen = NotificationAttempt.objects.filter(pk=attempt.pk, status=attempt.status, attempted_at=attempt.attempted_at)
+    return bool(seen.update(status=Status.SENDING, attempted_at=now))
 
 
 def deliver(attempt: NotificationAttempt, now: datetime) -> int:

@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from handlers.alerts import evaluate_alerts
+from handlers.alerts import evaluate_alerts, firing_now, open_alert
 from handlers.models import Alert, NotificationAttempt
 from handlers.notify import send_due_notifications
 from queues.configs import ensure_config
@@ -85,3 +85,16 @@ def test_nothing_is_queued_without_a_channel(settings):
     settings.ALERTS_WEBHOOK_URL, settings.ALERTS_EMAILS = "", []
     open_backlog(timezone.now())
     assert not NotificationAttempt.objects.exists()
+
+
+def test_an_attempt_claimed_by_a_process_that_died_is_sent_later(receiver, settings):
+    settings.ALERTS_EMAILS = []
+    config = ensure_config(EVENT)
+    QueueConfig.objects.filter(pk=config.pk).update(depth=5000)
+    now = timezone.now()
+    [found] = firing_now(now).values()
+    open_alert(found, now)  # opened and queued, not sent yet
+    NotificationAttempt.objects.update(status="sending", attempted_at=now)  # its sender died mid-send
+    assert send_due_notifications(now + timedelta(seconds=60)) == 0
+    assert send_due_notifications(now + timedelta(seconds=301)) == 1
+    assert len(receiver.received) == 1
