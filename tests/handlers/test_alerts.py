@@ -10,7 +10,7 @@ from django.core import mail
 from django.utils import timezone
 from django_q.models import Schedule
 
-from handlers.alerts import EVALUATE_SCHEDULE, evaluate_alerts, sync_evaluate_schedule
+from handlers.alerts import EVALUATE_SCHEDULE, evaluate_alerts, firing_now, open_alert, sync_evaluate_schedule
 from handlers.changes import save_handler
 from handlers.dispatch import dispatch_batch
 from handlers.models import Alert, AlertEvent, AlertRule, EventHandler, NotificationAttempt, RuleKind
@@ -243,3 +243,14 @@ def test_it_keeps_the_evaluation_schedule_by_name(settings):
     settings.ALERTS_SCHEDULE = False
     sync_evaluate_schedule()
     assert not Schedule.objects.filter(name=EVALUATE_SCHEDULE).exists()
+
+
+def test_a_second_evaluation_racing_the_first_cannot_open_it_twice(receiver):
+    handler(condition="false")
+    deliver(CUSTOMER)
+    now = timezone.now()
+    [found] = [f for f in firing_now(now).values() if f.rule.kind == RuleKind.HANDLER_SILENT]
+    assert open_alert(found, now) == 1
+    assert open_alert(found, now) == 0  # what the other evaluation, reading before this one wrote, tries
+    assert Alert.objects.filter(kind=RuleKind.HANDLER_SILENT).count() == 1
+    assert NotificationAttempt.objects.count() == 2
