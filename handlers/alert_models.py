@@ -15,6 +15,9 @@ from django.utils import timezone
 MAX_WINDOW_MINUTES = 60 * 24 * 366  # a year: further back than any record is kept
 
 
+DUPLICATE_RULE = "There is a rule of this kind for this target already: change that one."
+
+
 class RuleKind(models.TextChoices):
     HANDLER_SILENT = "handler_silent", "Handler silent while its event receives messages"
     FAILURE_RATE = "failure_rate", "Handler failure rate above a threshold"
@@ -74,9 +77,15 @@ class AlertRule(models.Model):
 
     class Meta:
         ordering = ["kind", "id"]
+        # One rule of a kind per target, the default included; partial constraints, since a unique constraint
+        # over nullable columns treats every NULL as different (and SQLite has no NULLS NOT DISTINCT).
         constraints = [
-            models.UniqueConstraint(fields=["kind", "handler", "queue"], name="one_rule_per_kind_and_target",
-                                    nulls_distinct=False),
+            models.UniqueConstraint(fields=["kind"], condition=models.Q(handler=None, queue=None),
+                                    name="one_default_rule_per_kind", violation_error_message=DUPLICATE_RULE),
+            models.UniqueConstraint(fields=["kind", "handler"], condition=models.Q(handler__isnull=False),
+                                    name="one_rule_per_kind_and_handler", violation_error_message=DUPLICATE_RULE),
+            models.UniqueConstraint(fields=["kind", "queue"], condition=models.Q(queue__isnull=False),
+                                    name="one_rule_per_kind_and_queue", violation_error_message=DUPLICATE_RULE),
         ]
 
     def __str__(self) -> str:
@@ -96,10 +105,6 @@ class AlertRule(models.Model):
         if self.kind in (RuleKind.HANDLER_SILENT, RuleKind.FAILURE_RATE, RuleKind.QUARANTINE_GROWING) \
                 and self.window_minutes < 1:
             errors["window_minutes"] = "At least one minute."
-        # Checked here as well: a unique constraint over nullable columns is not one on every database.
-        same = AlertRule.objects.filter(kind=self.kind, handler_id=self.handler_id, queue_id=self.queue_id)
-        if self.kind and same.exclude(pk=self.pk).exists():
-            errors["__all__"] = "There is a rule of this kind for this target already: change that one."
         if errors:
             raise ValidationError(errors)
 

@@ -106,3 +106,5 @@ def test_a_rule_is_validated_by_the_model(api):
     assert {p["path"] for p in response.json()["validationErrors"]} == {"queue", "threshold"}
     duplicate = api.post("/api/eventhub/alert-rules", {"kind": "backlog"}, format="json")
     assert duplicate.status_code == 400
+    assert [p["message"] for p in duplicate.json()["validationErrors"]] == [
+        "There is a rule of this kind for this target already: change that one."]
