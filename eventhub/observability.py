@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import GaugeMetricFamily
 
 from eventhub.lib import metrics
+from handlers.alerts import open_alerts_gauge
 from handlers.models import ActionExecution, EventHandler
 from queues.models import ListenerHeartbeat, OutboxMessage, QuarantinedMessage, QueueConfig, ReceivedMessage
 
@@ -28,6 +29,7 @@ class DatabaseGauges:
     """Read when `/metrics` is scraped: a handful of grouped queries."""
 
     def collect(self):
+        yield open_alerts_gauge()
         yield _gauge("eventhub_queue_depth", "Messages ready in the queue, where the broker tells.", ["event"],
                      QueueConfig.objects.filter(enabled=True, depth__isnull=False).values_list("event", "depth"))
         yield _gauge("eventhub_quarantine_size", "Messages waiting in quarantine.", ["event"],

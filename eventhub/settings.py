@@ -385,3 +385,25 @@ OUTBOX_POLL_SECONDS = float(env_int("OUTBOX_POLL_MS", 500, minimum=1)) / 1000  #
 OUTBOX_SCHEDULE = env_bool("OUTBOX_SCHEDULE", True)
 OUTBOX_RELAY_MINUTES = env_int("OUTBOX_RELAY_MINUTES", 1, minimum=1)
 OUTBOX_RELAY_SECONDS = env_int("OUTBOX_RELAY_SECONDS", 50, minimum=1)
+
+# --- alerts ---
+# Rules are evaluated by a django-q2 schedule every ALERTS_EVALUATE_MINUTES (handlers.alerts.evaluate_alerts).
+ALERTS_SCHEDULE = env_bool("ALERTS_SCHEDULE", True)
+ALERTS_EVALUATE_MINUTES = env_int("ALERTS_EVALUATE_MINUTES", 1, minimum=1)
+# Who is told when an alert opens or resolves: e-mail addresses (comma-separated; sent with Django's
+# mail settings below) and a webhook URL that gets JSON with a Slack-compatible `text` field.
+ALERTS_EMAILS = env_list("ALERTS_EMAILS", [])
+ALERTS_WEBHOOK_URL = os.environ.get("ALERTS_WEBHOOK_URL", "")
+ALERTS_WEBHOOK_TIMEOUT_SECONDS = env_int("ALERTS_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
+# A failed notification is tried again after ALERTS_RETRY_BACKOFF_SECONDS, doubled per try, up to this many tries.
+ALERTS_MAX_ATTEMPTS = env_int("ALERTS_MAX_ATTEMPTS", 5, minimum=1)
+ALERTS_RETRY_BACKOFF_SECONDS = env_int("ALERTS_RETRY_BACKOFF_SECONDS", 30, minimum=0)
+# Django's own mail settings, read from variables of the same names.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "eventhub@localhost")

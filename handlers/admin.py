@@ -29,6 +29,7 @@ from django.utils.safestring import SafeString, mark_safe
 from eventhub.lib.forms import form_json
 from queues.kinds import KINDS
 
+from . import alert_admin  # noqa: F401 - registers the alerts' admin
 from .changes import delete_handler, restore_revision, save_handler
 from .conditions import IsolatesBusy
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run

@@ -12,6 +12,7 @@ from queues.kinds import KINDS, UnknownQueueKind, split_event
 from queues.models import MESSAGE_ID_LENGTH, QueueConfig
 
 from .actions import ACTION_KINDS, action_problems
+from .alert_models import Alert, AlertEvent, AlertRule, NotificationAttempt, RuleKind
 from .conditions import EVALUATOR_TYPES, compile_problem, evaluator_of
 
 # Conductor's JSON names for the model's fields.
@@ -280,7 +281,8 @@ class ApiKey(models.Model):
         return bool(ApiKey.objects.filter(pk=self.pk, revoked_at=None).update(revoked_at=timezone.now()))
 
 
-__all__ = ["ACTION_KINDS", "ApiKey", "EventHandler", "HandlerRevision"]
+__all__ = ["ACTION_KINDS", "Alert", "AlertEvent", "AlertRule", "ApiKey", "EventHandler", "HandlerRevision",
+           "NotificationAttempt", "RuleKind"]
 
 
 class ExecutionStatus(models.TextChoices):

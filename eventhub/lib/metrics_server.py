@@ -14,8 +14,10 @@ from . import metrics
 log = logging.getLogger(__name__)
 
 
-def serve(port: int, token: str, ready: Callable[[], str], host: str = "0.0.0.0") -> ThreadingHTTPServer:
-    """Start serving on `port` (0: any free one, see `server.server_port`) in a daemon thread."""
+def serve(port: int, token: str, ready: Callable[[], str], host: str = "0.0.0.0",
+          extra=None) -> ThreadingHTTPServer:
+    """Start serving on `port` (0: any free one, see `server.server_port`) in a daemon thread; `extra` is a
+    collector read at each scrape besides the process's own metrics."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -27,7 +29,7 @@ def serve(port: int, token: str, ready: Callable[[], str], host: str = "0.0.0.0"
                 self._answer(503 if problem else 200, (problem or "ready").encode() + b"\n")
             elif path == "/metrics":
                 if metrics.bearer_ok(self.headers.get("Authorization"), token):
-                    self._answer(200, metrics.exposition(), CONTENT_TYPE_LATEST)
+                    self._answer(200, metrics.exposition(extra), CONTENT_TYPE_LATEST)
                 else:
                     self._answer(401, b"a bearer token (METRICS_TOKEN) is required\n",
                                  extra={"WWW-Authenticate": 'Bearer realm="metrics"'})

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import records, views
+from . import alerts, records, views
 
 # Every route matches with and without a trailing slash: nothing redirects (see APPEND_SLASH).
 # The event in /event/{event} may hold slashes (an SQS URL), so the key takes the rest of the path.
@@ -15,4 +15,11 @@ urlpatterns = [
     re_path(r"^eventhub/messages/(?P<id>[0-9]+)/?$", records.MessageView.as_view(), name="eventhub-message"),
     re_path(r"^eventhub/messages/(?P<id>[0-9]+)/replay/?$", records.ReplayView.as_view(), name="eventhub-replay"),
     re_path(r"^eventhub/handlers/dry-run/?$", records.DryRunView.as_view(), name="eventhub-dry-run"),
+    re_path(r"^eventhub/alerts/?$", alerts.AlertListView.as_view(), name="eventhub-alerts"),
+    re_path(r"^eventhub/alerts/(?P<id>[0-9]+)/?$", alerts.AlertView.as_view(), name="eventhub-alert"),
+    re_path(r"^eventhub/alerts/(?P<id>[0-9]+)/acknowledge/?$", alerts.AcknowledgeView.as_view(),
+            name="eventhub-alert-acknowledge"),
+    re_path(r"^eventhub/alerts/(?P<id>[0-9]+)/silence/?$", alerts.SilenceView.as_view(), name="eventhub-alert-silence"),
+    re_path(r"^eventhub/alert-rules/?$", alerts.AlertRuleListView.as_view(), name="eventhub-alert-rules"),
+    re_path(r"^eventhub/alert-rules/(?P<id>[0-9]+)/?$", alerts.AlertRuleView.as_view(), name="eventhub-alert-rule"),
 ]

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from eventhub.lib import metrics, metrics_server
+from handlers.alerts import OpenAlertsGauge
 from handlers.listener import Listener
 from queues.models import QueueConfig
 
@@ -53,7 +54,8 @@ class Command(BaseCommand):
         if not settings.METRICS_TOKEN:
             raise CommandError("--metrics-port needs METRICS_TOKEN: the bearer token Prometheus sends")
         metrics.enable()
-        server = metrics_server.serve(port, settings.METRICS_TOKEN, listener.unready)
+        server = metrics_server.serve(port, settings.METRICS_TOKEN, listener.unready,
+                                      extra=OpenAlertsGauge(close_connection=True))
         log.info("metrics on port %d (/metrics, /healthz, /readyz)", server.server_port)
 
     @staticmethod

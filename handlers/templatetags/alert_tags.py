@@ -1,0 +1,16 @@
+"""`{% open_alerts %}`: the count of open alerts (not yet acknowledged, silenced or resolved), for the admin header."""
+
+from django import template
+
+from ..models import Alert
+
+register = template.Library()
+
+
+@register.inclusion_tag("admin/handlers/alert/header_count.html", takes_context=True)
+def open_alerts(context) -> dict:
+    user = getattr(context.get("request"), "user", None)
+    if user is None or not user.has_perm("handlers.view_alert"):
+        return {"count": 0}
+    count = Alert.objects.filter(state=Alert.State.OPEN).count()
+    return {"count": count}

@@ -1,0 +1,86 @@
+"""The alerts in the admin: the header's count, acknowledge and silence actions, rules editable."""
+
+import pytest
+
+from handlers.alerts import evaluate_alerts
+from handlers.models import Alert, AlertRule
+from queues.configs import ensure_config
+from queues.models import QueueConfig
+
+from ..conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+EVENT = "conductor:orders"
+CHANGELIST = "/admin/handlers/alert/"
+
+
+@pytest.fixture
+def alert(settings) -> Alert:
+    settings.ALERTS_WEBHOOK_URL, settings.ALERTS_EMAILS = "", ["ops@example.com"]
+    config = ensure_config(EVENT)
+    QueueConfig.objects.filter(pk=config.pk).update(depth=5000)
+    evaluate_alerts()
+    return Alert.objects.get(kind="backlog")
+
+
+@pytest.fixture
+def staff(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+def act(client, alert: Alert, action: str, **fields):
+    data = {"action": action, "_selected_action": [alert.pk], "index": 0, **fields}
+    return client.post(CHANGELIST, data, follow=True)
+
+
+def test_the_header_counts_open_alerts(staff, alert):
+    page = staff.get("/admin/").content.decode()
+    assert "1 open alert<" in page and f"{CHANGELIST}?state__exact=open" in page
+    alert.acknowledge(None, "on it")
+    assert "open alert" not in staff.get("/admin/").content.decode()
+
+
+def test_the_header_says_nothing_to_who_may_not_see_alerts(client, django_user_model, alert):
+    client.force_login(make_user(django_user_model, "clerk", "view_eventhandler"))
+    assert "open alert" not in client.get("/admin/").content.decode()
+
+
+def test_it_acknowledges_with_the_reason_given(staff, alert):
+    page = act(staff, alert, "acknowledge", reason="looking at the producer").content.decode()
+    assert "1 alert(s) acknowledged." in page
+    alert.refresh_from_db()
+    assert (alert.state, alert.reason) == ("acknowledged", "looking at the producer")
+    assert alert.events.last().by_name == "root"
+
+
+def test_it_silences_for_the_minutes_given(staff, alert):
+    act(staff, alert, "silence", reason="deploy", minutes=15)
+    alert.refresh_from_db()
+    assert alert.state == "silenced"
+    assert (alert.silenced_until - alert.events.last().at).total_seconds() == 15 * 60
+
+
+def test_an_action_without_a_reason_changes_nothing(staff, alert):
+    page = act(staff, alert, "acknowledge", reason="").content.decode()
+    assert "Give a reason" in page
+    alert.refresh_from_db()
+    assert alert.state == "open"
+
+
+def test_the_alert_page_shows_state_changes_and_notification_attempts(staff, alert):
+    page = staff.get(f"{CHANGELIST}{alert.pk}/change/").content.decode()
+    assert "ops@example.com" in page and "sent to 1 message(s)" in page
+    assert "eventhub" in page
+
+
+def test_rules_are_editable_and_validated(staff):
+    rule = AlertRule.objects.get(kind="failure_rate", handler=None, queue=None)
+    url = f"/admin/handlers/alertrule/{rule.pk}/change/"
+    form = {"kind": "failure_rate", "enabled": "on", "threshold": "0.2", "window_minutes": "30"}
+    assert staff.post(url, form).status_code == 302
+    rule.refresh_from_db()
+    assert (rule.threshold, rule.window_minutes) == (0.2, 30)
+    page = staff.post(url, {**form, "threshold": "3"}).content.decode()
+    assert "A failure rate is a share" in page
