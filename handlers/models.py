@@ -342,7 +342,9 @@ class ActionExecution(models.Model):
         indexes = [
             models.Index(fields=["message_id", "event"], name="execution_message"),
             models.Index(fields=["execution_id"], name="execution_execution_id"),
-            models.Index(fields=["handler_name"], name="execution_handler_name"),
+            # With the time: the overview's per-handler counts, charts and last match read a time range of one
+            # handler's records (it replaced the index on the name alone, so the insert path keeps its count).
+            models.Index(fields=["handler_name", "created_at"], name="execution_handler_time"),
             models.Index(fields=["status"], name="execution_status"),
             models.Index(fields=["workflow_id"], name="execution_workflow_id"),
         ]
