@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 
 
 class EventhubConfig(AppConfig):
@@ -14,3 +15,8 @@ class EventhubConfig(AppConfig):
 
         connection_created.connect(register_sqlite_functions, dispatch_uid="eventhub.sqlite_functions")
 
+
+class EventhubAdminConfig(AdminConfig):
+    """The admin, with Eventhub's site: its landing page is the operations overview."""
+
+    default_site = "eventhub.admin_site.EventhubAdminSite"

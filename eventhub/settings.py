@@ -71,7 +71,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "eventhub.apps.EventhubAdminConfig",  # django.contrib.admin, with the overview as its landing page
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

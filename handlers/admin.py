@@ -26,7 +26,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from eventhub.lib.display import clock, short_id
 from eventhub.lib.forms import form_json
+from queues.admin import CSS, QueueEventFilter, WindowFilter
 from queues.kinds import KINDS
 
 from .changes import delete_handler, restore_revision, save_handler
@@ -35,12 +37,9 @@ from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
 from .message_admin import workflow_link
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
+from .overview import executions_of_decision
 
 logger = logging.getLogger(__name__)
-
-admin.site.site_header = "Eventhub"
-admin.site.site_title = "Eventhub"
-admin.site.index_title = "Operations console"
 
 HISTORY_ROWS = 10
 CODE_STYLE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px"
@@ -447,19 +446,41 @@ class ApiKeyAdmin(admin.ModelAdmin):
 # Executions: the audit record, read-only ------------------------------------------------------
 
 
-class QueueFilter(admin.RelatedFieldListFilter):
-    """Executions by the queue config their message came from."""
+class DecisionFilter(admin.SimpleListFilter):
+    """The records the overview counts per handler (each leaves duplicates of earlier records out)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.title = "queue"
+    title = "what the handler did"
+    parameter_name = "decision"
+
+    def lookups(self, request, model_admin):
+        return [("matched", "Matched (a message's first action)"), ("skipped", "Condition false"),
+                ("failed", "Failed")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {value for value, _ in self.lookup_choices}:
+            return executions_of_decision(queryset, self.value())
+        return queryset
+
+
+class HandlerNameFilter(admin.SimpleListFilter):
+    """By the handler's name (the record keeps it past a rename or a deletion), offered from the handlers."""
+
+    title = "handler"
+    parameter_name = "handler_name"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in EventHandler.objects.order_by("name").values_list("name", flat=True)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(handler_name=self.value()) if self.value() is not None else queryset
 
 
 @admin.register(ActionExecution)
 class ActionExecutionAdmin(admin.ModelAdmin):
-    list_display = ("execution_id", "handler_link", "action_shown", "status", "workflow", "event", "created_at")
-    list_filter = ("status", "event", "handler_name", ("delivery__config", QueueFilter), ("created_at",
-                   admin.DateFieldListFilter))
+    list_display = ("execution_shown", "handler_link", "action_shown", "status", "workflow", "event_shown",
+                    "created")
+    list_display_links = ("execution_shown",)
+    list_filter = ("status", DecisionFilter, HandlerNameFilter, QueueEventFilter, ("created_at", WindowFilter))
     search_fields = ("=message_id", "=workflow_id", "=execution_id")
     search_help_text = "Search by message id, workflow id or execution id (exact)."
     date_hierarchy = "created_at"
@@ -468,6 +489,21 @@ class ActionExecutionAdmin(admin.ModelAdmin):
               "condition_value", "reason", "error", "retryable", "attempts", "workflow", "duplicate_link",
               "input_json", "output_json", "started_at", "finished_at", "duration", "created_at")
     readonly_fields = fields
+
+    class Media:
+        css = CSS
+
+    @admin.display(description="execution id", ordering="execution_id")
+    def execution_shown(self, obj: ActionExecution) -> str:
+        return short_id(obj.execution_id, keep=30)
+
+    @admin.display(description="queue", ordering="event")
+    def event_shown(self, obj: ActionExecution) -> str:
+        return format_html('<span class="eh-event">{}</span>', obj.event)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: ActionExecution) -> str:
+        return clock(obj.created_at)
 
     @admin.display(description="handler", ordering="handler_name")
     def handler_link(self, obj: ActionExecution) -> str:
