@@ -26,9 +26,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from eventhub.lib.display import clock, short_id
+from eventhub.lib.display import clock, event_label, short_id
 from eventhub.lib.forms import form_json
-from queues.admin import CSS, QueueEventFilter, WindowFilter
+from queues.admin import QueueEventFilter, WindowFilter
 from queues.kinds import KINDS
 
 from .changes import delete_handler, restore_revision, save_handler
@@ -102,7 +102,7 @@ class KindFilter(admin.SimpleListFilter):
 @admin.register(EventHandler)
 class EventHandlerAdmin(admin.ModelAdmin):
     form = EventHandlerForm
-    list_display = ("name", "event", "active", "action_kinds_display", "last_change")
+    list_display = ("name", "event_shown", "active", "action_kinds_display", "last_change")
     list_filter = (KindFilter, "active")
     search_fields = ("name", "event")
     search_help_text = "Search by handler name or event (e.g. sqs:shipping_start)."
@@ -115,9 +115,13 @@ class EventHandlerAdmin(admin.ModelAdmin):
     def action_kinds_display(self, obj: EventHandler) -> str:
         return ", ".join(obj.action_kinds) or "—"
 
+    @admin.display(description="event", ordering="event")
+    def event_shown(self, obj: EventHandler) -> str:
+        return event_label(obj.event)
+
     @admin.display(description="last change", ordering="updated_at")
-    def last_change(self, obj: EventHandler):
-        return obj.updated_at
+    def last_change(self, obj: EventHandler) -> str:
+        return clock(obj.updated_at)
 
     @admin.display(description="actions")
     def actions_json(self, obj: EventHandler) -> SafeString:
@@ -477,8 +481,8 @@ class HandlerNameFilter(admin.SimpleListFilter):
 
 @admin.register(ActionExecution)
 class ActionExecutionAdmin(admin.ModelAdmin):
-    list_display = ("execution_shown", "handler_link", "action_shown", "status", "workflow", "event_shown",
-                    "created")
+    # No queue column: the handler names it, and a 1366 px screen has no room for it (the queue filter stays).
+    list_display = ("execution_shown", "handler_link", "action_shown", "status", "workflow", "created")
     list_display_links = ("execution_shown",)
     list_filter = ("status", DecisionFilter, HandlerNameFilter, QueueEventFilter, ("created_at", WindowFilter))
     search_fields = ("=message_id", "=workflow_id", "=execution_id")
@@ -490,16 +494,9 @@ class ActionExecutionAdmin(admin.ModelAdmin):
               "input_json", "output_json", "started_at", "finished_at", "duration", "created_at")
     readonly_fields = fields
 
-    class Media:
-        css = CSS
-
     @admin.display(description="execution id", ordering="execution_id")
     def execution_shown(self, obj: ActionExecution) -> str:
         return short_id(obj.execution_id, keep=30)
-
-    @admin.display(description="queue", ordering="event")
-    def event_shown(self, obj: ActionExecution) -> str:
-        return format_html('<span class="eh-event">{}</span>', obj.event)
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj: ActionExecution) -> str:

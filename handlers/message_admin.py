@@ -13,8 +13,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from eventhub.lib.display import clock, short_id
-from queues.admin import CSS, QueueEventFilter, ReadOnlyAdmin, WindowFilter, change_url, edited_json, same_json
+from eventhub.lib.display import clock, event_label, short_id
+from queues.admin import QueueEventFilter, ReadOnlyAdmin, WindowFilter, change_url, edited_json, same_json
 from queues.models import QuarantinedMessage, ReceivedMessage
 
 from .explain import explain
@@ -157,9 +157,6 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
                        "received_at", "pretty_payload", "raw_body", "replay_of_link", "replayed_by", "replay_reason",
                        "replays_list")
 
-    class Media:
-        css = CSS
-
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # the audit record goes only through retention
 
@@ -181,7 +178,7 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
 
     @admin.display(description="queue", ordering="event")
     def event_shown(self, obj: ReceivedMessage) -> str:
-        return format_html('<span class="eh-event">{}</span>', obj.event)
+        return event_label(obj.event)
 
     @admin.display(description="delivery", ordering="delivery_count")
     def delivery(self, obj: ReceivedMessage) -> str:
@@ -209,10 +206,12 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
     def quarantine(self, obj: ReceivedMessage) -> str:
         """The message's quarantine entries, whichever delivery this is."""
         entries = QuarantinedMessage.objects.filter(event=obj.event, message_id=obj.message_id).order_by("-id")
-        rows = [(change_url(e), e.get_status_display().lower(), clock(e.quarantined_at)) for e in entries[:5]]
+        state = {QuarantinedMessage.Status.QUARANTINED: "open"}
+        rows = [(change_url(e), state.get(e.status, e.get_status_display().lower()), clock(e.quarantined_at))
+                for e in entries[:5]]
         if not rows:
             return "never quarantined"
-        return format_html_join(", ", '<a href="{}">its quarantine entry</a> ({}, quarantined {})', rows)
+        return format_html_join("; ", '<a href="{}">its quarantine entry</a>: {}, quarantined {}', rows)
 
     @admin.display(description="payload")
     def pretty_payload(self, obj: ReceivedMessage) -> str:

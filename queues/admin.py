@@ -13,9 +13,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
-from django.utils.timesince import timesince
 
-from eventhub.lib.display import clipped, clock, short_id
+from eventhub.lib.display import ago, clipped, clock, event_label, short_id
 from eventhub.lib.forms import StorableJSONField, form_json
 
 from . import outbox, quarantine
@@ -28,8 +27,6 @@ from .models import (
     QueueConfig,
     ReceivedMessage,
 )
-
-CSS = {"all": ["eventhub/admin.css"]}
 
 
 def _handlers_model():
@@ -97,8 +94,7 @@ class QueueEventFilter(admin.SimpleListFilter):
 
 @admin.register(QueueConfig)
 class QueueConfigAdmin(admin.ModelAdmin):
-    list_display = ("event_shown", "enabled", "handler_count", "depth", "dead_letter_depth", "last_poll",
-                    "short_error")
+    list_display = ("event_shown", "enabled", "handler_count", "depth", "dead", "last_poll", "short_error")
     list_display_links = ("event_shown",)
     list_filter = ("kind", "enabled", "unmatched")
     search_fields = ("event",)
@@ -122,16 +118,17 @@ class QueueConfigAdmin(admin.ModelAdmin):
             _handlers=Subquery(handlers, output_field=IntegerField())
         )
 
-    class Media:
-        css = CSS
-
     @admin.display(description="event", ordering="event")
     def event_shown(self, obj: QueueConfig) -> str:
-        return format_html('<span class="eh-event">{}</span>', obj.event)
+        return event_label(obj.event)
 
     @admin.display(description="handlers", ordering="_handlers")
     def handler_count(self, obj: QueueConfig) -> int:
         return obj._handlers or 0
+
+    @admin.display(description="dead", ordering="dead_letter_depth")
+    def dead(self, obj: QueueConfig) -> int | None:
+        return obj.dead_letter_depth
 
     @admin.display(description="last poll", ordering="last_poll_at")
     def last_poll(self, obj: QueueConfig) -> str:
@@ -141,11 +138,10 @@ class QueueConfigAdmin(admin.ModelAdmin):
     def short_error(self, obj: QueueConfig) -> str:
         if not obj.last_error:
             if obj.last_error_at:  # cleared by a good poll since: the queue works now
-                return format_html('<span class="eh-muted eh-nowrap">none now; last {} ago</span>',
-                                   timesince(obj.last_error_at, depth=1))
+                return format_html('<span class="eh-muted">none now; last {}</span>', ago(obj.last_error_at))
             return "—"
-        when = f"{timesince(obj.last_error_at, depth=1)} ago" if obj.last_error_at else "at an unknown time"
-        return format_html('<span class="eh-nowrap">{}:</span> {}', when, clipped(obj.last_error, "22em"))
+        return format_html('<span class="eh-nowrap">{}</span><br>{}', ago(obj.last_error_at),
+                           clipped(obj.last_error, "12em"))
 
     @admin.display(description="handlers listening")
     def listening_handlers(self, obj: QueueConfig) -> str:
@@ -298,8 +294,7 @@ class QuarantineStatusFilter(admin.SimpleListFilter):
 @admin.register(QuarantinedMessage)
 class QuarantinedMessageAdmin(admin.ModelAdmin):
     form = QuarantineForm
-    list_display = ("message_shown", "event_shown", "reason", "delivery_count", "status", "quarantined",
-                    "short_error")
+    list_display = ("message_shown", "event_shown", "why", "deliveries_count", "quarantined")
     list_display_links = ("message_shown",)
     list_filter = (QuarantineStatusFilter, "reason", "event")
     search_fields = ("message_id", "event")
@@ -317,9 +312,6 @@ class QuarantinedMessageAdmin(admin.ModelAdmin):
                                    "resolution")}),
     )
 
-    class Media:
-        css = CSS
-
     def has_add_permission(self, request) -> bool:
         return False
 
@@ -329,15 +321,27 @@ class QuarantinedMessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="queue", ordering="event")
     def event_shown(self, obj) -> str:
-        return format_html('<span class="eh-event">{}</span>', obj.event)
+        return event_label(obj.event)
 
-    @admin.display(description="quarantined", ordering="quarantined_at")
+    @admin.display(description="when", ordering="quarantined_at")
     def quarantined(self, obj) -> str:
         return clock(obj.quarantined_at)
 
-    @admin.display(description="last error")
-    def short_error(self, obj) -> str:
-        return clipped(obj.last_error, "24em")
+    def get_list_display(self, request):
+        # Open entries are the default list, where every status is the same: the column shows in the others.
+        if request.GET.get(QuarantineStatusFilter.parameter_name, QuarantinedMessage.Status.QUARANTINED) \
+                == QuarantinedMessage.Status.QUARANTINED:
+            return self.list_display
+        return (*self.list_display[:-1], "status", self.list_display[-1])
+
+    @admin.display(description="why", ordering="reason")
+    def why(self, obj) -> str:
+        text = f"{obj.get_reason_display()}: {obj.last_error}" if obj.last_error else obj.get_reason_display()
+        return clipped(text, "13em")
+
+    @admin.display(description="deliveries", ordering="delivery_count")
+    def deliveries_count(self, obj) -> int:
+        return obj.delivery_count
 
     @admin.display(description="deliveries")
     def deliveries(self, obj) -> str:
@@ -347,12 +351,12 @@ class QuarantinedMessageAdmin(admin.ModelAdmin):
         every = reverse("admin:queues_receivedmessage_changelist") + "?" + urlencode(
             {"event": obj.event, "q": obj.message_id})
         count = records.count()
-        link = format_html('<a href="{}">all {} deliver{} of this message</a>', every, count,
-                           "y" if count == 1 else "ies")
+        link = format_html('<a href="{}">all {} deliveries of this message</a>', every, count) if count > 1 else ""
         if last is None:
-            return link
-        return format_html('<a href="{}">the delivery quarantined</a> (delivery {}, {}) · {}', change_url(last),
-                           last.delivery_count, clock(last.received_at), link)
+            return link or "no delivery recorded (kept for the retention period only)"
+        quarantined = format_html('<a href="{}">the delivery quarantined</a> (delivery {}, received {})',
+                                  change_url(last), last.delivery_count, clock(last.received_at))
+        return format_html("{} · {}", quarantined, link) if link else quarantined
 
     @admin.display(description="payload")
     def pretty_payload(self, obj) -> str:
@@ -411,15 +415,16 @@ class AliveFilter(admin.SimpleListFilter):
 
 @admin.register(ListenerHeartbeat)
 class ListenerHeartbeatAdmin(ReadOnlyAdmin):
-    list_display = ("consumer", "event", "alive", "last_beat", "messages", "short_error", "stopped")
+    list_display = ("consumer", "event_shown", "alive", "last_beat", "messages", "short_error", "stopped")
     list_filter = (AliveFilter, "hostname", "event")
-
-    class Media:
-        css = CSS
 
     @admin.display(boolean=True, description="alive")
     def alive(self, obj) -> bool:
         return obj.is_alive
+
+    @admin.display(description="queue", ordering="event")
+    def event_shown(self, obj) -> str:
+        return event_label(obj.event)
 
     @admin.display(description="last beat", ordering="last_beat_at")
     def last_beat(self, obj) -> str:

@@ -62,3 +62,8 @@ def clipped(text: str, width: str = "26em") -> SafeString | str:
     if not text:
         return "—"
     return format_html('<span class="eh-clip" style="max-width: {}" title="{}">{}</span>', width, text, text)
+
+
+def event_label(event: str) -> SafeString:
+    """A queue's event string on one line (an SQS URL is long), cut with an ellipsis."""
+    return format_html('<span class="eh-event" title="{}">{}</span>', event, event)
