@@ -3,34 +3,34 @@
 What it counts, per queue, over the hour before the page was made (and the five minutes before it):
 messages **in** (every delivery recorded, replays included), **acknowledged** (acknowledged with no failed
 record), **failed** (acknowledged, but a condition or an action failed: a permanent failure is recorded and
-acknowledged) and **quarantined** (the delivery's outcome); beside them the queue's health as the listeners
-record it (backlog, oldest message, last poll, last error, listeners alive) and the messages open in
-quarantine. Per handler, over the same hour: messages **matched** (its condition held: its first action's
-record), **skipped** (condition false), **failed** records, the **last match** (within retention), and
-**receipt to record**, the p50 / p99 of each record's `finished_at` less its delivery's `received_at`: from
-the moment Eventhub recorded the message, as it came off the broker, to the moment the handler's condition
-decision or action was finished (its batch commits right after). Charts give the same counts per minute,
-hour or four hours over the last hour, day or week.
+acknowledged) and **quarantined** (put in quarantine in that hour: the quarantine's own entries, whatever
+became of them since); beside them the queue's health as the listeners record it (backlog, oldest
+message, last poll, last error, listeners alive) and the messages open in quarantine. Per handler, over
+the same hour: messages **matched** (its condition held: its first action's record), **skipped**
+(condition false), **failed** records, the **last match** (within retention), and **receipt to record**,
+the p50 / p99 of each record's `finished_at` less its delivery's `received_at`: from the moment Eventhub
+recorded the message, as it came off the broker, to the moment the handler's condition decision or action
+was finished (its batch commits right after). Charts give the same counts per minute, hour or four hours
+over the last hour, day or week.
 
 Everything is read from the records with a handful of grouped queries over a bounded time range, served
-by the indexes on `(event, received_at)`, `received_at`, `(handler_name, created_at)` and the execution
-status: nothing is counted on the message path. Every number carries the URL of the admin list that shows
-what it counts, with the same filters and the same time bounds (`until` is the page's own moment, so a list
-opened later shows what the page counted, not what arrived since).
+by the indexes on `(event, received_at)`, `received_at`, `(handler_name, index, created_at)`, the
+execution status and `quarantined_at`: nothing is counted on the message path. Every number carries the
+URL of the admin list that shows what it counts, with the same filters and the same time bounds (`until`
+is the page's own moment, so a list opened later shows what the page counted, not what arrived since).
 """
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Trunc
-from django.template.defaultfilters import date
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from eventhub.lib.aggregates import PercentileDisc
+from eventhub.lib.aggregates import EpochBucket, PercentileDisc
 from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 
 from .models import HANDLER_LEVEL, ActionExecution, EventHandler, ExecutionStatus
@@ -82,14 +82,30 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+@lru_cache(maxsize=64)
+def _changelist_path(model: str, prefix: str) -> str:  # (the script prefix: part of the cache key)
+    return reverse(f"admin:{model}_changelist")
+
+
 def changelist_url(model: str, **params: object) -> str:
+    # (A page holds about a thousand links, its chart bars': reverse() once per list, not once per link.)
     query = urlencode({key: value for key, value in params.items() if value is not None})
-    return reverse(f"admin:{model}_changelist") + (f"?{query}" if query else "")
+    return _changelist_path(model, get_script_prefix()) + (f"?{query}" if query else "")
 
 
 def messages_url(since: datetime, until: datetime, **params: object) -> str:
     return changelist_url("queues_receivedmessage", **params, received_at__gte=iso(since),
                           received_at__lt=iso(until))
+
+
+def quarantine_url(since: datetime, until: datetime, **params: object) -> str:
+    """Entries quarantined in a time range, whatever became of them since."""
+    return changelist_url("queues_quarantinedmessage", **params, status="all", quarantined_at__gte=iso(since),
+                          quarantined_at__lt=iso(until))
+
+
+def quarantined_between(since: datetime, until: datetime) -> QuerySet:
+    return QuarantinedMessage.objects.filter(quarantined_at__gte=since, quarantined_at__lt=until).order_by()
 
 
 def executions_url(since: datetime, until: datetime, **params: object) -> str:
@@ -125,8 +141,11 @@ class Span:
     name: str
     label: str
     length: timedelta
-    unit: str  # what the database truncates times to
     bucket: timedelta  # one bar
+
+    def bucket_of(self, field_name: str) -> EpochBucket:
+        """The number of a row's bucket (whole buckets since 1970, UTC), computed by the database."""
+        return EpochBucket(field_name, int(self.bucket.total_seconds()))
 
     @property
     def bars(self) -> int:
@@ -142,9 +161,9 @@ class Span:
 
 
 SPANS = {span.name: span for span in (
-    Span("hour", "Last hour", HOUR, "minute", timedelta(minutes=1)),
-    Span("day", "Last day", timedelta(days=1), "hour", timedelta(hours=1)),
-    Span("week", "Last week", timedelta(days=7), "hour", timedelta(hours=4)),
+    Span("hour", "Last hour", HOUR, timedelta(minutes=1)),
+    Span("day", "Last day", timedelta(days=1), timedelta(hours=1)),
+    Span("week", "Last week", timedelta(days=7), timedelta(hours=4)),
 )}
 
 
@@ -152,7 +171,7 @@ SPANS = {span.name: span for span in (
 class Segment:
     kind: str  # the CSS class: ok, failed, quarantined, matched
     value: int
-    url: str
+    url: str | int  # (0 for an empty segment, which is not drawn)
     stacked: bool = True  # on the segment before it; else from the baseline, over the segments before it
     y: float = 0.0
     height: float = 0.0
@@ -206,8 +225,9 @@ def _place(segments: list[Segment], peak: int) -> None:
             base += height
 
 
-def _bucket_index(span: Span, first: datetime, moment: datetime) -> int:
-    return (moment - first) // span.bucket
+def _bucket_index(span: Span, first: datetime, number: int) -> int:
+    """A bar's place from the database's bucket number (EpochBucket)."""
+    return number - (first - EPOCH) // span.bucket
 
 
 # The page's data ----------------------------------------------------------------------------------
@@ -286,9 +306,9 @@ def _queue_rows(now: datetime) -> list[QueueRow]:
     counts = {row["event"]: row for row in window.values("event").annotate(
         hour=Count("pk"), recent=Count("pk", filter=Q(received_at__gte=now - RECENT)),
         acknowledged=Count("pk", filter=Q(outcome=Outcome.ACKNOWLEDGED)),
-        quarantined=Count("pk", filter=Q(outcome=Outcome.QUARANTINED)),
     )}
     failed = dict(with_outcome(window, FAILED).values_list("event").annotate(n=Count("pk")))
+    quarantined = dict(quarantined_between(since, now).values_list("event").annotate(n=Count("pk")))
     alive = dict(ListenerHeartbeat.alive(now).order_by().values_list("config").annotate(n=Count("pk")))
     waiting = QuarantinedMessage.objects.filter(status=QuarantinedMessage.Status.QUARANTINED).order_by()
     open_quarantine = dict(waiting.values_list("event").annotate(n=Count("pk")))
@@ -306,8 +326,7 @@ def _queue_rows(now: datetime) -> list[QueueRow]:
             acknowledged=Number(got.get("acknowledged", 0) - failed.get(event, 0),
                                 messages_url(since, now, event=event, outcome=Outcome.ACKNOWLEDGED)),
             failed=Number(failed.get(event, 0), messages_url(since, now, event=event, outcome=FAILED), bad=True),
-            quarantined=Number(got.get("quarantined", 0),
-                               messages_url(since, now, event=event, outcome=Outcome.QUARANTINED), bad=True),
+            quarantined=Number(quarantined.get(event, 0), quarantine_url(since, now, event=event), bad=True),
             open_quarantine=Number(open_quarantine.get(event, 0),
                                    changelist_url("queues_quarantinedmessage", event=event), bad=True),
             depth=Number(config.depth, changelist_url("queues_internalmessage", queue=config.name)
@@ -339,21 +358,28 @@ def _minutes(delta: timedelta) -> str:
 
 
 def _queue_charts(overview: Overview) -> None:
+    """Three grouped counts, each from an index: messages in from `(event, received_at)`, failed ones from the
+    execution status (failures are few), quarantined ones from the quarantine's `quarantined_at`."""
     span, now = overview.span, overview.now
     first = span.first_bucket(now)
-    window = ReceivedMessage.objects.filter(received_at__gte=first, received_at__lt=now).order_by()
-    bucket = Trunc("received_at", span.unit, tzinfo=UTC)
+    events = [queue.config.event for queue in overview.queues]
     series: dict[str, dict[int, dict[str, int]]] = {}
-    rows = window.annotate(bucket=bucket).values("event", "bucket").annotate(
-        total=Count("pk"), quarantined=Count("pk", filter=Q(outcome=Outcome.QUARANTINED)))
-    for row in rows:
-        counts = series.setdefault(row["event"], {}).setdefault(_bucket_index(span, first, row["bucket"]), {})
-        counts["total"] = counts.get("total", 0) + row["total"]
-        counts["quarantined"] = counts.get("quarantined", 0) + row["quarantined"]
-    failed = with_outcome(window, FAILED).annotate(bucket=bucket).values("event", "bucket").annotate(n=Count("pk"))
-    for row in failed:
-        counts = series.setdefault(row["event"], {}).setdefault(_bucket_index(span, first, row["bucket"]), {})
-        counts["failed"] = counts.get("failed", 0) + row["n"]
+
+    def add(rows, key: str) -> None:
+        for event, bucket, count in rows:
+            counts = series.setdefault(event, {}).setdefault(_bucket_index(span, first, bucket), {})
+            counts[key] = counts.get(key, 0) + count
+
+    # COUNT(*), not of the id: the count of messages in is then read from the (event, received_at) index alone.
+    received = ReceivedMessage.objects.filter(event__in=events, received_at__gte=first, received_at__lt=now)
+    add(received.order_by().annotate(bucket=span.bucket_of("received_at"))
+        .values_list("event", "bucket").annotate(n=Count("*")), "total")
+    failed = ActionExecution.objects.filter(status=Status.FAILED, delivery__outcome=Outcome.ACKNOWLEDGED,
+                                            delivery__received_at__gte=first, delivery__received_at__lt=now)
+    add(failed.order_by().annotate(bucket=span.bucket_of("delivery__received_at"))
+        .values_list("delivery__event", "bucket").annotate(n=Count("delivery_id", distinct=True)), "failed")
+    add(quarantined_between(first, now).annotate(bucket=span.bucket_of("quarantined_at"))
+        .values_list("event", "bucket").annotate(n=Count("*")), "quarantined")
     for queue in overview.queues:
         queue.chart = _queue_chart(span, first, now, queue.config.event, series.get(queue.config.event, {}))
 
@@ -363,25 +389,26 @@ def _queue_chart(span: Span, first: datetime, now: datetime, event: str, series:
         total, failed, quarantined = counts.get("total", 0), counts.get("failed", 0), counts.get("quarantined", 0)
         title = (f"{_moment(start)}–{_moment(end)}: {total:,} in, {failed:,} failed, {quarantined:,} quarantined")
         segments = [
-            Segment("failed", failed, messages_url(start, end, event=event, outcome=FAILED)),
-            Segment("quarantined", quarantined, messages_url(start, end, event=event, outcome=Outcome.QUARANTINED)),
-            Segment("ok", total - failed - quarantined, messages_url(start, end, event=event)),
+            Segment("failed", failed, failed and messages_url(start, end, event=event, outcome=FAILED)),
+            Segment("quarantined", quarantined, quarantined and quarantine_url(start, end, event=event)),
+            # (An entry quarantined in this bucket may be a message received in an earlier one.)
+            Segment("ok", max(total - failed - quarantined, 0), total and messages_url(start, end, event=event)),
         ]
-        return segments, title, total
+        return segments, title, max(total, failed + quarantined)
 
     chart = _chart(span, first, now, series, segments_of)
     sums = {key: sum(counts.get(key, 0) for counts in series.values()) for key in ("total", "failed", "quarantined")}
     chart.totals = {
         "in": Number(sums["total"], messages_url(first, now, event=event)),
         "failed": Number(sums["failed"], messages_url(first, now, event=event, outcome=FAILED), bad=True),
-        "quarantined": Number(sums["quarantined"], messages_url(first, now, event=event,
-                                                                outcome=Outcome.QUARANTINED), bad=True),
+        "quarantined": Number(sums["quarantined"], quarantine_url(first, now, event=event), bad=True),
     }
     return chart
 
 
 def _moment(moment: datetime) -> str:
-    return date(timezone.localtime(moment), "j M H:i")
+    local = timezone.localtime(moment)  # (a thousand bar titles: strftime, not the date filter)
+    return f"{local.day} {local:%b %H:%M}"
 
 
 # Handlers -----------------------------------------------------------------------------------------
@@ -400,8 +427,12 @@ def _handler_rows(now: datetime) -> list[HandlerRow]:
     timed = {row["handler_name"]: row for row in records.filter(finished_at__isnull=False, delivery__isnull=False)
              .values("handler_name").annotate(p50=PercentileDisc(receipt_to_record, 0.5),
                                               p99=PercentileDisc(receipt_to_record, 0.99))}
-    last = (ActionExecution.objects.filter(handler_name=OuterRef("name"), index__gte=0, duplicate_of__isnull=True)
-            .order_by("-created_at").values("created_at")[:1])
+    # A match's first action (index 0), the last entry of the handler's range of the (handler_name, index,
+    # created_at) index. Written as a range and ordered by index too: with `index = 0` PostgreSQL may walk the
+    # created_at index back instead, through every record of a handler that has never matched.
+    last = (ActionExecution.objects.filter(handler_name=OuterRef("name"), index__range=(0, 0),
+                                           duplicate_of__isnull=True)
+            .order_by("-index", "-created_at").values("created_at")[:1])
     handlers = {h.name: h for h in EventHandler.objects.annotate(last_match=Subquery(last)).order_by("name")}
     gone = sorted(set(counts) - set(handlers))  # deleted since: their records of the hour still count
     rows = []
@@ -424,17 +455,21 @@ def _handler_rows(now: datetime) -> list[HandlerRow]:
 
 
 def _handler_charts(overview: Overview) -> None:
+    """Matches from the `(handler_name, index, created_at)` index (duplicates carried in it), failures from the
+    execution status: two grouped counts that read no table rows for the records of false conditions."""
     span, now = overview.span, overview.now
     first = span.first_bucket(now)
     records = ActionExecution.objects.filter(created_at__gte=first, created_at__lt=now,
                                              duplicate_of__isnull=True).order_by()
-    rows = records.annotate(bucket=Trunc("created_at", span.unit, tzinfo=UTC)).values("handler_name", "bucket") \
-        .annotate(matched=Count("pk", filter=Q(index=0)), failed=Count("pk", filter=Q(status=Status.FAILED)))
+    bucket = span.bucket_of("created_at")
+    names = [handler.name for handler in overview.handlers]
     series: dict[str, dict[int, dict[str, int]]] = {}
-    for row in rows:
-        counts = series.setdefault(row["handler_name"], {}).setdefault(_bucket_index(span, first, row["bucket"]), {})
-        for key in ("matched", "failed"):
-            counts[key] = counts.get(key, 0) + row[key]
+    for key, rows in (("matched", records.filter(handler_name__in=names, index=0)),
+                      ("failed", records.filter(status=Status.FAILED))):
+        for name, number, count in rows.annotate(bucket=bucket).values_list("handler_name", "bucket") \
+                .annotate(n=Count("*")):
+            counts = series.setdefault(name, {}).setdefault(_bucket_index(span, first, number), {})
+            counts[key] = counts.get(key, 0) + count
     for handler in overview.handlers:
         handler.chart = _handler_chart(span, first, now, handler.name, series.get(handler.name, {}))
 
@@ -444,9 +479,10 @@ def _handler_chart(span: Span, first: datetime, now: datetime, name: str, series
         matched, failed = counts.get("matched", 0), counts.get("failed", 0)
         title = f"{_moment(start)}–{_moment(end)}: {matched:,} matched, {failed:,} failed"
         segments = [
-            Segment("matched", matched, executions_url(start, end, handler_name=name, decision="matched"),
-                    stacked=False),
-            Segment("failed", failed, executions_url(start, end, handler_name=name, decision="failed"), stacked=False),
+            Segment("matched", matched,
+                    matched and executions_url(start, end, handler_name=name, decision="matched"), stacked=False),
+            Segment("failed", failed,
+                    failed and executions_url(start, end, handler_name=name, decision="failed"), stacked=False),
         ]
         return segments, title, max(matched, failed)
 

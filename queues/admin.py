@@ -296,7 +296,7 @@ class QuarantinedMessageAdmin(admin.ModelAdmin):
     form = QuarantineForm
     list_display = ("message_shown", "event_shown", "why", "deliveries_count", "quarantined")
     list_display_links = ("message_shown",)
-    list_filter = (QuarantineStatusFilter, "reason", "event")
+    list_filter = (QuarantineStatusFilter, "reason", "event", ("quarantined_at", WindowFilter))
     search_fields = ("message_id", "event")
     date_hierarchy = "quarantined_at"
     list_select_related = ("resolved_by",)

@@ -1,4 +1,4 @@
-"""Aggregates Django does not ship: a percentile, the same answer on PostgreSQL and SQLite.
+"""SQL Django does not ship, the same answer on PostgreSQL and SQLite: a percentile, and time buckets.
 
 `PercentileDisc(expression, fraction)` is the first value whose place in the sorted values reaches the
 fraction (SQL's `percentile_disc`: an observed value, never an interpolated one). PostgreSQL has it
@@ -9,7 +9,7 @@ adds one to each new SQLite connection (it holds a group's values in memory, as 
 import math
 from typing import Any
 
-from django.db.models import Aggregate, FloatField, Value
+from django.db.models import Aggregate, BigIntegerField, FloatField, Func, Value
 
 
 class PercentileDisc(Aggregate):
@@ -32,6 +32,29 @@ class PercentileDisc(Aggregate):
         values, params = compiler.compile(self.get_source_expressions()[0])
         # The fraction is this class's own float, never user input: it goes in the SQL as a literal.
         return f"PERCENTILE_DISC({self.fraction!r}) WITHIN GROUP (ORDER BY {values})", params
+
+
+class EpochBucket(Func):
+    """Which bucket of `seconds` since 1970-01-01 UTC a time falls in: its epoch seconds // `seconds`.
+
+    Cheaper than truncating (`Trunc` converts each row to the time zone first, which cost PostgreSQL more
+    than reading the row from an index), and it makes buckets of any size, four hours as well as a minute.
+    """
+
+    output_field = BigIntegerField()
+
+    def __init__(self, expression: Any, seconds: int, **extra: Any):
+        self.seconds = int(seconds)
+        super().__init__(expression, **extra)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        moment, params = compiler.compile(self.get_source_expressions()[0])
+        return f"FLOOR(EXTRACT(EPOCH FROM {moment}) / {self.seconds})::bigint", params
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # Django stores SQLite datetimes as UTC text; strftime('%s') reads them as such.
+        moment, params = compiler.compile(self.get_source_expressions()[0])
+        return f"(CAST(strftime('%%s', {moment}) AS INTEGER) / {self.seconds})", params
 
 
 def percentile_disc(values: list, fraction: float) -> Any:

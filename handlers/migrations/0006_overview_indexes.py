@@ -13,11 +13,19 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='actionexecution',
-            index=models.Index(fields=['handler_name', 'created_at'], name='execution_handler_time'),
+            index=models.Index(fields=['handler_name', 'index', 'created_at'], include=('duplicate_of',), name='execution_handler_time'),
         ),
-        # After the new index exists: lookups by handler name alone use its first column.
+        migrations.AddIndex(
+            model_name='actionexecution',
+            index=models.Index(fields=['status', 'created_at'], name='execution_status_time'),
+        ),
+        # After the new indexes exist: lookups by handler name or status alone use their first column.
         migrations.RemoveIndex(
             model_name='actionexecution',
             name='execution_handler_name',
+        ),
+        migrations.RemoveIndex(
+            model_name='actionexecution',
+            name='execution_status',
         ),
     ]
