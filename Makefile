@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres bench fuzz lint
+.PHONY: run test test-sqlite test-postgres bench bench-overview fuzz lint
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ fuzz: $(VENV)/.installed
 bench: $(VENV)/.installed
 	bash tests/services.sh
 	$(PY) bench/run.py
+
+# The overview page's time with a million stored messages, in a fresh eh_bench_overview database (bench/README.md).
+bench-overview: $(VENV)/.installed
+	bash tests/services.sh
+	$(PY) bench/overview.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

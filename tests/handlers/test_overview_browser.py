@@ -121,6 +121,10 @@ def test_every_list_fits_a_1366_px_screen_and_quarantine_links_both_ways(traffic
         last_error="ProviderError: database queue conductor:orders: could not connect to server: Connection refused "
                    "(is the server running on host 127.0.0.1 and accepting TCP/IP connections on port 5432?)",
         last_error_at=timezone.now())
+    page.goto("/admin/")
+    screenshot(page, "overview-with-an-error")
+    expect(page.locator(f'#queue-table tr[data-event="{orders.event}"] .dot.error')).to_have_count(1)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1366, "the overview is wider than 1366 px"
     for model in ("queues/receivedmessage", "handlers/actionexecution", "queues/quarantinedmessage",
                   "queues/queueconfig", "queues/listenerheartbeat", "handlers/eventhandler"):
         page.goto(f"/admin/{model}/")
