@@ -69,9 +69,10 @@ def page(site, browser) -> Page:
 
 
 @pytest.fixture
-def logged_in_page(page: Page, django_user_model) -> Page:
+def logged_in_page(page: Page, django_user_model, screenshot) -> Page:
     django_user_model.objects.create_superuser(username=USERNAME, password=PASSWORD, email="")
     page.goto("/admin/login/")
+    screenshot(page, "login")
     page.fill("#id_username", USERNAME)
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
