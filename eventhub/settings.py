@@ -111,7 +111,7 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "eventhub.apps.EventhubAdminConfig",  # django.contrib.admin, with the overview as its landing page
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -26,7 +26,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from eventhub.lib.display import clock, event_label, short_id
 from eventhub.lib.forms import form_json
+from queues.admin import QueueEventFilter, WindowFilter
 from queues.kinds import KINDS
 
 from . import alert_admin  # noqa: F401 - registers the alerts' admin
@@ -36,12 +38,9 @@ from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
 from .message_admin import workflow_link
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
+from .overview import executions_of_decision
 
 logger = logging.getLogger(__name__)
-
-admin.site.site_header = "Eventhub"
-admin.site.site_title = "Eventhub"
-admin.site.index_title = "Operations console"
 
 HISTORY_ROWS = 10
 CODE_STYLE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px"
@@ -104,7 +103,7 @@ class KindFilter(admin.SimpleListFilter):
 @admin.register(EventHandler)
 class EventHandlerAdmin(admin.ModelAdmin):
     form = EventHandlerForm
-    list_display = ("name", "event", "active", "action_kinds_display", "last_change")
+    list_display = ("name", "event_shown", "active", "action_kinds_display", "last_change")
     list_filter = (KindFilter, "active")
     search_fields = ("name", "event")
     search_help_text = "Search by handler name or event (e.g. sqs:shipping_start)."
@@ -117,9 +116,13 @@ class EventHandlerAdmin(admin.ModelAdmin):
     def action_kinds_display(self, obj: EventHandler) -> str:
         return ", ".join(obj.action_kinds) or "—"
 
+    @admin.display(description="event", ordering="event")
+    def event_shown(self, obj: EventHandler) -> str:
+        return event_label(obj.event)
+
     @admin.display(description="last change", ordering="updated_at")
-    def last_change(self, obj: EventHandler):
-        return obj.updated_at
+    def last_change(self, obj: EventHandler) -> str:
+        return clock(obj.updated_at)
 
     @admin.display(description="actions")
     def actions_json(self, obj: EventHandler) -> SafeString:
@@ -448,19 +451,41 @@ class ApiKeyAdmin(admin.ModelAdmin):
 # Executions: the audit record, read-only ------------------------------------------------------
 
 
-class QueueFilter(admin.RelatedFieldListFilter):
-    """Executions by the queue config their message came from."""
+class DecisionFilter(admin.SimpleListFilter):
+    """The records the overview counts per handler (each leaves duplicates of earlier records out)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.title = "queue"
+    title = "what the handler did"
+    parameter_name = "decision"
+
+    def lookups(self, request, model_admin):
+        return [("matched", "Matched (a message's first action)"), ("skipped", "Condition false"),
+                ("failed", "Failed")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {value for value, _ in self.lookup_choices}:
+            return executions_of_decision(queryset, self.value())
+        return queryset
+
+
+class HandlerNameFilter(admin.SimpleListFilter):
+    """By the handler's name (the record keeps it past a rename or a deletion), offered from the handlers."""
+
+    title = "handler"
+    parameter_name = "handler_name"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in EventHandler.objects.order_by("name").values_list("name", flat=True)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(handler_name=self.value()) if self.value() is not None else queryset
 
 
 @admin.register(ActionExecution)
 class ActionExecutionAdmin(admin.ModelAdmin):
-    list_display = ("execution_id", "handler_link", "action_shown", "status", "workflow", "event", "created_at")
-    list_filter = ("status", "event", "handler_name", ("delivery__config", QueueFilter), ("created_at",
-                   admin.DateFieldListFilter))
+    # No queue column: the handler names it, and a 1366 px screen has no room for it (the queue filter stays).
+    list_display = ("execution_shown", "handler_link", "action_shown", "status", "workflow", "created")
+    list_display_links = ("execution_shown",)
+    list_filter = ("status", DecisionFilter, HandlerNameFilter, QueueEventFilter, ("created_at", WindowFilter))
     search_fields = ("=message_id", "=workflow_id", "=execution_id")
     search_help_text = "Search by message id, workflow id or execution id (exact)."
     date_hierarchy = "created_at"
@@ -469,6 +494,14 @@ class ActionExecutionAdmin(admin.ModelAdmin):
               "condition_value", "reason", "error", "retryable", "attempts", "workflow", "duplicate_link",
               "input_json", "output_json", "started_at", "finished_at", "duration", "created_at")
     readonly_fields = fields
+
+    @admin.display(description="execution id", ordering="execution_id")
+    def execution_shown(self, obj: ActionExecution) -> str:
+        return short_id(obj.execution_id, keep=30)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: ActionExecution) -> str:
+        return clock(obj.created_at)
 
     @admin.display(description="handler", ordering="handler_name")
     def handler_link(self, obj: ActionExecution) -> str:

@@ -155,7 +155,8 @@ class Consumer:
         except Exception as exc:  # noqa: BLE001 - depth is informative; an outage shows up in polls
             log.info("%s: depth unavailable: %s", self.config.event, exc)
             return
-        QueueConfig.objects.filter(pk=self.config.pk).update(depth=depth.ready, dead_letter_depth=depth.dead)
+        QueueConfig.objects.filter(pk=self.config.pk).update(depth=depth.ready, dead_letter_depth=depth.dead,
+                                                             oldest_message_at=depth.oldest_at)
 
     def failed(self, exc: Exception) -> None:
         """An outage or a config that cannot work: log it, show it in the admin if the database answers, drop

@@ -13,12 +13,16 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from queues.admin import ReadOnlyAdmin, change_url, edited_json, same_json
-from queues.models import ReceivedMessage
+from eventhub.lib.display import clock, event_label, short_id
+from queues.admin import QueueEventFilter, ReadOnlyAdmin, WindowFilter, change_url, edited_json, same_json
+from queues.models import QuarantinedMessage, ReceivedMessage
 
 from .explain import explain
 from .models import ActionExecution, EventHandler
+from .overview import FAILED, failed_record, with_outcome
 from .replay import ReplayError, replay
+
+Outcome = ReceivedMessage.Outcome
 
 
 def workflow_link(workflow_id: str) -> str:
@@ -28,8 +32,7 @@ def workflow_link(workflow_id: str) -> str:
     if settings.WORKFLOW_ENGINE != "builtin":
         return workflow_id
     url = reverse("admin:workflows_workflow_change", args=[workflow_id])
-    return format_html('<a href="{}">{}</a>', url, workflow_id)
-
+    return format_html('<a href="{}">{}</a>', url, short_id(workflow_id))
 
 
 class ExecutionInline(admin.TabularInline):
@@ -76,14 +79,17 @@ class ReplayForm(forms.Form):
 
 
 class _ExecutionFilter(admin.SimpleListFilter):
-    """Messages one of whose executions has this value of `field`."""
+    """Messages one of whose executions has this value of `field`. With both a handler and an execution status
+    chosen, one execution must have both: "messages handler X failed on"."""
 
     field = ""
 
     def queryset(self, request, queryset):
         if self.value() is None:
             return queryset
-        executions = ActionExecution.objects.filter(**{self.field: self.value()})
+        chosen = {f.field: request.GET[f.parameter_name] for f in (ExecutionHandlerFilter, ExecutionStatusFilter)
+                  if request.GET.get(f.parameter_name)}
+        executions = ActionExecution.objects.filter(**{self.field: self.value(), **chosen})
         return queryset.filter(pk__in=executions.values("delivery_id"))
 
 
@@ -107,10 +113,34 @@ class ExecutionStatusFilter(_ExecutionFilter):
         return ActionExecution._meta.get_field("status").choices
 
 
+class OutcomeFilter(admin.SimpleListFilter):
+    """The outcome as the list shows it: an acknowledged message whose actions failed is told apart."""
+
+    title = "outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request, model_admin):
+        return [(Outcome.RECEIVED, "Received (in flight)"), (Outcome.ACKNOWLEDGED, "Acknowledged, nothing failed"),
+                (FAILED, "Acknowledged, actions failed"), (Outcome.RETURNED, "Returned for redelivery"),
+                (Outcome.QUARANTINED, "Quarantined"), (Outcome.SUPERSEDED, "Settled by a later delivery")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {value for value, _ in self.lookup_choices}:
+            return with_outcome(queryset, self.value())
+        return queryset
+
+
+OUTCOME_SHOWN = {Outcome.RECEIVED: ("Received", "received"), Outcome.ACKNOWLEDGED: ("Acknowledged", "acknowledged"),
+                 Outcome.RETURNED: ("Returned", "returned"), Outcome.QUARANTINED: ("Quarantined", "quarantined"),
+                 Outcome.SUPERSEDED: ("Settled later", "superseded")}
+
+
 @admin.register(ReceivedMessage)
 class ReceivedMessageAdmin(ReadOnlyAdmin):
-    list_display = ("message_id", "event", "delivery_count", "outcome", "replay_marker", "received_at")
-    list_filter = ("outcome", ExecutionStatusFilter, ExecutionHandlerFilter, "event", "config")
+    list_display = ("message_shown", "event_shown", "delivery", "outcome_shown", "received")
+    list_display_links = ("message_shown",)
+    list_filter = (OutcomeFilter, ExecutionStatusFilter, ExecutionHandlerFilter, QueueEventFilter,
+                   ("received_at", WindowFilter))
     search_fields = ("=message_id", "=executions__workflow_id")
     search_help_text = "Search by message id or by the id of a workflow it started or moved (exact)."
     date_hierarchy = "received_at"
@@ -119,12 +149,13 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
     actions = ("replay_selected",)
     fieldsets = (
         ("Why did this message do nothing?", {"fields": ("why",)}),
-        (None, {"fields": ("message_id", "event", "config", "outcome", "detail", "delivery_count", "received_at",
-                           "pretty_payload", "raw_body")}),
+        (None, {"fields": ("message_id", "event", "config", "outcome", "detail", "quarantine", "delivery_count",
+                           "received_at", "pretty_payload", "raw_body")}),
         ("Replay", {"fields": ("replay_of_link", "replayed_by", "replay_reason", "replays_list")}),
     )
-    readonly_fields = ("why", "message_id", "event", "config", "outcome", "detail", "delivery_count", "received_at",
-                       "pretty_payload", "raw_body", "replay_of_link", "replayed_by", "replay_reason", "replays_list")
+    readonly_fields = ("why", "message_id", "event", "config", "outcome", "detail", "quarantine", "delivery_count",
+                       "received_at", "pretty_payload", "raw_body", "replay_of_link", "replayed_by", "replay_reason",
+                       "replays_list")
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # the audit record goes only through retention
@@ -134,15 +165,53 @@ class ReceivedMessageAdmin(ReadOnlyAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("replay_of", "replayed_by", "config")
+        return (super().get_queryset(request).select_related("replay_of", "replayed_by", "config")
+                .annotate(has_failed=failed_record()))
 
     def has_replay_permission(self, request) -> bool:
         # A replay runs the handlers again: as much as changing the record, not merely seeing it.
         return request.user.has_perm("queues.change_receivedmessage")
 
-    @admin.display(description="replay", boolean=True)
-    def replay_marker(self, obj: ReceivedMessage) -> bool:
-        return obj.replay_of_id is not None
+    @admin.display(description="message id", ordering="message_id")
+    def message_shown(self, obj: ReceivedMessage) -> str:
+        return short_id(obj.message_id)
+
+    @admin.display(description="queue", ordering="event")
+    def event_shown(self, obj: ReceivedMessage) -> str:
+        return event_label(obj.event)
+
+    @admin.display(description="delivery", ordering="delivery_count")
+    def delivery(self, obj: ReceivedMessage) -> str:
+        """Which delivery of the message: a broker's count, or a replay (made by a person)."""
+        if obj.replay_of_id is None:
+            return str(obj.delivery_count)
+        who = obj.replayed_by.get_username() if obj.replayed_by_id else "someone"
+        return format_html('<span class="eh-tag" title="{}">replay</span>', f"a replay of {obj.replay_of.message_id} "
+                           f"by {who}")
+
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_shown(self, obj: ReceivedMessage) -> str:
+        if obj.outcome == Outcome.ACKNOWLEDGED and getattr(obj, "has_failed", False):
+            return format_html('<span class="eh-outcome failed" title="{}">Actions failed</span> '
+                               '<span class="eh-muted">acknowledged</span>', "Acknowledged: a condition or an action "
+                               "failed for good, and the message was not delivered again")
+        label, css = OUTCOME_SHOWN.get(obj.outcome, (obj.get_outcome_display(), ""))
+        return format_html('<span class="eh-outcome {}" title="{}">{}</span>', css, obj.get_outcome_display(), label)
+
+    @admin.display(description="received", ordering="received_at")
+    def received(self, obj: ReceivedMessage) -> str:
+        return clock(obj.received_at)
+
+    @admin.display(description="quarantine")
+    def quarantine(self, obj: ReceivedMessage) -> str:
+        """The message's quarantine entries, whichever delivery this is."""
+        entries = QuarantinedMessage.objects.filter(event=obj.event, message_id=obj.message_id).order_by("-id")
+        state = {QuarantinedMessage.Status.QUARANTINED: "open"}
+        rows = [(change_url(e), state.get(e.status, e.get_status_display().lower()), clock(e.quarantined_at))
+                for e in entries[:5]]
+        if not rows:
+            return "never quarantined"
+        return format_html_join("; ", '<a href="{}">its quarantine entry</a>: {}, quarantined {}', rows)
 
     @admin.display(description="payload")
     def pretty_payload(self, obj: ReceivedMessage) -> str:

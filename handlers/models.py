@@ -354,8 +354,15 @@ class ActionExecution(models.Model):
         indexes = [
             models.Index(fields=["message_id", "event"], name="execution_message"),
             models.Index(fields=["execution_id"], name="execution_execution_id"),
-            models.Index(fields=["handler_name"], name="execution_handler_name"),
-            models.Index(fields=["status"], name="execution_status"),
+            # With the record's index and time: a handler's matches (its first actions, index 0) over a time
+            # range and its last match come from a range of this index, however many records its false
+            # conditions (-1) wrote (it replaced the index on the name alone: the insert path keeps its count).
+            # (duplicate_of is carried too, never updated: the overview's counts read this index alone.)
+            models.Index(fields=["handler_name", "index", "created_at"], include=["duplicate_of"],
+                         name="execution_handler_time"),
+            # With the time: failures over a time range are a range of this index (the status is updated,
+            # and so this index written, whatever its columns; it replaced the index on the status alone).
+            models.Index(fields=["status", "created_at"], name="execution_status_time"),
             models.Index(fields=["workflow_id"], name="execution_workflow_id"),
         ]
 

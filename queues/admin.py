@@ -1,6 +1,6 @@
 import json
-from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.apps import apps
@@ -11,9 +11,10 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
-from django.utils.timesince import timesince
 
+from eventhub.lib.display import ago, clipped, clock, event_label, short_id
 from eventhub.lib.forms import StorableJSONField, form_json
 
 from . import outbox, quarantine
@@ -24,9 +25,8 @@ from .models import (
     OutboxMessage,
     QuarantinedMessage,
     QueueConfig,
+    ReceivedMessage,
 )
-
-ALIVE_SECONDS = 60
 
 
 def _handlers_model():
@@ -49,10 +49,53 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+# Filters -----------------------------------------------------------------------------------------
+
+
+class WindowFilter(admin.DateFieldListFilter):
+    """Django's date filter, which also shows a time range given in the URL (the overview's links, such as
+    `received_at__gte=…&received_at__lt=…`) as the chosen one."""
+
+    def choices(self, changelist):
+        choices = list(super().choices(changelist))
+        if self.date_params and not any(choice["selected"] for choice in choices):
+            choices.insert(1, {"selected": True, "query_string": changelist.get_query_string(),
+                               "display": self.range_label()})
+        return choices
+
+    def range_label(self) -> str:
+        since = parse_datetime(self.date_params.get(self.lookup_kwarg_since, ""))
+        until = parse_datetime(self.date_params.get(self.lookup_kwarg_until, ""))
+        zone = timezone.get_current_timezone()
+        if since and until:
+            since, until = since.astimezone(zone), until.astimezone(zone)
+            end = until.strftime("%H:%M:%S") if until.date() == since.date() else until.strftime("%-d %b %H:%M:%S")
+            return f"{since.strftime('%-d %b %H:%M:%S')} to {end} {since.strftime('%Z')}"
+        if since:
+            return f"From {since.astimezone(zone).strftime('%-d %b %H:%M:%S %Z')}"
+        if until:
+            return f"Before {until.astimezone(zone).strftime('%-d %b %H:%M:%S %Z')}"
+        return "The range asked"
+
+
+class QueueEventFilter(admin.SimpleListFilter):
+    """By queue, offered from the queue configs (a few rows), never by reading the distinct events of a
+    table of records (a million rows)."""
+
+    title = "queue"
+    parameter_name = "event"
+
+    def lookups(self, request, model_admin):
+        return [(event, event) for event in QueueConfig.objects.order_by("event").values_list("event", flat=True)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(event=self.value()) if self.value() is not None else queryset
+
+
 @admin.register(QueueConfig)
 class QueueConfigAdmin(admin.ModelAdmin):
-    list_display = ("event", "kind", "enabled", "handler_count", "depth", "dead_letter_depth", "last_poll_at",
-                    "short_error")
+    list_display = ("event_shown", "enabled", "handler_count", "depth", "dead", "last_poll", "short_error")
+    list_display_links = ("event_shown",)
     list_filter = ("kind", "enabled", "unmatched")
     search_fields = ("event",)
     actions = ("enable", "disable", "refresh_depth", "publish_test_message")
@@ -75,16 +118,30 @@ class QueueConfigAdmin(admin.ModelAdmin):
             _handlers=Subquery(handlers, output_field=IntegerField())
         )
 
+    @admin.display(description="event", ordering="event")
+    def event_shown(self, obj: QueueConfig) -> str:
+        return event_label(obj.event)
+
     @admin.display(description="handlers", ordering="_handlers")
     def handler_count(self, obj: QueueConfig) -> int:
         return obj._handlers or 0
 
+    @admin.display(description="dead", ordering="dead_letter_depth")
+    def dead(self, obj: QueueConfig) -> int | None:
+        return obj.dead_letter_depth
+
+    @admin.display(description="last poll", ordering="last_poll_at")
+    def last_poll(self, obj: QueueConfig) -> str:
+        return clock(obj.last_poll_at)
+
     @admin.display(description="last error")
     def short_error(self, obj: QueueConfig) -> str:
         if not obj.last_error:
-            return "-"  # (cleared by the next good poll: the queue works now)
-        when = f"{timesince(obj.last_error_at, depth=1)} ago" if obj.last_error_at else "at an unknown time"
-        return f"{when}: {obj.last_error[:80]}"
+            if obj.last_error_at:  # cleared by a good poll since: the queue works now
+                return format_html('<span class="eh-muted">none now; last {}</span>', ago(obj.last_error_at))
+            return "—"
+        return format_html('<span class="eh-nowrap">{}</span><br>{}', ago(obj.last_error_at),
+                           clipped(obj.last_error, "12em"))
 
     @admin.display(description="handlers listening")
     def listening_handlers(self, obj: QueueConfig) -> str:
@@ -116,7 +173,8 @@ class QueueConfigAdmin(admin.ModelAdmin):
             except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
                 self.message_user(request, f"{config.event}: {exc}", messages.ERROR)
                 continue
-            QueueConfig.objects.filter(pk=config.pk).update(depth=depth.ready, dead_letter_depth=depth.dead)
+            QueueConfig.objects.filter(pk=config.pk).update(depth=depth.ready, dead_letter_depth=depth.dead,
+                                                             oldest_message_at=depth.oldest_at)
             self.message_user(request, f"{config.event}: {depth.ready} ready, {depth.dead} dead-lettered.")
 
 
@@ -209,20 +267,46 @@ class QuarantineForm(forms.ModelForm):
         return data
 
 
+class QuarantineStatusFilter(admin.SimpleListFilter):
+    """Open entries (still in quarantine) unless asked otherwise: retried and discarded ones are history."""
+
+    title = "status"
+    parameter_name = "status"
+    ALL = "all"
+
+    def lookups(self, request, model_admin):
+        Status = QuarantinedMessage.Status
+        return [(Status.QUARANTINED, "Open (in quarantine)"), (Status.RETRIED, "Retried"),
+                (Status.DISCARDED, "Discarded"), (self.ALL, "All")]
+
+    def value(self):
+        return super().value() or QuarantinedMessage.Status.QUARANTINED
+
+    def choices(self, changelist):
+        for value, title in self.lookup_choices:
+            yield {"selected": self.value() == value, "display": title,
+                   "query_string": changelist.get_query_string({self.parameter_name: value})}
+
+    def queryset(self, request, queryset):
+        return queryset if self.value() == self.ALL else queryset.filter(status=self.value())
+
+
 @admin.register(QuarantinedMessage)
 class QuarantinedMessageAdmin(admin.ModelAdmin):
     form = QuarantineForm
-    list_display = ("message_id", "event", "reason", "delivery_count", "status", "quarantined_at", "short_error")
-    list_filter = ("status", "reason", "event")
+    list_display = ("message_shown", "event_shown", "why", "deliveries_count", "quarantined")
+    list_display_links = ("message_shown",)
+    list_filter = (QuarantineStatusFilter, "reason", "event", ("quarantined_at", WindowFilter))
     search_fields = ("message_id", "event")
     date_hierarchy = "quarantined_at"
     list_select_related = ("resolved_by",)
     actions = ("retry_as_received",)
     readonly_fields = ("event", "message_id", "status", "reason", "last_error", "delivery_count", "pretty_payload",
-                       "raw_body", "pretty_history", "quarantined_at", "resolved_at", "resolved_by", "resolution")
+                       "raw_body", "pretty_history", "quarantined_at", "resolved_at", "resolved_by", "resolution",
+                       "deliveries")
     fieldsets = (
         (None, {"fields": ("event", "message_id", "status", "reason", "last_error", "delivery_count",
-                           "quarantined_at")}),
+                           "quarantined_at", "deliveries")}),
         ("Message", {"fields": ("pretty_payload", "raw_body", "pretty_history")}),
         ("Resolution", {"fields": ("operation", "edited_payload", "note", "resolved_at", "resolved_by",
                                    "resolution")}),
@@ -231,9 +315,48 @@ class QuarantinedMessageAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
-    @admin.display(description="last error")
-    def short_error(self, obj) -> str:
-        return obj.last_error[:80]
+    @admin.display(description="message id", ordering="message_id")
+    def message_shown(self, obj) -> str:
+        return short_id(obj.message_id)
+
+    @admin.display(description="queue", ordering="event")
+    def event_shown(self, obj) -> str:
+        return event_label(obj.event)
+
+    @admin.display(description="when", ordering="quarantined_at")
+    def quarantined(self, obj) -> str:
+        return clock(obj.quarantined_at)
+
+    def get_list_display(self, request):
+        # Open entries are the default list, where every status is the same: the column shows in the others.
+        if request.GET.get(QuarantineStatusFilter.parameter_name, QuarantinedMessage.Status.QUARANTINED) \
+                == QuarantinedMessage.Status.QUARANTINED:
+            return self.list_display
+        return (*self.list_display[:-1], "status", self.list_display[-1])
+
+    @admin.display(description="why", ordering="reason")
+    def why(self, obj) -> str:
+        text = f"{obj.get_reason_display()}: {obj.last_error}" if obj.last_error else obj.get_reason_display()
+        return clipped(text, "13em")
+
+    @admin.display(description="deliveries", ordering="delivery_count")
+    def deliveries_count(self, obj) -> int:
+        return obj.delivery_count
+
+    @admin.display(description="deliveries")
+    def deliveries(self, obj) -> str:
+        """The records of this message's deliveries: the one quarantined, and the list of them all."""
+        records = ReceivedMessage.objects.filter(event=obj.event, message_id=obj.message_id)
+        last = records.filter(outcome=ReceivedMessage.Outcome.QUARANTINED).order_by("-received_at", "-id").first()
+        every = reverse("admin:queues_receivedmessage_changelist") + "?" + urlencode(
+            {"event": obj.event, "q": obj.message_id})
+        count = records.count()
+        link = format_html('<a href="{}">all {} deliveries of this message</a>', every, count) if count > 1 else ""
+        if last is None:
+            return link or "no delivery recorded (kept for the retention period only)"
+        quarantined = format_html('<a href="{}">the delivery quarantined</a> (delivery {}, received {})',
+                                  change_url(last), last.delivery_count, clock(last.received_at))
+        return format_html("{} · {}", quarantined, link) if link else quarantined
 
     @admin.display(description="payload")
     def pretty_payload(self, obj) -> str:
@@ -274,19 +397,46 @@ class QuarantinedMessageAdmin(admin.ModelAdmin):
             self.message_user(request, problem, messages.ERROR)
 
 
+class AliveFilter(admin.SimpleListFilter):
+    title = "alive"
+    parameter_name = "alive"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Alive"), ("no", "Stopped or silent")]
+
+    def queryset(self, request, queryset):
+        alive = ListenerHeartbeat.alive().values("pk")
+        if self.value() == "yes":
+            return queryset.filter(pk__in=alive)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=alive)
+        return queryset
+
+
 @admin.register(ListenerHeartbeat)
 class ListenerHeartbeatAdmin(ReadOnlyAdmin):
-    list_display = ("consumer", "event", "hostname", "pid", "alive", "last_beat_at", "messages", "short_error",
-                    "stopped_at")
-    list_filter = ("hostname", "event")
+    list_display = ("consumer", "event_shown", "alive", "last_beat", "messages", "short_error", "stopped")
+    list_filter = (AliveFilter, "hostname", "event")
 
-    @admin.display(boolean=True)
+    @admin.display(boolean=True, description="alive")
     def alive(self, obj) -> bool:
-        return obj.stopped_at is None and obj.last_beat_at > timezone.now() - timedelta(seconds=ALIVE_SECONDS)
+        return obj.is_alive
+
+    @admin.display(description="queue", ordering="event")
+    def event_shown(self, obj) -> str:
+        return event_label(obj.event)
+
+    @admin.display(description="last beat", ordering="last_beat_at")
+    def last_beat(self, obj) -> str:
+        return clock(obj.last_beat_at)
+
+    @admin.display(description="stopped", ordering="stopped_at")
+    def stopped(self, obj) -> str:
+        return clock(obj.stopped_at)
 
     @admin.display(description="last error")
     def short_error(self, obj) -> str:
-        return obj.last_error[:80]
+        return clipped(obj.last_error, "20em")
 
 
 @admin.register(InternalMessage)

@@ -104,6 +104,10 @@ class QueueConfig(models.Model):
     # Kept up to date by the listener, shown in the admin.
     depth = models.IntegerField(null=True, blank=True, editable=False, help_text="Approximate ready messages.")
     dead_letter_depth = models.IntegerField(null=True, blank=True, editable=False)
+    oldest_message_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When the oldest message waiting in the queue was sent, where the broker tells (the internal queue).",
+    )
     last_poll_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -290,8 +294,10 @@ class ReceivedMessage(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         # Plain indexes (a CharField's db_index adds a second one for LIKE, which nothing here asks): each
-        # index is written for every message received.
-        indexes = [models.Index(fields=["event"], name="received_event"),
+        # index is written for every message received. The event's index carries the time as well, so the
+        # overview counts a queue's messages over a time window from the index alone (no outcome in it: the
+        # acknowledgement's UPDATE of the outcome stays a HOT update that touches no index).
+        indexes = [models.Index(fields=["event", "received_at"], name="received_event_time"),
                    models.Index(fields=["message_id"], name="received_message_id")]
 
     def __str__(self) -> str:
@@ -365,6 +371,8 @@ class QuarantinedMessage(models.Model):
 class ListenerHeartbeat(models.Model):
     """One row per consumer of a running (or stopped) `listen_queues`; the admin shows listener health."""
 
+    ALIVE_SECONDS = 60  # consumers beat every few seconds: one silent this long is gone
+
     consumer = models.CharField(max_length=300, unique=True, help_text="host:pid:config of the consumer.")
     config = models.ForeignKey(QueueConfig, null=True, blank=True, on_delete=models.SET_NULL)
     event = models.CharField(max_length=1040)
@@ -381,6 +389,16 @@ class ListenerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.consumer
+
+    @classmethod
+    def alive(cls, now=None) -> "models.QuerySet[ListenerHeartbeat]":
+        """Consumers running now: not stopped, and beat within the last ALIVE_SECONDS."""
+        since = (now or timezone.now()) - timedelta(seconds=cls.ALIVE_SECONDS)
+        return cls.objects.filter(stopped_at__isnull=True, last_beat_at__gte=since)
+
+    @property
+    def is_alive(self) -> bool:
+        return self.stopped_at is None and self.last_beat_at >= timezone.now() - timedelta(seconds=self.ALIVE_SECONDS)
 
     @classmethod
     def prune(cls) -> int:

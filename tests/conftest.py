@@ -30,3 +30,6 @@ def api(superuser) -> APIClient:
 
 # Broker fixtures for every test package (queues, dispatch end to end, crash tests).
 from .brokers import kind, listener_process, make_config, providers, spawn_listener, sqs_server  # noqa: E402, F401
+
+# A real browser for the admin's pages (tests/browser.py).
+from .browser import browser, logged_in_page, page, screenshot, site  # noqa: E402, F401

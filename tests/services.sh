@@ -11,6 +11,15 @@ wait_for() {  # name port
   exit 1
 }
 
+# The browser tests drive Debian's Chromium by its path (tests/browser.py); Playwright never downloads one.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "services: installing Chromium"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || {
+    echo "services: could not install Chromium (apt-get install chromium)" >&2
+    exit 1
+  }
+fi
+
 if ! up 5432; then
   echo "services: starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start

@@ -9,6 +9,7 @@ serves a kind is the registry's, `queues.kinds.provider_for`.)
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 
@@ -80,6 +81,7 @@ class QueueDepth:
     ready: int | None = None
     in_flight: int | None = None
     dead: int | None = None
+    oldest_at: datetime | None = None  # when the oldest message still in the queue (not dead) was sent
 
 
 class Provider(ABC):

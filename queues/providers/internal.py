@@ -28,6 +28,7 @@ from datetime import timedelta
 
 import psycopg
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from .base import Message, Provider, ProviderError, QueueDepth
@@ -142,10 +143,9 @@ class InternalProvider(Provider):
     def depth(self) -> QueueDepth:
         now = timezone.now()
         live = self._rows.filter(dead_lettered_at__isnull=True)
-        return QueueDepth(
-            ready=live.filter(visible_at__lte=now).count(), in_flight=live.filter(visible_at__gt=now).count(),
-            dead=self._rows.filter(dead_lettered_at__isnull=False).count(),
-        )
+        counts = live.aggregate(ready=Count("pk", filter=Q(visible_at__lte=now)),
+                                in_flight=Count("pk", filter=Q(visible_at__gt=now)), oldest_at=Min("created_at"))
+        return QueueDepth(**counts, dead=self._rows.filter(dead_lettered_at__isnull=False).count())
 
     def close(self) -> None:
         """Nothing to drop: Django owns the database connection."""

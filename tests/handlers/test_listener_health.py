@@ -2,6 +2,7 @@
 consumers' heartbeats do not pile up, and a delivery whose work a later delivery settled says so."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -48,7 +49,7 @@ def test_a_queues_last_error_clears_on_its_next_good_poll_and_its_time_stays(mak
     assert config.last_error == "ProviderError: connection refused"
     failed_at = config.last_error_at
     listed = admin_client.get(reverse("admin:queues_queueconfig_changelist")).content.decode().replace("\xa0", " ")
-    assert "0 minutes ago: ProviderError: connection refused" in listed
+    assert re.search(r"(just now|\d+ s ago)ProviderError: connection refused", re.sub(r"<[^>]+>", "", listed))
 
     consumer._last_beat = 0.0  # (a heartbeat is written every few seconds; this poll writes one)
     assert consumer.poll_once(wait=0) == 0
@@ -56,8 +57,8 @@ def test_a_queues_last_error_clears_on_its_next_good_poll_and_its_time_stays(mak
     assert (config.last_error, config.last_error_at) == ("", failed_at)
     assert config.last_poll_at > failed_at
     consumer.close()
-    listed = admin_client.get(reverse("admin:queues_queueconfig_changelist")).content.decode()
-    assert "connection refused" not in listed
+    listed = admin_client.get(reverse("admin:queues_queueconfig_changelist")).content.decode().replace("\xa0", " ")
+    assert "connection refused" not in listed and re.search(r"none now; last <time [^>]+>(just now|\d+ s ago)", listed)
 
 
 def heartbeat(consumer: str, silent_for: timedelta, **fields) -> ListenerHeartbeat:
