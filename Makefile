@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres bench chaos fuzz lint
+.PHONY: run test test-sqlite test-postgres bench bench-backtest chaos fuzz lint
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: $(VENV)/.installed
 # exit 1 on a lost or doubled message (README: "Fault runs"). CHAOS_N (3000) messages per broker.
 chaos: $(VENV)/.installed
 	$(PY) bench/chaos.py
+
+# Backtest speed over 100,000 stored messages, against a fresh eh_bench_backtest database (bench/README.md).
+bench-backtest: $(VENV)/.installed
+	bash tests/services.sh
+	$(PY) bench/backtest.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
