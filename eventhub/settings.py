@@ -252,6 +252,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for a message's outcomes wherever a field offers them (a filter, a backtest's list of them).
+    "ENUM_NAME_OVERRIDES": {"OutcomeEnum": "queues.models.ReceivedMessage.Outcome"},
     "PREPROCESSING_HOOKS": ["eventhub.lib.api.schema.canonical_paths"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

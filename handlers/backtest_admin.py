@@ -162,7 +162,7 @@ class BacktestAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request), "opts": self.model._meta, "original": backtest,
             "title": f"Backtest of {backtest.handler_name}", "backtest": shown, "form": form,
-            "saved": saved, "running": not backtest.is_final, "inactive": not backtest.handler.get("active"),
+            "saved": saved, "running": not backtest.is_final,
             "window": Criteria.from_json(backtest.criteria),
             "percent": round(100 * backtest.done / backtest.expected) if backtest.expected else 100,
             "api_url": reverse("eventhub-backtest-result", kwargs={"id": backtest.pk}),

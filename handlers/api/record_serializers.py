@@ -241,6 +241,7 @@ class BacktestSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["SCHEDULED", "IN_PROGRESS", "COMPLETED", "FAILED"])
     handler = serializers.CharField()
     draft = serializers.BooleanField(help_text="An unsaved version was backtested.")
+    active = serializers.BooleanField(help_text="An inactive handler would not run at all, whatever it matches.")
     comparedToRevision = serializers.IntegerField(  # noqa: N815
         allow_null=True, help_text="The saved revision the draft was compared with, or null."
     )

@@ -55,7 +55,7 @@ def test_it_answers_a_draft_at_once_with_exact_counts_and_its_difference(api, tr
     assert counts(body) == {"total": 6, "matched": 4, "skipped": 2, "failed": 0}
     assert differences(body) == {"newlyMatched": 2, "noLongerMatched": 1, "changedInputs": 0}
     assert body["progress"] == {"done": 6, "expected": 6}
-    assert body["event"] == EVENT and body["limit"] is None and body["outcomes"] == []
+    assert body["event"] == EVENT and body["limit"] is None and body["outcomes"] == [] and body["active"] is True
     assert not Workflow.objects.exists() and not ActionExecution.objects.exists()
     assert not OutboxMessage.objects.exists()
     again = api.get(f"/api/eventhub/backtests/{body['id']}")
