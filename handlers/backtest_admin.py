@@ -182,7 +182,7 @@ def _samples(samples: list[dict]) -> list[dict]:
     return [{**_message(sample), "actions_json": pretty_json(_actions(sample["actions"]))} for sample in samples]
 
 
-def _differences(difference: dict | None) -> list[tuple[str, int, list[dict]]] | None:
+def _differences(difference: dict | None) -> list[tuple[str, str, int, list[dict]]] | None:
     if difference is None:
         return None
     shown = []
@@ -191,7 +191,7 @@ def _differences(difference: dict | None) -> list[tuple[str, int, list[dict]]] |
                     "saved_json": pretty_json(_actions(sample["saved"]["actions"])),
                     "draft_json": pretty_json(_actions(sample["draft"]["actions"]))}
                    for sample in difference["samples"][key]]
-        shown.append((title, difference[key], samples))
+        shown.append((key, title, difference[key], samples))
     return shown
 
 
