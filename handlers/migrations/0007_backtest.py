@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('handlers', '0005_drain_task_moved'),
+        ('handlers', '0006_conductor_missing_texts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
