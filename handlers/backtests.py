@@ -38,6 +38,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from eventhub.lib.stopping import stop_requested
 from queues.models import ReceivedMessage
 
 from .actions import ActionContext
@@ -178,13 +179,16 @@ class Scan:
         self.done = 0
 
     def run(self, *, wait: float | None, deadline: float | None = None,
-            progress: Callable[[int, dict], None] | None = None) -> str:
-        """Every message of the criteria; returns "" when done, or why it stopped before (the deadline)."""
+            progress: Callable[[int, dict], None] | None = None, stopping: Callable[[], bool] = lambda: False) -> str:
+        """Every message of the criteria; returns "" when done, or why it stopped before: the deadline passed,
+        or `stopping()` said so (checked between chunks)."""
         reported = time.monotonic()
         for chunk in _chunks(_rows(self.criteria)):
             if deadline is not None and time.monotonic() > deadline:
                 return (f"stopped after {settings.BACKTEST_TASK_SECONDS} s (BACKTEST_TASK_SECONDS) with {self.done} "
                         "messages backtested; narrow the time range or give a limit")
+            if stopping():
+                return f"the task cluster was stopping: stopped with {self.done} messages backtested; run it again"
             self.add(chunk, wait=wait)
             if progress is not None and time.monotonic() - reported >= PROGRESS_EVERY_SECONDS:
                 progress(self.done, self.result())
@@ -324,7 +328,8 @@ def _enqueue(backtest: Backtest) -> None:
 
 def run(backtest: Backtest) -> int:
     """Run a scheduled backtest to its end (a task's work); returns the messages backtested. Records FAILED,
-    keeping its counts so far, when it overruns BACKTEST_TASK_SECONDS or anything goes wrong."""
+    keeping its counts so far, when it overruns BACKTEST_TASK_SECONDS, the cluster is stopping
+    (`eventhub.lib.stopping`: a stop does not wait out the backtest) or anything goes wrong."""
     if not backtest.claim():
         return 0  # run already, or running: a redelivered task
     scan = Scan(_handler(backtest.handler), Criteria.from_json(backtest.criteria),
@@ -332,7 +337,7 @@ def run(backtest: Backtest) -> int:
     deadline = time.monotonic() + settings.BACKTEST_TASK_SECONDS
     try:
         error = scan.run(wait=settings.CONDITION_ISOLATE_WAIT_SECONDS, deadline=deadline,
-                         progress=backtest.record_progress)
+                         progress=backtest.record_progress, stopping=stop_requested)
     except Exception as exc:
         logger.exception("Backtest %s of %s failed", backtest.pk, backtest.handler_name)
         error = f"{type(exc).__name__}: {exc}"

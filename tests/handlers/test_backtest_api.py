@@ -126,6 +126,17 @@ def test_a_task_that_overruns_its_time_stops_failed_keeping_its_counts(api, traf
     assert body["progress"] == {"done": 0, "expected": 6} and body["total"] == 0
 
 
+def test_a_task_ends_between_two_chunks_when_the_cluster_stops_keeping_its_counts(api, traffic, saved,  # noqa: F811
+                                                                                   settings, monkeypatch):
+    settings.BACKTEST_INLINE_MAX = 1
+    monkeypatch.setattr(backtests, "CHUNK", 2)
+    asked = iter([False, False, True])
+    monkeypatch.setattr(backtests, "stop_requested", lambda: next(asked))
+    body = post(api, {"name": saved.name}).json()
+    assert body["status"] == "FAILED" and body["error"].startswith("the task cluster was stopping")
+    assert body["progress"] == {"done": 4, "expected": 6} and body["total"] == 4
+
+
 def test_a_task_killed_by_the_cluster_leaves_its_backtest_failed(traffic, saved):  # noqa: F811
     backtest = Backtest.objects.create(handler_name="x", handler={}, criteria={}, status="IN_PROGRESS")
     backtest_task_ended(mock.Mock(success=False, args=(backtest.pk,), result="Task exceeded maximum timeout"))
