@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('handlers', '0006_conductor_missing_texts'),
+        ('handlers', '0008_default_alert_rules'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
