@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres bench bench-overview chaos fuzz lint
+.PHONY: run test test-sqlite test-postgres bench bench-overview bench-backtest chaos fuzz lint
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ chaos: $(VENV)/.installed
 bench-overview: $(VENV)/.installed
 	bash tests/services.sh
 	$(PY) bench/overview.py
+
+# Backtest speed over 100,000 stored messages, against a fresh eh_bench_backtest database (bench/README.md).
+bench-backtest: $(VENV)/.installed
+	bash tests/services.sh
+	$(PY) bench/backtest.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -252,6 +252,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for a message's outcomes wherever a field offers them (a filter, a backtest's list of them).
+    "ENUM_NAME_OVERRIDES": {"OutcomeEnum": "queues.models.ReceivedMessage.Outcome"},
     "PREPROCESSING_HOOKS": ["eventhub.lib.api.schema.canonical_paths"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -371,6 +373,16 @@ RECORDS_RETENTION_DAYS = env_int("RECORDS_RETENTION_DAYS", 30, minimum=1)
 RECORDS_PURGE_INTERVAL_MINUTES = env_int("RECORDS_PURGE_INTERVAL_MINUTES", 60, minimum=1)
 # A listener consumer's heartbeat silent this long is deleted (its process stopped or died).
 LISTENER_HEARTBEAT_KEEP_MINUTES = env_int("LISTENER_HEARTBEAT_KEEP_MINUTES", 60, minimum=1)
+# Backtests (handlers.backtests): up to BACKTEST_INLINE_MAX messages are answered in the request, more run
+# as a django-q2 task, which stops (FAILED, its counts so far kept) after BACKTEST_TASK_SECONDS, inside the
+# cluster's timeout. Without `from` or `limit` a backtest covers BACKTEST_DEFAULT_DAYS before `to`. Each
+# keeps BACKTEST_SAMPLES messages of each kind; results older than BACKTEST_KEEP_HOURS are deleted by the
+# records purge.
+BACKTEST_INLINE_MAX = env_int("BACKTEST_INLINE_MAX", 1000, minimum=1)
+BACKTEST_TASK_SECONDS = env_int("BACKTEST_TASK_SECONDS", 240, minimum=1, maximum=Q_CLUSTER["timeout"] - 30)
+BACKTEST_DEFAULT_DAYS = env_int("BACKTEST_DEFAULT_DAYS", 7, minimum=1)
+BACKTEST_SAMPLES = env_int("BACKTEST_SAMPLES", 10, minimum=1, maximum=100)
+BACKTEST_KEEP_HOURS = env_int("BACKTEST_KEEP_HOURS", 72, minimum=1)
 
 # --- outbox ---
 # Outgoing messages (EVENT tasks, the publish API) go through queues.OutboxMessage; a relay publishes them.

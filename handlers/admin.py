@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
@@ -32,6 +33,7 @@ from queues.admin import QueueEventFilter, WindowFilter
 from queues.kinds import KINDS
 
 from . import alert_admin  # noqa: F401 - registers the alerts' admin
+from .backtest_admin import backtest_view
 from .changes import delete_handler, restore_revision, save_handler
 from .conditions import IsolatesBusy
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
@@ -222,8 +224,15 @@ class EventHandlerAdmin(admin.ModelAdmin):
     def get_urls(self):
         import_view = self.admin_site.admin_view(self.import_view)
         dry_run = self.admin_site.admin_view(lambda request, object_id: dry_run_view(self, request, object_id))
+        backtest = self.admin_site.admin_view(lambda request, object_id=None: backtest_view(self, request, object_id))
         return [path("import/", import_view, name="handlers_eventhandler_import"),
+                path("backtest/", backtest, name="handlers_eventhandler_backtest_new"),
+                path("<path:object_id>/backtest/", backtest, name="handlers_eventhandler_backtest"),
                 path("<path:object_id>/dry-run/", dry_run, name="handlers_eventhandler_dry_run"), *super().get_urls()]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "backtest_days": settings.BACKTEST_DEFAULT_DAYS}
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "can_import": self.has_import_permission(request)}

@@ -1,4 +1,5 @@
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -281,8 +282,8 @@ class ApiKey(models.Model):
         return bool(ApiKey.objects.filter(pk=self.pk, revoked_at=None).update(revoked_at=timezone.now()))
 
 
-__all__ = ["ACTION_KINDS", "Alert", "AlertEvent", "AlertRule", "ApiKey", "EventHandler", "HandlerRevision",
-           "NotificationAttempt", "RuleKind"]
+__all__ = ["ACTION_KINDS", "Alert", "AlertEvent", "AlertRule", "ApiKey", "Backtest", "EventHandler",
+           "HandlerRevision", "NotificationAttempt", "RuleKind"]
 
 
 class ExecutionStatus(models.TextChoices):
@@ -378,3 +379,70 @@ class ActionExecution(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds() * 1000
         return None
+
+
+class Backtest(models.Model):
+    """One backtest: a handler, as saved or as an unsaved draft, evaluated over messages its event already
+    received, executing nothing (`handlers.backtests`). Holds what was asked, how far it got and what it
+    found (counts and a bounded number of sample messages), for BACKTEST_KEEP_HOURS: then the records purge
+    deletes it (`prune`)."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "SCHEDULED"
+        IN_PROGRESS = "IN_PROGRESS"
+        COMPLETED = "COMPLETED"
+        FAILED = "FAILED"
+
+    handler_name = models.CharField(max_length=255, db_index=True)
+    handler = models.JSONField(help_text="The handler backtested, in Conductor JSON (a draft is kept as sent).")
+    draft = models.BooleanField(default=False, help_text="An unsaved version, not the handler as saved.")
+    compared_to = models.JSONField(
+        null=True, blank=True, help_text="The saved version the draft was compared with, in Conductor JSON."
+    )
+    compared_revision = models.PositiveIntegerField(null=True, blank=True)
+    criteria = models.JSONField(help_text='Which messages: {"event", "from", "to", "limit", "outcomes"}.')
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    expected = models.PositiveIntegerField(default=0, help_text="Messages selected when it was asked.")
+    done = models.PositiveIntegerField(default=0, help_text="Messages backtested so far.")
+    result = models.JSONField(default=dict, blank=True, help_text="Counts and samples (so far, while it runs).")
+    error = models.TextField(blank=True, help_text="Why it stopped, when it failed.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"backtest {self.pk} of {self.handler_name}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (self.Status.COMPLETED, self.Status.FAILED)
+
+    def claim(self) -> bool:
+        """SCHEDULED → IN_PROGRESS, once: False when another run (a redelivered task) took it first."""
+        now = timezone.now()
+        claimed = Backtest.objects.filter(pk=self.pk, status=self.Status.SCHEDULED).update(
+            status=self.Status.IN_PROGRESS, started_at=now)
+        if claimed:
+            self.status, self.started_at = self.Status.IN_PROGRESS, now
+        return bool(claimed)
+
+    def record_progress(self, done: int, result: dict) -> None:
+        Backtest.objects.filter(pk=self.pk, status=self.Status.IN_PROGRESS).update(done=done, result=result)
+        self.done, self.result = done, result
+
+    def finish(self, done: int, result: dict, error: str = "") -> None:
+        """COMPLETED, or FAILED with `error` (what it counted before it stopped stays in `result`)."""
+        self.status = self.Status.FAILED if error else self.Status.COMPLETED
+        self.done, self.result, self.error, self.finished_at = done, result, error, timezone.now()
+        self.save(update_fields=["status", "done", "result", "error", "finished_at"])
+
+    @classmethod
+    def prune(cls) -> int:
+        """Delete backtests older than BACKTEST_KEEP_HOURS; returns how many."""
+        cutoff = timezone.now() - timedelta(hours=settings.BACKTEST_KEEP_HOURS)
+        return cls.objects.filter(created_at__lt=cutoff).delete()[1].get(cls._meta.label, 0)

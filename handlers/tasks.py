@@ -5,6 +5,9 @@ one consumer step repeated for a bounded time. It, and the retention purge below
 when the cluster is asked to stop (`eventhub.lib.stopping`, set by the `run_cluster` command), so a stop
 does not wait out their time.
 
+Backtests: one too long for its request runs as `run_backtest`; the retention purge also deletes backtests
+older than BACKTEST_KEEP_HOURS.
+
 Retention: received messages and finished executions older than RECORDS_RETENTION_DAYS are deleted in
 batches, so no single DELETE holds locks on a large part of the table. A message (its event and message
 id) is kept or deleted whole, every delivery and every execution of it together: while one of them is
@@ -29,8 +32,9 @@ from eventhub.lib.stopping import stop_requested
 from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 from queues.quarantine import retried_messages
 
+from . import backtests
 from .listener import Consumer
-from .models import FINAL_STATUSES, ActionExecution
+from .models import FINAL_STATUSES, ActionExecution, Backtest
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +84,7 @@ def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> 
     if any(counts.values()):
         logger.info("Purged records older than %s: %s", cutoff.isoformat(), counts)
     ListenerHeartbeat.prune()  # (also done by running listeners; this covers a machine where none runs)
+    Backtest.prune()  # (kept BACKTEST_KEEP_HOURS, whatever the records' retention)
     return counts
 
 
@@ -164,3 +169,15 @@ def sync_schedules(using: str = "default", **kwargs) -> None:
             "repeats": -1,
         },
     )
+
+
+def run_backtest(backtest_id: int) -> int:
+    """A backtest too long for its request (`handlers.backtests.start`); returns the messages backtested."""
+    backtest = Backtest.objects.filter(pk=backtest_id).first()
+    return backtests.run(backtest) if backtest is not None else 0
+
+
+def backtest_task_ended(task) -> None:
+    """django-q2's hook after a backtest's task: one killed at the cluster's timeout never finished its record."""
+    if not task.success and task.args:
+        backtests.abandoned(task.args[0], f"its task ended without finishing: {str(task.result)[:500]}")

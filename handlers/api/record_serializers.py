@@ -159,3 +159,111 @@ class DryRunSerializer(serializers.Serializer):
     value = serializers.CharField(help_text="What the condition returned, as JSON text.")
     error = serializers.CharField(allow_null=True, help_text="Why the condition failed, if it did.")
     actions = ResolvedActionSerializer(many=True)
+
+
+class BacktestRequestSerializer(TimeRangeFilter):
+    name = serializers.CharField(
+        required=False, max_length=255, help_text="A saved handler's name; or send `handler` instead."
+    )
+    handler = serializers.JSONField(
+        required=False, help_text="An unsaved handler in Conductor JSON, validated as on registration; when a "
+        "handler of its name is saved, the result also compares the two.",
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=10**9,
+        help_text="Only the newest this many messages (within from/to); without from or limit, the last "
+        "BACKTEST_DEFAULT_DAYS days.",
+    )
+    outcomes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ReceivedMessage.Outcome.choices), required=False, max_length=10,
+        help_text="Only messages whose latest delivery had one of these outcomes; empty or absent means all.",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        if ("name" in attrs) == ("handler" in attrs):
+            raise serializers.ValidationError({"name": "give exactly one of name (a saved handler) or handler"})
+        return attrs
+
+
+class BacktestConditionSerializer(serializers.Serializer):
+    matched = serializers.BooleanField()
+    value = serializers.CharField(help_text="What the condition returned, as JSON text.")
+    error = serializers.CharField(allow_null=True, help_text="Why the condition failed, if it did.")
+
+
+class BacktestSampleSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The received message (GET /api/eventhub/messages/{id}).")
+    messageId = serializers.CharField()  # noqa: N815
+    receivedAt = serializers.DateTimeField()  # noqa: N815
+    outcome = serializers.ChoiceField(choices=ReceivedMessage.Outcome.choices)
+    condition = BacktestConditionSerializer()
+    actions = ResolvedActionSerializer(many=True)
+
+
+class BacktestSamplesSerializer(serializers.Serializer):
+    matched = BacktestSampleSerializer(many=True)
+    skipped = BacktestSampleSerializer(many=True)
+    failed = BacktestSampleSerializer(many=True)
+
+
+class VersionsSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    messageId = serializers.CharField()  # noqa: N815
+    receivedAt = serializers.DateTimeField()  # noqa: N815
+    outcome = serializers.ChoiceField(choices=ReceivedMessage.Outcome.choices)
+    draft = serializers.DictField(help_text="The draft's condition and actions for this message.")
+    saved = serializers.DictField(help_text="The saved version's condition and actions for this message.")
+
+
+class DifferenceSamplesSerializer(serializers.Serializer):
+    newlyMatched = VersionsSerializer(many=True)  # noqa: N815
+    noLongerMatched = VersionsSerializer(many=True)  # noqa: N815
+    changedInputs = VersionsSerializer(many=True)  # noqa: N815
+
+
+class DifferenceSerializer(serializers.Serializer):
+    newlyMatched = serializers.IntegerField(help_text="Messages the draft matches and the saved version does not.")  # noqa: N815
+    noLongerMatched = serializers.IntegerField(help_text="Messages the saved version matches and the draft does not.")  # noqa: N815
+    changedInputs = serializers.IntegerField(  # noqa: N815
+        help_text="Messages both match whose actions would get a different input."
+    )
+    samples = DifferenceSamplesSerializer()
+
+
+class BacktestProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField(help_text="Messages backtested so far.")
+    expected = serializers.IntegerField(help_text="Messages selected when the backtest was asked.")
+
+
+class BacktestSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["SCHEDULED", "IN_PROGRESS", "COMPLETED", "FAILED"])
+    handler = serializers.CharField()
+    draft = serializers.BooleanField(help_text="An unsaved version was backtested.")
+    active = serializers.BooleanField(help_text="An inactive handler would not run at all, whatever it matches.")
+    comparedToRevision = serializers.IntegerField(  # noqa: N815
+        allow_null=True, help_text="The saved revision the draft was compared with, or null."
+    )
+    event = serializers.CharField()
+    to = serializers.DateTimeField()
+    limit = serializers.IntegerField(allow_null=True)
+    outcomes = serializers.ListField(child=serializers.CharField())
+    progress = BacktestProgressSerializer()
+    total = serializers.IntegerField(help_text="Messages backtested (so far, while it runs).")
+    matched = serializers.IntegerField(help_text="The condition held and every action's input was built.")
+    skipped = serializers.IntegerField(help_text="The condition was not true.")
+    failed = serializers.IntegerField(help_text="The condition failed, or an action's input cannot be built.")
+    conditionErrors = serializers.IntegerField()  # noqa: N815
+    actionErrors = serializers.IntegerField()  # noqa: N815
+    samples = BacktestSamplesSerializer()
+    difference = DifferenceSerializer(allow_null=True, help_text="Against the saved version, for a draft of one.")
+    error = serializers.CharField(allow_null=True, help_text="Why it stopped, when FAILED.")
+    createdAt = serializers.DateTimeField()  # noqa: N815
+    startedAt = serializers.DateTimeField(allow_null=True)  # noqa: N815
+    finishedAt = serializers.DateTimeField(allow_null=True)  # noqa: N815
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField(allow_null=True)  # (a Python keyword)
+        return fields

@@ -19,6 +19,15 @@ def migrate(targets):
     return executor.loader.project_state([*targets, DJANGO_Q]).apps
 
 
+@pytest.fixture(autouse=True)
+def latest_migrations_afterwards(transactional_db):
+    """Leave the database as every other test expects it: at each app's latest migration, not at AFTER (tables
+    of later handlers migrations would be missing for the rest of the run)."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 def test_it_rewrites_schedules_that_name_the_drain_task_by_its_old_path():
     old_apps = migrate(BEFORE)
     schedule = old_apps.get_model("django_q", "Schedule")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('handlers', '0008_default_alert_rules'),
+        ('handlers', '0009_backtest'),
         ('queues', '0010_overview_indexes'),
     ]
 
