@@ -2,10 +2,7 @@
 
 import pytest
 
-from handlers.alerts import evaluate_alerts
 from handlers.models import Alert, AlertRule
-from queues.configs import ensure_config
-from queues.models import QueueConfig
 
 from ..conftest import make_user
 
@@ -13,15 +10,6 @@ pytestmark = pytest.mark.django_db
 
 EVENT = "conductor:orders"
 CHANGELIST = "/admin/handlers/alert/"
-
-
-@pytest.fixture
-def alert(settings) -> Alert:
-    settings.ALERTS_WEBHOOK_URL, settings.ALERTS_EMAILS = "", ["ops@example.com"]
-    config = ensure_config(EVENT)
-    QueueConfig.objects.filter(pk=config.pk).update(depth=5000)
-    evaluate_alerts()
-    return Alert.objects.get(kind="backlog")
 
 
 @pytest.fixture

@@ -15,15 +15,6 @@ pytestmark = pytest.mark.django_db
 EVENT = "conductor:orders"
 
 
-@pytest.fixture
-def alert(settings) -> Alert:
-    settings.ALERTS_WEBHOOK_URL, settings.ALERTS_EMAILS = "", ["ops@example.com"]
-    config = ensure_config(EVENT)
-    QueueConfig.objects.filter(pk=config.pk).update(depth=5000)
-    evaluate_alerts()
-    return Alert.objects.get(kind="backlog")
-
-
 def test_it_lists_alerts_filtered_by_state(api, alert):
     body = api.get("/api/eventhub/alerts?state=open").json()
     assert body["count"] == 1
