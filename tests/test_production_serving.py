@@ -188,6 +188,12 @@ if "postgresql" in connections.settings["default"]["ENGINE"]:
             return self.link.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
                                      [self.database]).fetchone()[0]
 
+        def close_leftovers(self) -> None:
+            """End connections earlier tests of this process left behind (threads that never closed theirs):
+            from here on every connection to the test database is to be gunicorn's."""
+            self.link.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                              [self.database])
+
         def run(self) -> None:
             while not self.stopping.wait(0.005):
                 self.peak = max(self.peak, self.count())
@@ -231,6 +237,7 @@ if "postgresql" in connections.settings["default"]["ENGINE"]:
         database = connection.settings_dict["NAME"]
         connection.close()  # the test's own: from here on, every connection to the test database is gunicorn's
         counter = ConnectionCounter(database)
+        counter.close_leftovers()
         wait_until(lambda: counter.count() == 0, timeout=10, what="no connection to the test database")
         server = web(**variables)
         counter.start()

@@ -16,6 +16,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from django.db import connection
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.signing import SignedPackage
@@ -132,7 +133,13 @@ def test_a_long_backtest_shows_its_progress_bar_moving_and_then_its_result(page:
         time.sleep(1.5 if done == 3 else 0.2)
 
     monkeypatch.setattr(Backtest, "record_progress", slowly)
-    worker = threading.Thread(target=run_backtest, args=SignedPackage.loads(package)["args"])
+    def run_in_thread(*args) -> None:
+        try:
+            run_backtest(*args)
+        finally:
+            connection.close()  # (a thread's connection outlives it otherwise: later tests count connections)
+
+    worker = threading.Thread(target=run_in_thread, args=SignedPackage.loads(package)["args"])
     worker.start()
     try:
         assert halfway.wait(15)
