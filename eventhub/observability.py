@@ -21,7 +21,6 @@ from handlers.alerts import open_alerts_gauge
 from handlers.models import ActionExecution, EventHandler
 from queues.models import ListenerHeartbeat, OutboxMessage, QuarantinedMessage, QueueConfig, ReceivedMessage
 
-ALIVE_SECONDS = 60  # a heartbeat older than this is a listener gone (they beat every few seconds)
 RECENT = timedelta(minutes=5)
 
 
@@ -37,8 +36,7 @@ class DatabaseGauges:
         yield _gauge("eventhub_outbox_backlog", "Outbox messages not yet published.", ["event"],
                      _counts(OutboxMessage.objects.filter(status=OutboxMessage.Status.PENDING)))
         yield _gauge("eventhub_listeners_alive", "Listener consumers that beat within the last minute.", ["event"],
-                     _counts(ListenerHeartbeat.objects.filter(
-                         stopped_at__isnull=True, last_beat_at__gte=timezone.now() - timedelta(seconds=ALIVE_SECONDS))))
+                     _counts(ListenerHeartbeat.alive()))
         yield _gauge("eventhub_handler_seconds_since_last_match",
                      "Seconds since an active handler last ran an action (absent: never, within retention).",
                      ["handler", "event"], _since_last_match())

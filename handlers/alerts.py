@@ -8,7 +8,7 @@ schedules. A handler or queue is checked against its own rule of a kind, else th
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -24,7 +24,6 @@ from .schedules import schedule_name
 
 logger = logging.getLogger(__name__)
 
-ALIVE_SECONDS = 60  # a listener that has not beaten for this long is gone (they beat every few seconds)
 EVALUATE_TASK = "handlers.alerts.evaluate_alerts"
 EVALUATE_SCHEDULE = "evaluate alerts"
 
@@ -97,9 +96,7 @@ def quarantine_growing(rule: AlertRule, queue: QueueConfig, now: datetime) -> st
 def no_consumer(rule: AlertRule, queue: QueueConfig, now: datetime) -> str | None:
     from django_q.models import Schedule  # noqa: PLC0415 - django_q's models need the app registry
 
-    alive = ListenerHeartbeat.objects.filter(event=queue.event, stopped_at__isnull=True,
-                                             last_beat_at__gte=now - timedelta(seconds=ALIVE_SECONDS))
-    if alive.exists():
+    if ListenerHeartbeat.alive(now).filter(event=queue.event).exists():
         return None
     if settings.QUEUES_SCHEDULES and Schedule.objects.filter(name=schedule_name(queue)).exists():
         return None
