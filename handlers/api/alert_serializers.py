@@ -5,11 +5,9 @@ from rest_framework import serializers
 
 from queues.models import QueueConfig
 
-from ..alert_models import MAX_WINDOW_MINUTES
+from ..alert_models import MAX_SILENCE_MINUTES, MAX_WINDOW_MINUTES
 from ..models import Alert, AlertEvent, AlertRule, EventHandler, NotificationAttempt, RuleKind
 from .record_serializers import _text
-
-MAX_SILENCE_MINUTES = 60 * 24 * 30
 
 
 class AlertFilter(serializers.Serializer):
