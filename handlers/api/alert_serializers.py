@@ -43,13 +43,14 @@ class AlertSerializer(serializers.ModelSerializer):
     resolvedAt = serializers.DateTimeField(source="resolved_at", allow_null=True)  # noqa: N815
     silencedUntil = serializers.DateTimeField(source="silenced_until", allow_null=True)  # noqa: N815
     ruleId = serializers.IntegerField(source="rule_id", allow_null=True)  # noqa: N815
+    checkedAt = serializers.DateTimeField(source="checked_at", allow_null=True)  # noqa: N815
     events = AlertEventSerializer(many=True)
     notifications = NotificationSerializer(many=True)
 
     class Meta:
         model = Alert
-        fields = ["id", "kind", "subject", "state", "detail", "reason", "openedAt", "resolvedAt", "silencedUntil",
-                  "ruleId", "events", "notifications"]
+        fields = ["id", "kind", "subject", "state", "detail", "current", "checkedAt", "reason", "openedAt",
+                  "resolvedAt", "silencedUntil", "ruleId", "events", "notifications"]
         read_only_fields = fields
 
 

@@ -20,6 +20,8 @@ def test_it_lists_alerts_filtered_by_state(api, alert):
     assert body["count"] == 1
     [item] = body["results"]
     assert (item["id"], item["kind"], item["subject"], item["state"]) == (alert.pk, "backlog", EVENT, "open")
+    assert (item["detail"], item["current"]) == ("5000 messages ready (limit 1000)",) * 2
+    assert item["checkedAt"] == item["openedAt"]
     assert item["events"] == [{"fromState": "", "toState": "open", "at": item["openedAt"], "by": "eventhub",
                                "reason": ""}]
     assert [(n["channel"], n["status"], n["toState"]) for n in item["notifications"]] == [("email", "sent", "open")]
