@@ -283,3 +283,22 @@ def test_a_silence_lasts_at_least_a_minute_and_at_most_thirty_days(receiver, sup
             alert.silence(superuser, "too long", minutes)
     alert.refresh_from_db()
     assert alert.state == "open" and alert.events.count() == 1
+
+
+def test_a_rule_switched_off_for_one_queue_leaves_the_others_watched(receiver):
+    bursty, steady = ensure_config("conductor:bursty"), ensure_config("conductor:steady")
+    QueueConfig.objects.filter(pk__in=[bursty.pk, steady.pk]).update(depth=5000)
+    AlertRule.objects.create(kind=RuleKind.BACKLOG, queue=bursty, enabled=False)
+    evaluate_alerts()
+    assert list(Alert.objects.filter(kind=RuleKind.BACKLOG).values_list("subject", flat=True)) == ["conductor:steady"]
+    assert_told(receiver, "opened", "conductor:steady")
+    assert not any("conductor:bursty" in text for text in receiver.texts)
+
+
+def test_with_the_default_rules_deleted_the_built_in_defaults_still_watch(receiver):
+    AlertRule.objects.all().delete()
+    config = ensure_config(EVENT)
+    QueueConfig.objects.filter(pk=config.pk).update(depth=1001)
+    evaluate_alerts()
+    alert = alert_of(RuleKind.BACKLOG)
+    assert (alert.detail, alert.rule) == ("1001 messages ready (limit 1000)", None)

@@ -101,3 +101,9 @@ def test_a_rule_is_validated_by_the_model(api):
     assert duplicate.status_code == 400
     assert [p["message"] for p in duplicate.json()["validationErrors"]] == [
         "There is a rule of this kind for this target already: change that one."]
+
+
+def test_it_filters_by_kind_and_subject_too(api, alert):
+    assert api.get(f"/api/eventhub/alerts?kind=backlog&subject={EVENT}").json()["count"] == 1
+    assert api.get("/api/eventhub/alerts?kind=no_consumer").json()["count"] == 0
+    assert api.get("/api/eventhub/alerts?subject=conductor:other").json()["count"] == 0
