@@ -1,12 +1,20 @@
 """The alerts in the admin: rules editable, alerts with their state changes and notification attempts
-inline, and actions that acknowledge or silence them with a reason."""
+inline, and actions that acknowledge or silence them with a reason: on the list (the selected alerts), and
+one alert at a time from its own page and the overview's alerts (`<id>/state/`, which goes back where it
+was asked from)."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.defaultfilters import date
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 
+from .alert_models import MAX_SILENCE_MINUTES
 from .models import Alert, AlertEvent, AlertRule, NotificationAttempt
 
 
@@ -45,6 +53,21 @@ class NotificationAttemptInline(admin.TabularInline):
         return False
 
 
+class AlertStateForm(forms.Form):
+    """One alert acknowledged or silenced, from its page or the overview (the select there offers a few
+    lengths; any whole number of minutes up to MAX_SILENCE_MINUTES is taken)."""
+
+    do = forms.ChoiceField(choices=[("acknowledge", "Acknowledge"), ("silence", "Silence")])
+    reason = forms.CharField(max_length=10_000, error_messages={"required": "Give a reason."})
+    minutes = forms.IntegerField(required=False, min_value=1, max_value=MAX_SILENCE_MINUTES)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("do") == "silence" and not data.get("minutes") and "minutes" not in self.errors:
+            self.add_error("minutes", "Say for how many minutes.")
+        return data
+
+
 class AlertActionForm(ActionForm):
     reason = forms.CharField(required=False, help_text="Why (required to acknowledge or silence).")
     minutes = forms.IntegerField(required=False, min_value=1, initial=60, help_text="How long a silence lasts.")
@@ -56,7 +79,8 @@ class AlertAdmin(admin.ModelAdmin):
     list_filter = ("state", "kind")
     search_fields = ("subject", "detail", "reason")
     date_hierarchy = "opened_at"
-    fields = ("kind", "subject", "state", "detail", "reason", "opened_at", "resolved_at", "silenced_until", "rule")
+    fields = ("kind", "subject", "state", "detail", "current", "checked_at", "reason", "opened_at", "resolved_at",
+              "silenced_until", "rule")
     readonly_fields = fields
     inlines = (AlertEventInline, NotificationAttemptInline)
     action_form = AlertActionForm
@@ -64,6 +88,45 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def get_urls(self) -> list:
+        state = path("<path:object_id>/state/", self.admin_site.admin_view(self.state_view),
+                     name="handlers_alert_state")
+        return [state, *super().get_urls()]
+
+    def state_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Acknowledge or silence one alert with a reason, then go back to the page that asked (the overview
+        or the alert's page), saying what was done or why nothing was."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        alert = self.get_object(request, object_id)
+        if alert is None:
+            raise Http404(f"No alert with id {object_id}.")
+        if not self.has_change_permission(request, alert):
+            raise PermissionDenied
+        form = AlertStateForm(request.POST)
+        if form.is_valid():
+            self._change_one(request, alert, form.cleaned_data)
+        else:
+            problems = "; ".join(str(error) for errors in form.errors.values() for error in errors)
+            self.message_user(request, f"{alert}: nothing changed. {problems}", messages.ERROR)
+        back = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+            back = reverse("admin:handlers_alert_change", args=[alert.pk])
+        return HttpResponseRedirect(back)
+
+    def _change_one(self, request: HttpRequest, alert: Alert, data: dict) -> None:
+        try:
+            if data["do"] == "silence":
+                alert.silence(request.user, data["reason"], data["minutes"])
+            else:
+                alert.acknowledge(request.user, data["reason"])
+        except ValidationError as exc:
+            self.message_user(request, f"{alert}: nothing changed. {' '.join(exc.messages)}", messages.ERROR)
+            return
+        done = "silenced until " + date(timezone.localtime(alert.silenced_until), "j M H:i") \
+            if data["do"] == "silence" else "acknowledged"
+        self.message_user(request, f"{alert}: {done}.", messages.SUCCESS)
 
     @admin.action(description="Acknowledge selected alerts (with the reason)", permissions=["change"])
     def acknowledge(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -81,8 +144,9 @@ class AlertAdmin(admin.ModelAdmin):
             minutes = int(request.POST.get("minutes") or 60)
         except ValueError:
             minutes = 0
-        if not reason or minutes < 1:
-            self.message_user(request, "Give a reason (and, to silence, minutes of at least 1).", messages.ERROR)
+        if not reason or not 1 <= minutes <= MAX_SILENCE_MINUTES:
+            self.message_user(request, f"Give a reason (and, to silence, minutes from 1 to {MAX_SILENCE_MINUTES}).",
+                              messages.ERROR)
             return
         unresolved = [alert for alert in queryset if alert.state != Alert.State.RESOLVED]
         for alert in unresolved:

@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 MAX_WINDOW_MINUTES = 60 * 24 * 366  # a year: further back than any record is kept
+MAX_SILENCE_MINUTES = 60 * 24 * 30  # a month: longer is switching the rule off, which says so
 
 
 DUPLICATE_RULE = "There is a rule of this kind for this target already: change that one."
@@ -27,6 +28,15 @@ class RuleKind(models.TextChoices):
 
 
 HANDLER_KINDS = {RuleKind.HANDLER_SILENT, RuleKind.FAILURE_RATE}
+
+# Each kind in a few words, where a table column has no room for the whole label (the overview's alerts).
+SHORT_NAMES = {
+    RuleKind.HANDLER_SILENT: "Handler silent",
+    RuleKind.FAILURE_RATE: "Failure rate",
+    RuleKind.BACKLOG: "Backlog",
+    RuleKind.QUARANTINE_GROWING: "Quarantine growing",
+    RuleKind.NO_CONSUMER: "No consumer",
+}
 
 # What each kind's threshold and window mean, shown in the admin and the API schema.
 THRESHOLD_MEANS = {
@@ -137,6 +147,9 @@ class Alert(models.Model):
                               related_name="alerts")
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN, db_index=True)
     detail = models.TextField(help_text="What the check found when it opened, in words.")
+    current = models.TextField(blank=True, help_text="What the check found at the latest evaluation that found "
+                               "it still holding: the value against the rule's limit.")
+    checked_at = models.DateTimeField(null=True, blank=True, help_text="When an evaluation last found it holding.")
     opened_at = models.DateTimeField(default=timezone.now, db_index=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     silenced_until = models.DateTimeField(null=True, blank=True)
@@ -152,6 +165,10 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.subject}"
+
+    @property
+    def short_kind(self) -> str:
+        return SHORT_NAMES.get(self.kind, self.kind)
 
     @property
     def text(self) -> str:
@@ -179,6 +196,8 @@ class Alert(models.Model):
 
     def silence(self, user, reason: str, minutes: int, at: datetime | None = None) -> "AlertEvent":
         self._check_unresolved()
+        if not 1 <= minutes <= MAX_SILENCE_MINUTES:
+            raise ValidationError(f"A silence lasts from 1 to {MAX_SILENCE_MINUTES} minutes (30 days).")
         at = at or timezone.now()
         return self.change(self.State.SILENCED, user, reason, at, silenced_until=at + timedelta(minutes=minutes))
 

@@ -12,18 +12,19 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count
+from django.db.models import Case, Count, IntegerField, OuterRef, Subquery, Value, When
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from queues.models import InternalMessage, ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 
-from .models import ActionExecution, Alert, AlertRule, EventHandler, ExecutionStatus, RuleKind
+from .models import ActionExecution, Alert, AlertEvent, AlertRule, EventHandler, ExecutionStatus, RuleKind
 from .notify import queue_notifications, send_due_notifications
 from .schedules import schedule_name
 
 logger = logging.getLogger(__name__)
 
+SHOWN_ALERTS = 20  # on the overview; beyond, it links to the list of them all
 EVALUATE_TASK = "handlers.alerts.evaluate_alerts"
 EVALUATE_SCHEDULE = "evaluate alerts"
 
@@ -90,7 +91,7 @@ def quarantine_growing(rule: AlertRule, queue: QueueConfig, now: datetime) -> st
                                             quarantined_at__gte=now - rule.window).count()
     if new <= rule.threshold:
         return None
-    return f"{new} message(s) quarantined in {rule.window_minutes} min"
+    return f"{new} message(s) quarantined in {rule.window_minutes} min (limit {rule.threshold:g})"
 
 
 def no_consumer(rule: AlertRule, queue: QueueConfig, now: datetime) -> str | None:
@@ -144,7 +145,9 @@ def evaluate_alerts(now: datetime | None = None) -> dict[str, int]:
         if key not in firing:
             resolve_alert(alert, now)
             counts["resolved"] += 1
-        elif alert.state == Alert.State.SILENCED and alert.silenced_until and alert.silenced_until <= now:
+            continue
+        note_still_holding(alert, firing[key], now)
+        if alert.state == Alert.State.SILENCED and alert.silenced_until and alert.silenced_until <= now:
             alert.change(Alert.State.OPEN, reason="silence ended", at=now)
     counts["notified"] = send_due_notifications(now)
     return counts
@@ -156,6 +159,7 @@ def open_alert(found: Firing, now: datetime) -> int:
             alert = Alert.objects.create(
                 rule=found.rule if found.rule.pk else None, kind=found.rule.kind, subject=found.subject,
                 handler=found.handler, queue=found.queue, detail=found.detail, opened_at=now,
+                current=found.detail, checked_at=now,
             )
             event = alert.events.create(from_state="", to_state=Alert.State.OPEN, at=now, by_name="eventhub")
             queue_notifications(alert, event, now)
@@ -163,6 +167,14 @@ def open_alert(found: Firing, now: datetime) -> int:
         return 0  # another evaluation opened it first: it opens once
     logger.warning("alert opened: %s", alert.text)
     return 1
+
+
+def note_still_holding(alert: Alert, found: Firing, now: datetime) -> None:
+    """Keep what the check finds now, and the rule that holds it now (one of the target's own may have replaced
+    the default), for the overview; `detail` stays what the alert opened with. A plain UPDATE of these columns
+    alone, so it cannot undo a state change made meanwhile."""
+    Alert.objects.filter(pk=alert.pk).update(current=found.detail, checked_at=now,
+                                             rule=found.rule if found.rule.pk else None)
 
 
 def resolve_alert(alert: Alert, now: datetime) -> None:
@@ -212,3 +224,24 @@ def open_alerts_gauge() -> GaugeMetricFamily:
     for (kind, state), n in sorted(counts.items()):
         family.add_metric([kind, state], float(n))
     return family
+
+
+# -- What the overview shows ---------------------------------------------------------------------------
+
+
+def unresolved_alerts(limit: int = SHOWN_ALERTS) -> tuple[list[Alert], int]:
+    """The alerts not resolved, open ones first (then acknowledged, then silenced; newest first within each),
+    each with who made its current state and when (`changed_by`, `changed_at`), and how many there are in all.
+    One query, two when there are more than `limit`."""
+    latest = AlertEvent.objects.filter(alert=OuterRef("pk"), to_state=OuterRef("state")).order_by("-at", "-id")
+    rank = Case(When(state=Alert.State.OPEN, then=Value(0)), When(state=Alert.State.ACKNOWLEDGED, then=Value(1)),
+                default=Value(2), output_field=IntegerField())
+    shown = list(
+        Alert.objects.exclude(state=Alert.State.RESOLVED).select_related("handler", "queue", "rule")
+        .annotate(changed_by=Subquery(latest.values("by_name")[:1]), changed_at=Subquery(latest.values("at")[:1]),
+                  rank=rank)
+        .order_by("rank", "-opened_at", "-id")[:limit + 1]
+    )
+    if len(shown) <= limit:
+        return shown, len(shown)
+    return shown[:limit], Alert.objects.exclude(state=Alert.State.RESOLVED).count()

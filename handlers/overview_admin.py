@@ -1,15 +1,16 @@
-"""The overview page of the admin (its data is `handlers.overview`'s)."""
+"""The overview page of the admin (its numbers are `handlers.overview`'s, its alerts `handlers.alerts`')."""
 
 from django.conf import settings
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from . import overview
+from . import alerts, overview
 
 
 def overview_view(site, request: HttpRequest) -> TemplateResponse:
     span = overview.SPANS.get(request.GET.get("range", ""), overview.SPANS["hour"])
     data = overview.build(span)
+    shown, unresolved = alerts.unresolved_alerts() if request.user.has_perm("handlers.view_alert") else (None, 0)
     context = {
         **site.each_context(request),
         "title": "Operations overview",
@@ -17,5 +18,8 @@ def overview_view(site, request: HttpRequest) -> TemplateResponse:
         "spans": overview.SPANS.values(),
         "app_list": site.get_app_list(request),
         "retention_days": settings.RECORDS_RETENTION_DAYS,
+        "alerts": shown,  # None: this user may not see alerts, and the page has no section for them
+        "unresolved_alerts": unresolved,
+        "may_change_alerts": request.user.has_perm("handlers.change_alert"),
     }
     return TemplateResponse(request, "admin/overview.html", context)

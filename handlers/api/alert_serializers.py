@@ -5,11 +5,9 @@ from rest_framework import serializers
 
 from queues.models import QueueConfig
 
-from ..alert_models import MAX_WINDOW_MINUTES
+from ..alert_models import MAX_SILENCE_MINUTES, MAX_WINDOW_MINUTES
 from ..models import Alert, AlertEvent, AlertRule, EventHandler, NotificationAttempt, RuleKind
 from .record_serializers import _text
-
-MAX_SILENCE_MINUTES = 60 * 24 * 30
 
 
 class AlertFilter(serializers.Serializer):
@@ -45,13 +43,14 @@ class AlertSerializer(serializers.ModelSerializer):
     resolvedAt = serializers.DateTimeField(source="resolved_at", allow_null=True)  # noqa: N815
     silencedUntil = serializers.DateTimeField(source="silenced_until", allow_null=True)  # noqa: N815
     ruleId = serializers.IntegerField(source="rule_id", allow_null=True)  # noqa: N815
+    checkedAt = serializers.DateTimeField(source="checked_at", allow_null=True)  # noqa: N815
     events = AlertEventSerializer(many=True)
     notifications = NotificationSerializer(many=True)
 
     class Meta:
         model = Alert
-        fields = ["id", "kind", "subject", "state", "detail", "reason", "openedAt", "resolvedAt", "silencedUntil",
-                  "ruleId", "events", "notifications"]
+        fields = ["id", "kind", "subject", "state", "detail", "current", "checkedAt", "reason", "openedAt",
+                  "resolvedAt", "silencedUntil", "ruleId", "events", "notifications"]
         read_only_fields = fields
 
 

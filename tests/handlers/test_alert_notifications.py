@@ -98,3 +98,24 @@ def test_an_attempt_claimed_by_a_process_that_died_is_sent_later(receiver, setti
     assert send_due_notifications(now + timedelta(seconds=60)) == 0
     assert send_due_notifications(now + timedelta(seconds=301)) == 1
     assert len(receiver.received) == 1
+
+
+def test_a_refusing_mail_server_is_retried_with_backoff_and_every_attempt_is_kept(settings):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings.ALERTS_WEBHOOK_URL, settings.ALERTS_EMAILS = "", ["ops@example.com"]
+    settings.ALERTS_RETRY_BACKOFF_SECONDS = 30
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
+    now = timezone.now()
+    alert = open_backlog(now)
+    attempts = list(alert.notifications.order_by("attempt"))
+    assert [(a.channel, a.attempt, a.status) for a in attempts] == [("email", 1, "failed"), ("email", 2, "pending")]
+    assert "ConnectionRefusedError" in attempts[0].response
+    assert attempts[1].next_attempt_at == now + timedelta(seconds=30)
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # the server is back
+    assert send_due_notifications(now + timedelta(seconds=30)) == 1
+    assert [a.status for a in alert.notifications.order_by("attempt")] == ["failed", "sent"]
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ops@example.com"]

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -148,7 +149,7 @@ def test_it_opens_when_quarantine_grows_and_resolves_when_the_window_moves_on(re
     now = timezone.now()
     evaluate_alerts(now)
     alert = alert_of(RuleKind.QUARANTINE_GROWING)
-    assert alert.detail == "1 message(s) quarantined in 15 min"
+    assert alert.detail == "1 message(s) quarantined in 15 min (limit 0)"
     assert_told(receiver, "opened", EVENT)
 
     evaluate_alerts(now + timedelta(minutes=16))
@@ -254,3 +255,50 @@ def test_a_second_evaluation_racing_the_first_cannot_open_it_twice(receiver):
     assert open_alert(found, now) == 0  # what the other evaluation, reading before this one wrote, tries
     assert Alert.objects.filter(kind=RuleKind.HANDLER_SILENT).count() == 1
     assert NotificationAttempt.objects.count() == 2
+
+
+def test_each_evaluation_keeps_what_it_finds_now_and_the_rule_that_holds_it(receiver):
+    config = ensure_config(EVENT)
+    QueueConfig.objects.filter(pk=config.pk).update(depth=1500)
+    now = timezone.now()
+    evaluate_alerts(now)
+    alert = alert_of(RuleKind.BACKLOG)
+    assert (alert.current, alert.checked_at, alert.rule.queue) == ("1500 messages ready (limit 1000)", now, None)
+
+    own = AlertRule.objects.create(kind=RuleKind.BACKLOG, queue=config, threshold=100, window_minutes=15)
+    QueueConfig.objects.filter(pk=config.pk).update(depth=2500)
+    evaluate_alerts(now + timedelta(minutes=1))
+    alert.refresh_from_db()
+    assert (alert.detail, alert.current) == ("1500 messages ready (limit 1000)", "2500 messages ready (limit 100)")
+    assert (alert.checked_at, alert.rule) == (now + timedelta(minutes=1), own)
+
+
+def test_a_silence_lasts_at_least_a_minute_and_at_most_thirty_days(receiver, superuser):
+    handler(condition="false")
+    deliver(CUSTOMER)
+    evaluate_alerts()
+    alert = Alert.objects.get()
+    for minutes in (0, 60 * 24 * 30 + 1):
+        with pytest.raises(ValidationError, match="A silence lasts from 1 to 43200 minutes"):
+            alert.silence(superuser, "too long", minutes)
+    alert.refresh_from_db()
+    assert alert.state == "open" and alert.events.count() == 1
+
+
+def test_a_rule_switched_off_for_one_queue_leaves_the_others_watched(receiver):
+    bursty, steady = ensure_config("conductor:bursty"), ensure_config("conductor:steady")
+    QueueConfig.objects.filter(pk__in=[bursty.pk, steady.pk]).update(depth=5000)
+    AlertRule.objects.create(kind=RuleKind.BACKLOG, queue=bursty, enabled=False)
+    evaluate_alerts()
+    assert list(Alert.objects.filter(kind=RuleKind.BACKLOG).values_list("subject", flat=True)) == ["conductor:steady"]
+    assert_told(receiver, "opened", "conductor:steady")
+    assert not any("conductor:bursty" in text for text in receiver.texts)
+
+
+def test_with_the_default_rules_deleted_the_built_in_defaults_still_watch(receiver):
+    AlertRule.objects.all().delete()
+    config = ensure_config(EVENT)
+    QueueConfig.objects.filter(pk=config.pk).update(depth=1001)
+    evaluate_alerts()
+    alert = alert_of(RuleKind.BACKLOG)
+    assert (alert.detail, alert.rule) == ("1001 messages ready (limit 1000)", None)

@@ -72,3 +72,10 @@ def test_rules_are_editable_and_validated(staff):
     assert (rule.threshold, rule.window_minutes) == (0.2, 30)
     page = staff.post(url, {**form, "threshold": "3"}).content.decode()
     assert "A failure rate is a share" in page
+
+
+def test_a_silence_over_thirty_days_changes_nothing(staff, alert):
+    page = act(staff, alert, "silence", reason="forever", minutes=60 * 24 * 31).content.decode()
+    assert "minutes from 1 to 43200" in page
+    alert.refresh_from_db()
+    assert alert.state == "open"

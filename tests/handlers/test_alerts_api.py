@@ -20,6 +20,8 @@ def test_it_lists_alerts_filtered_by_state(api, alert):
     assert body["count"] == 1
     [item] = body["results"]
     assert (item["id"], item["kind"], item["subject"], item["state"]) == (alert.pk, "backlog", EVENT, "open")
+    assert (item["detail"], item["current"]) == ("5000 messages ready (limit 1000)",) * 2
+    assert item["checkedAt"] == item["openedAt"]
     assert item["events"] == [{"fromState": "", "toState": "open", "at": item["openedAt"], "by": "eventhub",
                                "reason": ""}]
     assert [(n["channel"], n["status"], n["toState"]) for n in item["notifications"]] == [("email", "sent", "open")]
@@ -99,3 +101,9 @@ def test_a_rule_is_validated_by_the_model(api):
     assert duplicate.status_code == 400
     assert [p["message"] for p in duplicate.json()["validationErrors"]] == [
         "There is a rule of this kind for this target already: change that one."]
+
+
+def test_it_filters_by_kind_and_subject_too(api, alert):
+    assert api.get(f"/api/eventhub/alerts?kind=backlog&subject={EVENT}").json()["count"] == 1
+    assert api.get("/api/eventhub/alerts?kind=no_consumer").json()["count"] == 0
+    assert api.get("/api/eventhub/alerts?subject=conductor:other").json()["count"] == 0

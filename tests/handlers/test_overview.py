@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from handlers import overview
-from handlers.models import ActionExecution, EventHandler
+from handlers.models import ActionExecution, Alert, EventHandler
 from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 
 from ..conftest import make_user
@@ -221,18 +221,29 @@ def test_the_day_and_week_charts_count_per_hour_and_per_four_hours(admin_client,
     assert html.count("<rect ") == sum(1 for c in (queue, ship) for bar in c.bars for s in bar.segments if s.value)
 
 
-def test_the_page_costs_the_same_queries_for_one_queue_or_many(admin_client, now):
-    config(EVENT)
-    handler(START_SHIPPING, event=EVENT, name="ship")
+def alert(kind: str, subject: str, **fields) -> Alert:
+    opened = Alert.objects.create(kind=kind, subject=subject, detail="found", **fields)
+    opened.events.create(from_state="", to_state="open", by_name="eventhub")
+    return opened
+
+
+def test_the_page_costs_the_same_queries_for_one_queue_or_many(admin_client, superuser, now):
+    orders = config(EVENT)
+    ship = handler(START_SHIPPING, event=EVENT, name="ship")
     record(received(EVENT, now), "ship")
+    alert("backlog", EVENT, queue=orders)
     with CaptureQueriesContext(connection) as one:
         admin_client.get(INDEX)
     for n in range(4):
-        config(f"conductor:more{n}")
+        more = config(f"conductor:more{n}")
         handler(START_SHIPPING, event=f"conductor:more{n}", name=f"ship{n}")
         record(received(f"conductor:more{n}", now), f"ship{n}", status="FAILED")
+        alert("backlog", more.event, queue=more)
+    alert("failure_rate", "ship", handler=ship).acknowledge(superuser, "on it")
+    alert("handler_silent", "ship", handler=ship).silence(superuser, "deploy", 60)
     with CaptureQueriesContext(connection) as five:
-        admin_client.get(INDEX, {"range": "week"})
+        html = admin_client.get(INDEX, {"range": "week"}).content.decode()
+    assert html.count('<tr data-alert="') == 7  # every alert shown, its subject and rule linked: no query each
     assert len(five) == len(one)
 
 
