@@ -89,6 +89,15 @@ class AlertAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # an alert is its own audit trail: it resolves, it is not deleted
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Nothing on the page is edited: its state changes through the form of state_view, not Save.
+        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False,
+                         "show_save_and_add_another": False, "show_delete": False}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def get_urls(self) -> list:
         state = path("<path:object_id>/state/", self.admin_site.admin_view(self.state_view),
                      name="handlers_alert_state")

@@ -183,8 +183,8 @@ class Alert(models.Model):
         self.silenced_until = silenced_until if state == self.State.SILENCED else None
         if state == self.State.RESOLVED:
             self.resolved_at = at
-        if reason:
-            self.reason = reason
+        if reason and state in (self.State.ACKNOWLEDGED, self.State.SILENCED):
+            self.reason = reason  # (why it resolved or reopened is in its event, not here: see the field's help)
         self.save(update_fields=["state", "silenced_until", "resolved_at", "reason"])
         who = user if user is not None and getattr(user, "is_authenticated", False) else None
         return self.events.create(from_state=previous, to_state=state, at=at, by=who,

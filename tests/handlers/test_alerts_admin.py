@@ -79,3 +79,21 @@ def test_a_silence_over_thirty_days_changes_nothing(staff, alert):
     assert "minutes from 1 to 43200" in page
     alert.refresh_from_db()
     assert alert.state == "open"
+
+
+def test_the_alert_page_offers_no_save_and_no_delete_and_deleting_is_refused(staff, alert):
+    page = staff.get(f"{CHANGELIST}{alert.pk}/change/").content.decode()
+    assert 'name="_save"' not in page and 'name="_continue"' not in page and "deletelink" not in page
+    assert 'action="/admin/handlers/alert/' in page  # its acknowledge / silence form is still there
+    assert staff.post(f"{CHANGELIST}{alert.pk}/delete/", {"post": "yes"}).status_code == 403
+    listed = staff.get(CHANGELIST).content.decode()
+    assert 'value="delete_selected"' not in listed
+    assert Alert.objects.filter(pk=alert.pk).exists()
+
+
+def test_resolving_keeps_the_reason_it_was_acknowledged_with(alert):
+    alert.acknowledge(None, "looking at the producer")
+    alert.change(Alert.State.RESOLVED, reason="condition cleared")
+    alert.refresh_from_db()
+    assert (alert.state, alert.reason) == ("resolved", "looking at the producer")
+    assert alert.events.last().reason == "condition cleared"

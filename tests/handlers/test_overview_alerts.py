@@ -195,3 +195,32 @@ def test_beyond_the_first_ones_it_counts_them_all():
     shown, total = unresolved_alerts(limit=2)
     assert (len(shown), total) == (2, 3)
     assert unresolved_alerts(limit=3)[1] == 3
+
+
+def verdict(html: str) -> str:
+    return re.sub(r"\s+", " ", re.search(r'<span class="verdict (\w+)" id="verdict">(.*?)</span>', html, re.S)
+                  .expand(r"\1: \2")).strip()
+
+
+def polled(event: str = EVENT) -> None:
+    config = ensure_config(event)
+    QueueConfig.objects.filter(pk=config.pk).update(last_poll_at=timezone.now())
+
+
+def test_the_verdict_is_not_all_flowing_while_an_alert_is_open(staff, superuser):
+    polled()
+    assert verdict(staff.get(INDEX).content.decode()) == "good: All 1 queue flowing"
+    alert = open_backlog(depth=5000)
+    QueueConfig.objects.update(depth=0, last_poll_at=timezone.now())  # flowing: only the alert says otherwise
+    assert verdict(staff.get(INDEX).content.decode()) == 'bad: All 1 queue flowing · <a href="#alerts">1 alert open</a>'
+    alert.acknowledge(superuser, "draining it by hand")
+    assert verdict(staff.get(INDEX).content.decode()) == "good: All 1 queue flowing"
+
+
+def test_open_alerts_beyond_those_shown_are_all_counted_in_the_verdict(staff, monkeypatch):
+    polled()
+    for n in range(4):
+        an_alert(RuleKind.BACKLOG, f"conductor:q{n}")
+    monkeypatch.setattr("handlers.alerts.SHOWN_ALERTS", 2)
+    monkeypatch.setattr("handlers.alerts.unresolved_alerts.__defaults__", (2,))
+    assert verdict(staff.get(INDEX).content.decode()).endswith("4 alerts open</a>")
