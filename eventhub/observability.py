@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from eventhub.lib import metrics
 from handlers.alerts import open_alerts_gauge
-from handlers.models import ActionExecution, EventHandler
+from handlers.models import ActionExecution, EventHandler, ExecutionStatus
 from queues.models import ListenerHeartbeat, OutboxMessage, QuarantinedMessage, QueueConfig, ReceivedMessage
 
 ALIVE_SECONDS = 60  # a heartbeat older than this is a listener gone (they beat every few seconds)
@@ -53,9 +53,10 @@ def _counts(queryset) -> list[tuple]:
 
 
 def _since_last_match() -> list[tuple]:
-    active = dict(EventHandler.objects.filter(active=True).values_list("name", "event"))
+    # (a handler in shadow mode runs no action: it is left out, and so are records made while one was shadow)
+    active = dict(EventHandler.objects.filter(active=True, mode=EventHandler.Mode.LIVE).values_list("name", "event"))
     last = (ActionExecution.objects.filter(handler_name__in=active, index__gte=0, duplicate_of__isnull=True)
-            .values_list("handler_name").annotate(at=Max("created_at")).order_by())
+            .exclude(status=ExecutionStatus.SHADOW).values_list("handler_name").annotate(at=Max("created_at")).order_by())
     now = timezone.now()
     return [(name, active[name], (now - at).total_seconds()) for name, at in last]
 
