@@ -75,6 +75,13 @@ def original_changed(twin: EventHandler) -> str:
     return ""
 
 
+def take_definition(original: EventHandler, twin: EventHandler) -> EventHandler:
+    """`original` with the twin's definition (what Promote saves); its name, `active` and mode stay."""
+    for name in DEFINITION:
+        setattr(original, name, getattr(twin, name))
+    return original
+
+
 @transaction.atomic
 def promote(twin: EventHandler, *, user) -> HandlerRevision:
     """The original takes the twin's definition (one new revision of it, source "promote") and the twin is
@@ -88,8 +95,7 @@ def promote(twin: EventHandler, *, user) -> HandlerRevision:
     if original is None:
         raise ValidationError(f"Its original {twin.shadow_of_name} was deleted: there is nothing to promote it into. "
                               "Set its mode to live to make it act.")
-    for name in DEFINITION:
-        setattr(original, name, getattr(twin, name))
+    take_definition(original, twin)
     original.full_clean()
     revision = save_handler(original, user=user, source="promote")
     delete_handler(twin, user=user, source="promote")
@@ -116,6 +122,14 @@ class Side:
     @property
     def inputs(self) -> list[tuple]:
         return sorted((r.index, r.action, r.input) for r in self.records if r.index != HANDLER_LEVEL)
+
+    @property
+    def inputs_shown(self) -> list | None:
+        """Each action's input as resolved, or why it could not be built; None when it did not match."""
+        if not self.matched:
+            return None
+        return [r.input if r.input is not None else {"error": r.error or "no input recorded"}
+                for r in self.records if r.index != HANDLER_LEVEL]
 
     @property
     def summary(self) -> str:
