@@ -4,10 +4,8 @@ Every write to a handler goes through `handlers.changes`, so each one is kept as
 forms only present the model's own validation.
 """
 
-import difflib
 import json
 import logging
-from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
@@ -24,7 +22,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from eventhub.lib.display import clock, event_label, short_id
@@ -36,8 +34,9 @@ from . import alert_admin  # noqa: F401 - registers the alerts' admin
 from .backtest_admin import backtest_view
 from .changes import delete_handler, restore_revision, save_handler
 from .conditions import IsolatesBusy
+from .display import CODE_STYLE, diff_block, json_block, plural
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
-from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
+from .forms import EventHandlerForm, HandlerImportForm, error_lines
 from .message_admin import workflow_link
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
 from .overview import executions_of_decision
@@ -47,42 +46,6 @@ from .shadow_admin import compare_view, promote_view, shadow_copy_view
 logger = logging.getLogger(__name__)
 
 HISTORY_ROWS = 10
-CODE_STYLE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px"
-DIFF_STYLES = {
-    "+": "background: rgba(46, 160, 67, 0.22)",
-    "-": "background: rgba(248, 81, 73, 0.22)",
-    "@": "color: #6e7781; font-style: italic",
-}
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def json_block(value: Any) -> SafeString:
-    return format_html('<pre style="{}; white-space: pre-wrap">{}</pre>', CODE_STYLE, pretty_json(value))
-
-
-def diff_block(before: Any, after: Any, before_label: str, after_label: str) -> SafeString:
-    """A unified diff of two handlers as pretty JSON, added lines green and removed ones red."""
-    old = pretty_json(before).splitlines() if before is not None else []
-    lines = list(difflib.unified_diff(old, pretty_json(after).splitlines(), before_label, after_label, lineterm=""))
-    if not lines:
-        return mark_safe("<p>No differences.</p>")
-    styled = format_html_join(
-        "",  # Each line is a block already; a newline between them would double the spacing in <pre>.
-        '<span style="display: block; {}">{}</span>',
-        ((_diff_line_style(line), line) for line in lines),
-    )
-    return format_html('<pre style="{}; white-space: pre-wrap">{}</pre>', CODE_STYLE, styled)
-
-
-def _diff_line_style(line: str) -> str:
-    if line.startswith(("+++", "---")):
-        return "font-weight: bold"
-    return DIFF_STYLES.get(line[:1], "")
-
-
 def admin_url(obj, view: str = "change") -> str:
     opts = obj._meta
     return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=[obj.pk])

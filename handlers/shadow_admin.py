@@ -12,6 +12,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from .display import diff_block
 from .forms import pretty_json
 from .models import EventHandler
 from .shadow import DEFINITION, compare, original_changed, original_of, promote, shadow_copy, take_definition
@@ -70,8 +71,6 @@ def compare_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id:
 
 def promote_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """GET: what the original becomes; POST: promote."""
-    from .admin import diff_block  # noqa: PLC0415 - the admin module imports this one
-
     twin = _handler(model_admin, request, object_id)
     source = original_of(twin) if twin.is_twin else None
     if source is None:
