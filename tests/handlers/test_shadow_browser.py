@@ -107,7 +107,8 @@ def test_a_twin_is_copied_edited_watched_compared_and_promoted_in_the_browser(or
     expect(page.locator("h1")).to_contain_text(f"{TWIN} against {NAME}")
     assert counts(page) == {"compared": "3", "twin_only": "0", "original_only": "2", "inputs": "0"}
     expect(page.locator("#shadow-differences tbody tr")).to_have_count(2)
-    expect(page.locator('#shadow-differences tr[data-message="order-1"]')).to_contain_text("matched by the original only")
+    expect(page.locator('#shadow-differences tr[data-message="order-1"]')).to_contain_text(
+        "matched by the original only")
     assert fits(page)
     screenshot(page, "compare")
 

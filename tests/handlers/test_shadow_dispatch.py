@@ -3,8 +3,11 @@ and never counted as work done."""
 
 import pytest
 
+from handlers.backtests import Criteria, start
+from handlers.changes import restore_revision, save_handler
 from handlers.explain import explain
-from handlers.models import ActionExecution, EventHandler
+from handlers.models import ActionExecution, EventHandler, HandlerRevision
+from handlers.replay import replay_message
 from queues.models import QueueConfig, ReceivedMessage
 from workflows.models import Workflow
 
@@ -108,3 +111,29 @@ def test_the_message_did_nothing_when_only_a_shadow_handler_matched():
     assert why.headline == "It did nothing: only handlers in shadow mode decided on it, and they run nothing."
     assert any("in shadow mode, would have run with the input shown on its record" in line for line in why.lines)
 
+
+
+def test_a_replay_records_a_shadow_handlers_decision_again_and_runs_only_the_live_one(superuser):
+    handler(START_SHIPPING, event=EVENT)
+    shadow(condition="$.customer.name == 'Ada'")
+    [decision] = dispatch(EVENT, message({**CUSTOMER, "customer": {**CUSTOMER["customer"], "name": "Ada"}}))
+    replayed = replay_message(decision.record, user=superuser, reason="try the twin again")
+    assert Workflow.objects.count() == 2
+    assert sorted(replayed.executions.values_list("handler_name", "status")) == [
+        ("shipping_shadow", "SHADOW"), (START_SHIPPING["name"], "COMPLETED")]
+
+
+def test_a_backtest_evaluates_a_shadow_handler_as_it_would_run_live():
+    saved = shadow(condition="$.customer.name == 'Ada'")
+    dispatch(EVENT, message(CUSTOMER), message({**CUSTOMER, "customer": {**CUSTOMER["customer"], "name": "Ada"}}))
+    result = start(saved, Criteria.of(EVENT), draft=False)[0].result
+    assert (result["total"], result["matched"], result["skipped"]) == (2, 1, 1)
+
+
+def test_restoring_a_revision_from_before_shadow_makes_the_handler_live_again(superuser):
+    live = handler(START_SHIPPING, event=EVENT)
+    first = HandlerRevision.objects.get(handler_name=live.name)
+    live.mode = "shadow"
+    save_handler(live, user=None, source="test")
+    assert HandlerRevision.objects.get(handler_name=live.name, number=2).snapshot["mode"] == "shadow"
+    assert restore_revision(first, user=superuser).mode == "live"
