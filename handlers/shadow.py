@@ -78,7 +78,9 @@ def original_changed(twin: EventHandler) -> str:
 def take_definition(original: EventHandler, twin: EventHandler) -> EventHandler:
     """`original` with the twin's definition (what Promote saves); its name, `active` and mode stay."""
     for name in DEFINITION:
-        setattr(original, name, getattr(twin, name))
+        value = getattr(twin, name)
+        if value or getattr(original, name):  # (an empty text either way stays as the original has it: "" or null)
+            setattr(original, name, value)
     return original
 
 

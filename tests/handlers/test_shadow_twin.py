@@ -168,3 +168,15 @@ def test_a_reader_sees_the_comparison_but_may_not_copy_or_promote(client, django
     assert client.get(reverse("admin:handlers_eventhandler_shadow_compare", args=[twin.pk])).status_code == 200
     assert client.post(reverse("admin:handlers_eventhandler_shadow_copy", args=[original.pk])).status_code == 403
     assert client.post(reverse("admin:handlers_eventhandler_promote", args=[twin.pk])).status_code == 403
+
+
+@pytest.mark.django_db
+def test_promote_carries_a_cleared_condition_and_leaves_an_empty_text_as_the_original_has_it():
+    original = handler(START_SHIPPING, condition="$.customer != null")
+    twin = shadow.shadow_copy(original, user=None)
+    twin.condition, twin.description = "", ""  # (as the admin form saves empty boxes)
+    twin.save()
+    shadow.promote(twin, user=None)
+    original.refresh_from_db()
+    assert (original.condition, original.description) == ("", None)
+    assert "description" not in original.to_conductor()
