@@ -7,9 +7,11 @@ Playwright keeps in the test's thread (tests/browser.py)."""
 
 import re
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from playwright.sync_api import Page, expect
 
 from handlers.listener import Listener
@@ -25,6 +27,7 @@ from .test_dispatch import handler
 pytestmark = pytest.mark.django_db(transaction=True)
 NAME = START_SHIPPING["name"]
 TWIN = f"{NAME}__shadow"
+MINUTE = timedelta(minutes=1)
 ADDRESS = {"street": "1 Main St", "city": "Paris", "zip": "75001"}
 
 
@@ -94,6 +97,16 @@ def test_a_twin_is_copied_edited_watched_compared_and_promoted_in_the_browser(or
     assert Workflow.objects.count() == 3  # the original acted on all three; the twin ran nothing
     assert ActionExecution.objects.filter(handler_name=TWIN, status="SHADOW").count() == 3
 
+    # The overview (which counts up to the start of its own second: the records are moved a minute back): the
+    # twin's row is marked, and its decisions are no match.
+    ReceivedMessage.objects.update(received_at=F("received_at") - MINUTE)
+    ActionExecution.objects.update(created_at=F("created_at") - MINUTE, finished_at=F("finished_at") - MINUTE)
+    page.goto("/admin/")
+    expect(page.locator(f'#handler-table tr[data-handler="{NAME}"] td[data-col="matched"]')).to_have_text("3")
+    twin_row = page.locator(f'#handler-table tr[data-handler="{TWIN}"]')
+    expect(twin_row.locator("td.name").first).to_contain_text("shadow")
+    expect(twin_row.locator('td[data-col="matched"]')).to_have_text("0")
+    screenshot(page, "overview")
     page.goto("/admin/handlers/eventhandler/")
     expect(page.locator("#result_list")).to_contain_text("shadow")
     assert fits(page)
