@@ -25,7 +25,19 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urlencode
 
-from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Case,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    When,
+)
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -433,7 +445,9 @@ def _handler_rows(now: datetime) -> list[HandlerRow]:
     last = (ActionExecution.objects.filter(handler_name=OuterRef("name"), index__range=(0, 0),
                                            duplicate_of__isnull=True)
             .exclude(status=Status.SHADOW).order_by("-index", "-created_at").values("created_at")[:1])
-    handlers = {h.name: h for h in EventHandler.objects.annotate(last_match=Subquery(last)).order_by("name")}
+    # (Not asked for a handler in shadow mode, whose records are all SHADOW: the walk back would read them all.)
+    last_match = Case(When(mode=EventHandler.Mode.LIVE, then=Subquery(last)), default=None)
+    handlers = {h.name: h for h in EventHandler.objects.annotate(last_match=last_match).order_by("name")}
     gone = sorted(set(counts) - set(handlers))  # deleted since: their records of the hour still count
     rows = []
     for name in [*handlers, *gone]:
