@@ -9,7 +9,7 @@ five minutes by outcome. It needs the METRICS_TOKEN bearer token or a staff sess
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from eventhub.lib import metrics
 from handlers.alerts import open_alerts_gauge
-from handlers.models import ActionExecution, EventHandler
+from handlers.models import ActionExecution, EventHandler, ExecutionStatus
 from queues.models import ListenerHeartbeat, OutboxMessage, QuarantinedMessage, QueueConfig, ReceivedMessage
 
 RECENT = timedelta(minutes=5)
@@ -51,11 +51,16 @@ def _counts(queryset) -> list[tuple]:
 
 
 def _since_last_match() -> list[tuple]:
-    active = dict(EventHandler.objects.filter(active=True).values_list("name", "event"))
-    last = (ActionExecution.objects.filter(handler_name__in=active, index__gte=0, duplicate_of__isnull=True)
-            .values_list("handler_name").annotate(at=Max("created_at")).order_by())
+    # A handler in shadow mode runs no action: it is left out, and so are the SHADOW records of one that was. Each
+    # handler's newest record of a first action, walked back from the end of its range of the (handler_name,
+    # index, created_at) index to the first that is not SHADOW (as the overview's last match).
+    last = (ActionExecution.objects.filter(handler_name=OuterRef("name"), index__range=(0, 0),
+                                           duplicate_of__isnull=True)
+            .exclude(status=ExecutionStatus.SHADOW).order_by("-index", "-created_at").values("created_at")[:1])
+    handlers = (EventHandler.objects.filter(active=True, mode=EventHandler.Mode.LIVE).annotate(at=Subquery(last))
+                .filter(at__isnull=False).values_list("name", "event", "at"))
     now = timezone.now()
-    return [(name, active[name], (now - at).total_seconds()) for name, at in last]
+    return [(name, event, (now - at).total_seconds()) for name, event, at in handlers]
 
 
 def _gauge(name: str, documentation: str, labels: list[str], rows) -> GaugeMetricFamily:

@@ -13,6 +13,8 @@ from workflows.engine import WorkflowEngine
 from workflows.errors import InvalidRequest
 from workflows.params import substitute, template_problems
 
+from .payload import expand_inline_json
+
 Problems = list[tuple[str, str]]
 NO_ACTIONS = "No actions specified. Please specify at-least one action"  # Conductor's text
 
@@ -227,6 +229,14 @@ ACTION_KINDS: dict[str, ActionKind] = {
         ActionKind("update_workflow_variables", _check_update_variables, _run_update_variables),
     )
 }
+
+
+def resolve_input(action: dict, payload: Any) -> Any:
+    """An action's body as dispatch runs and records it (a shadow handler's too): its kind's `resolve` over the
+    payload, with inline JSON expanded when the action asks. TemplateError when it cannot be built."""
+    kind = ACTION_KINDS[action.get("action")]
+    return kind.resolve(action.get(kind.name), expand_inline_json(payload) if action.get("expandInlineJSON")
+                        else payload)
 
 
 def action_problems(actions) -> Problems:

@@ -4,10 +4,8 @@ Every write to a handler goes through `handlers.changes`, so each one is kept as
 forms only present the model's own validation.
 """
 
-import difflib
 import json
 import logging
-from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
@@ -24,7 +22,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from eventhub.lib.display import clock, event_label, short_id
@@ -36,51 +34,18 @@ from . import alert_admin  # noqa: F401 - registers the alerts' admin
 from .backtest_admin import backtest_view
 from .changes import delete_handler, restore_revision, save_handler
 from .conditions import IsolatesBusy
+from .display import CODE_STYLE, diff_block, json_block, plural
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
-from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
+from .forms import EventHandlerForm, HandlerImportForm, error_lines
 from .message_admin import workflow_link
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
 from .overview import executions_of_decision
+from .shadow import original_changed, original_of
+from .shadow_admin import compare_view, promote_view, shadow_copy_view
 
 logger = logging.getLogger(__name__)
 
 HISTORY_ROWS = 10
-CODE_STYLE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px"
-DIFF_STYLES = {
-    "+": "background: rgba(46, 160, 67, 0.22)",
-    "-": "background: rgba(248, 81, 73, 0.22)",
-    "@": "color: #6e7781; font-style: italic",
-}
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def json_block(value: Any) -> SafeString:
-    return format_html('<pre style="{}; white-space: pre-wrap">{}</pre>', CODE_STYLE, pretty_json(value))
-
-
-def diff_block(before: Any, after: Any, before_label: str, after_label: str) -> SafeString:
-    """A unified diff of two handlers as pretty JSON, added lines green and removed ones red."""
-    old = pretty_json(before).splitlines() if before is not None else []
-    lines = list(difflib.unified_diff(old, pretty_json(after).splitlines(), before_label, after_label, lineterm=""))
-    if not lines:
-        return mark_safe("<p>No differences.</p>")
-    styled = format_html_join(
-        "",  # Each line is a block already; a newline between them would double the spacing in <pre>.
-        '<span style="display: block; {}">{}</span>',
-        ((_diff_line_style(line), line) for line in lines),
-    )
-    return format_html('<pre style="{}; white-space: pre-wrap">{}</pre>', CODE_STYLE, styled)
-
-
-def _diff_line_style(line: str) -> str:
-    if line.startswith(("+++", "---")):
-        return "font-weight: bold"
-    return DIFF_STYLES.get(line[:1], "")
-
-
 def admin_url(obj, view: str = "change") -> str:
     opts = obj._meta
     return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=[obj.pk])
@@ -105,14 +70,21 @@ class KindFilter(admin.SimpleListFilter):
 @admin.register(EventHandler)
 class EventHandlerAdmin(admin.ModelAdmin):
     form = EventHandlerForm
-    list_display = ("name", "event_shown", "active", "action_kinds_display", "last_change")
-    list_filter = (KindFilter, "active")
+    list_display = ("name_shown", "event_shown", "active", "action_kinds_display", "last_change")
+    list_filter = (KindFilter, "active", "mode")
     search_fields = ("name", "event")
     search_help_text = "Search by handler name or event (e.g. sqs:shipping_start)."
     date_hierarchy = "updated_at"
     readonly_fields = ("revision", "created_at", "updated_at", "history")
     actions = ["activate_selected", "deactivate_selected", "export_selected"]
     save_on_top = True
+
+    @admin.display(description="name", ordering="name")
+    def name_shown(self, obj: EventHandler) -> str:
+        if not obj.is_shadow:
+            return obj.name
+        return format_html('{} <span class="eh-tag" title="{}">shadow</span>', obj.name,
+                           "In shadow mode: it records what it would do (SHADOW executions) and runs nothing")
 
     @admin.display(description="actions")
     def action_kinds_display(self, obj: EventHandler) -> str:
@@ -153,7 +125,7 @@ class EventHandlerAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: EventHandler | None = None):
         editable = self.has_change_permission(request, obj) if obj else self.has_add_permission(request)
         rule_fields = ["condition", "evaluator_type", "actions" if editable else "actions_json"]
-        first = ["name", "event", "active", "description"] + (["loaded_revision"] if obj and editable else [])
+        first = ["name", "event", "active", "mode", "description"] + (["loaded_revision"] if obj and editable else [])
         fieldsets = [
             (None, {"fields": first}),
             ("Rule", {"fields": rule_fields, "description": "When a message arrives on the event's queue and the "
@@ -224,15 +196,37 @@ class EventHandlerAdmin(admin.ModelAdmin):
     def get_urls(self):
         import_view = self.admin_site.admin_view(self.import_view)
         dry_run = self.admin_site.admin_view(lambda request, object_id: dry_run_view(self, request, object_id))
+        shadow = {name: self.admin_site.admin_view(lambda request, object_id, view=view: view(self, request, object_id))
+                  for name, view in (("copy", shadow_copy_view), ("compare", compare_view), ("promote", promote_view))}
         backtest = self.admin_site.admin_view(lambda request, object_id=None: backtest_view(self, request, object_id))
         return [path("import/", import_view, name="handlers_eventhandler_import"),
                 path("backtest/", backtest, name="handlers_eventhandler_backtest_new"),
                 path("<path:object_id>/backtest/", backtest, name="handlers_eventhandler_backtest"),
-                path("<path:object_id>/dry-run/", dry_run, name="handlers_eventhandler_dry_run"), *super().get_urls()]
+                path("<path:object_id>/dry-run/", dry_run, name="handlers_eventhandler_dry_run"),
+                path("<path:object_id>/shadow-copy/", shadow["copy"], name="handlers_eventhandler_shadow_copy"),
+                path("<path:object_id>/shadow-compare/", shadow["compare"],
+                     name="handlers_eventhandler_shadow_compare"),
+                path("<path:object_id>/promote/", shadow["promote"], name="handlers_eventhandler_promote"),
+                *super().get_urls()]
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "backtest_days": settings.BACKTEST_DEFAULT_DAYS}
+        handler = self.get_object(request, unquote(object_id)) if object_id else None
+        if handler is not None:
+            extra_context.update(self._shadow_context(request, handler))
         return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _shadow_context(self, request: HttpRequest, handler: EventHandler) -> dict:
+        """What the page says and offers about shadow twins: a twin's original and whether it changed since the
+        copy, or a live handler's twin, or its Shadow copy button."""
+        twin = EventHandler.objects.filter(shadow_of=handler).first()
+        return {
+            "shadow_source": original_of(handler) if handler.is_twin else None,
+            "shadow_changed": original_changed(handler),
+            "shadow_twin": twin,
+            "can_shadow_copy": not handler.is_shadow and twin is None and self.has_add_permission(request)
+            and self.has_change_permission(request, handler),
+        }
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "can_import": self.has_import_permission(request)}

@@ -47,7 +47,7 @@ def handler_silent(rule: AlertRule, handler: EventHandler, now: datetime) -> str
     if not received:
         return None  # quiet because nothing came: not the handler's doing
     matched = ActionExecution.objects.filter(handler_name=handler.name, index__gte=0, duplicate_of__isnull=True,
-                                             created_at__gte=since).exists()
+                                             created_at__gte=since).exclude(status=ExecutionStatus.SHADOW).exists()
     if matched:
         return None
     return f"no match in {rule.window_minutes} min while {handler.event} received {received} message(s)"
@@ -121,7 +121,8 @@ def rule_for(rules: dict, kind: str, handler_id: int | None = None, queue_id: in
 def firing_now(now: datetime) -> dict[tuple[str, str], Firing]:
     rules = {(r.kind, r.handler_id, r.queue_id): r for r in AlertRule.objects.all()}
     found: dict[tuple[str, str], Firing] = {}
-    for handler in EventHandler.objects.filter(active=True):
+    # (a handler in shadow mode does no work, so it is neither silent nor failing: it is left out)
+    for handler in EventHandler.objects.filter(active=True, mode=EventHandler.Mode.LIVE):
         for kind, check in HANDLER_CHECKS.items():
             if (rule := rule_for(rules, kind, handler_id=handler.pk)) and (detail := check(rule, handler, now)):
                 found[(kind, handler.name)] = Firing(rule, handler.name, detail, handler=handler)

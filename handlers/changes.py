@@ -49,7 +49,8 @@ def restore_revision(revision: HandlerRevision, *, user) -> EventHandler:
     """Make the handler what it was at `revision` (recreating it if it was deleted since)."""
     handler = EventHandler.objects.select_for_update().filter(name=revision.handler_name).first()
     handler = handler or EventHandler()
-    handler.apply_conductor(revision.snapshot)
+    # (a snapshot leaves `mode` out when live: restoring it makes the handler live again)
+    handler.apply_conductor({"mode": "live", **revision.snapshot})
     handler.full_clean()
     save_handler(handler, user=user, source="restore", change=Change.RESTORED)
     return handler

@@ -7,7 +7,9 @@ records (and, with the built-in engine, its actions' effects) are in the databas
 For each message: every active handler of the queue's event is matched, its condition evaluated
 against the payload (inline JSON expanded), and each action of a matching handler substituted and
 executed through the workflow engine. One ActionExecution records each action, or the handler when its
-condition was false or failed.
+condition was false or failed. A handler in shadow mode is decided the same way and runs nothing: its records
+have status SHADOW (each action's resolved input, or why it or the condition failed) and it never counts as a
+match, so a message's fate is the live handlers' alone (`_shadow`).
 
 Exactly once: the batch is one transaction holding every action's effect and its record, so a crash
 anywhere rolls back both and the redelivered message runs again from a clean slate. The batch first
@@ -47,7 +49,7 @@ from workflows.engine import EngineBatch, WorkflowEngine, get_engine
 from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import TemplateError
 
-from .actions import ACTION_KINDS, ActionContext, ActionKind
+from .actions import ACTION_KINDS, ActionContext, ActionKind, resolve_input
 from .conditions import ConditionResult, evaluate_batch
 from .models import HANDLER_LEVEL, ActionExecution, EventHandler, ExecutionStatus, HandlerRevision
 from .payload import expand_inline_json
@@ -280,8 +282,9 @@ def _suppressed(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     if original is None or not original.is_final:
         return False
     now = timezone.now()
-    duplicate = _new_execution(
-        batch, delivery, handler, index, action=original.action, status=Status.SKIPPED,
+    duplicate = _new_execution(  # (a shadow decision's duplicate is a shadow record too: no work either)
+        batch, delivery, handler, index, action=original.action,
+        status=Status.SHADOW if original.status == Status.SHADOW else Status.SKIPPED,
         reason=f"duplicate delivery: already {original.status} (execution {original.execution_id}); "
         "not run again",
         duplicate_of=original, started_at=now, finished_at=now,
@@ -318,6 +321,9 @@ def _all_final(batch: Batch, delivery: Delivery, handler: EventHandler) -> bool:
 def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result: ConditionResult) -> None:
     if _suppressed(batch, delivery, handler, HANDLER_LEVEL):
         return  # an earlier delivery did not run it (its condition was false or failed): neither does this one
+    if handler.is_shadow:
+        _shadow(batch, delivery, handler, result)
+        return
     if result.deferred and not _all_final(batch, delivery, handler):
         delivery.transient.append(f"{handler.name}: {result.deferred}")  # decided on a later delivery
         return
@@ -340,6 +346,46 @@ def _run_handler(batch: Batch, delivery: Delivery, handler: EventHandler, result
     delivery.summary.append(f"{handler.name}: {status} ({reason})")
 
 
+def _shadow(batch: Batch, delivery: Delivery, handler: EventHandler, result: ConditionResult) -> None:
+    """A handler in shadow mode: decided as any other, on the same payload in the same batch, and recorded SHADOW
+    (the condition's decision, or each action's resolved input or why it could not be built), with nothing run.
+    It never counts as a match: what becomes of the message is the live handlers' doing alone, and a condition
+    not evaluated this time (deferred) is recorded rather than returning the message."""
+    now = timezone.now()
+    if not result.matched:
+        if result.failed or result.deferred:
+            reason = f"in shadow: the condition failed: {result.error or result.deferred}"
+        else:
+            reason = f"in shadow: condition {handler.condition!r} returned {result.value}, not true"
+        batch.keep(_new_execution(
+            batch, delivery, handler, HANDLER_LEVEL, status=Status.SHADOW, reason=reason, started_at=now,
+            error=result.error or result.deferred or "", condition_value=result.value, finished_at=now,
+        ))
+        delivery.summary.append(f"{handler.name}: {reason}")
+        return
+    for index, action in enumerate(handler.actions):
+        # (a record an earlier delivery left waiting while the handler was live is not taken over: it is closed
+        # as abandoned when the message is acknowledged)
+        if not _suppressed(batch, delivery, handler, index) and (delivery.message_id, handler.name, index) \
+                not in batch.prior:
+            batch.keep(_shadow_action(batch, delivery, handler, index, action, result))
+    delivery.summary.append(f"{handler.name}: in shadow, would have run {len(handler.actions)} action(s)")
+
+
+def _shadow_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, action: dict,
+                   result: ConditionResult) -> ActionExecution:
+    execution = _new_execution(batch, delivery, handler, index, action=action.get("action", ""),
+                               status=Status.SHADOW, condition_value=result.value, started_at=timezone.now())
+    try:
+        execution.input = resolve_input(action, delivery.message.payload)
+        execution.reason = "in shadow: would have run with this input; nothing ran"
+    except TemplateError as exc:
+        execution.error = f"its input could not be built: {exc}"
+        execution.reason = "in shadow: would have failed, its input could not be built; nothing ran"
+    execution.finished_at = timezone.now()
+    return execution
+
+
 def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: int, action: dict) -> None:
     execution = batch.prior.get((delivery.message_id, handler.name, index))
     if execution is None:
@@ -351,10 +397,8 @@ def _run_action(batch: Batch, delivery: Delivery, handler: EventHandler, index: 
     execution.attempts += 1
     execution.started_at = timezone.now()
     kind = ACTION_KINDS[execution.action]
-    payload = delivery.message.payload
     try:
-        execution.input = kind.resolve(action.get(kind.name), expand_inline_json(payload)
-                                       if action.get("expandInlineJSON") else payload)
+        execution.input = resolve_input(action, delivery.message.payload)
     except TemplateError as exc:  # (saved before the limits): nothing ran, so nothing starts over
         execution.input = None
         _finish(batch, execution, Status.FAILED, error=f"its input could not be built: {exc}")

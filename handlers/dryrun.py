@@ -14,7 +14,7 @@ from django.conf import settings
 
 from workflows.params import TemplateError, substitute
 
-from .actions import ACTION_KINDS, ActionContext, task_output
+from .actions import ACTION_KINDS, ActionContext, resolve_input, task_output
 from .conditions import ConditionResult, evaluate
 from .models import EventHandler
 from .payload import expand_inline_json
@@ -74,10 +74,10 @@ def resolve_action(
     kind_name = action.get("action", "")
     kind = ACTION_KINDS.get(kind_name) if isinstance(kind_name, str) else None
     expand = bool(action.get("expandInlineJSON"))
-    source = expand_inline_json(payload) if expand else payload
     try:
         # (a fresh copy: the handler's stays as it is)
-        body = (kind.resolve if kind else substitute)(action.get(kind_name), source)
+        body = resolve_input(action, payload) if kind else substitute(
+            action.get(kind_name), expand_inline_json(payload) if expand else payload)
     except TemplateError as exc:
         return ResolvedAction(index, kind_name, expand, None, would_run, f"its input could not be built: {exc}")
     target = EVENT_KEYS_GO_TO.get(kind_name) if kind else None

@@ -42,6 +42,8 @@ def _headline(record: ReceivedMessage, executions: list[ActionExecution], moved:
         return "Nothing yet: it was returned for redelivery after a transient failure."
     if not executions:
         return "It did nothing: no handler ran for it."
+    if all(e.status == Status.SHADOW for e in executions):
+        return "It did nothing: only handlers in shadow mode decided on it, and they run nothing."
     if all(e.duplicate_of_id for e in executions):
         return "It did nothing new: it was delivered again after it had been processed."
     return "It did nothing: see each handler below."
@@ -100,6 +102,8 @@ def _execution_line(execution: ActionExecution) -> str:
         state = original.status if original else "final"
         return (f"{_what(execution)}: a duplicate delivery; the original execution "
                 f"{original.execution_id if original else ''} had already {state}, so it was not run again.")
+    if execution.status == Status.SHADOW:
+        return _shadow_line(execution)
     if execution.index == HANDLER_LEVEL:
         if execution.status == Status.FAILED:
             return f"{who}: its condition failed with an error, so none of its actions ran: {execution.error}."
@@ -112,6 +116,18 @@ def _execution_line(execution: ActionExecution) -> str:
         return f"{_what(execution)} is waiting for a redelivery after a transient failure: {execution.error}."
     verb = "failed" if execution.status == Status.FAILED else "was skipped"
     return f"{_what(execution)} {verb}: {execution.error or execution.reason}."
+
+
+def _shadow_line(execution: ActionExecution) -> str:
+    """A shadow handler's decision: what it would have done; nothing ran (ours: shadow mode)."""
+    if execution.index == HANDLER_LEVEL:
+        if execution.error:
+            return f"{execution.handler_name} (in shadow mode): its condition failed with an error: {execution.error}."
+        return (f"{execution.handler_name} (in shadow mode): its condition returned "
+                f"{execution.condition_value or 'nothing'}, so it would have done nothing.")
+    if execution.error:
+        return f"{_what(execution)}, in shadow mode, would have failed: {execution.error}."
+    return f"{_what(execution)}, in shadow mode, would have run with the input shown on its record; nothing ran."
 
 
 def _what(execution: ActionExecution) -> str:

@@ -94,7 +94,7 @@ class EventHandlerForm(forms.ModelForm):
 
     class Meta:
         model = EventHandler
-        fields = ["name", "event", "active", "description", "condition", "evaluator_type", "actions"]
+        fields = ["name", "event", "active", "mode", "description", "condition", "evaluator_type", "actions"]
         widgets = {
             "event": forms.TextInput(attrs={"size": 80, "placeholder": "sqs:shipping_start"}),
             "condition": forms.Textarea(attrs={"rows": 3, "cols": 90, **CODE_ATTRS}),
@@ -113,6 +113,9 @@ class EventHandlerForm(forms.ModelForm):
                 "Only active handlers run. New handlers made here start <strong>active</strong>; "
                 "through the API a handler sent without <code>active</code> is inactive (Conductor's rule)."
             )
+        if "mode" in self.fields:
+            # (a form posted without it, by a script or an older page, keeps the handler's mode, as the API does)
+            self.fields["mode"].required = False
         if "loaded_revision" in self.fields and self.instance.pk is not None:
             self.fields["loaded_revision"].initial = self.instance.revision
 
@@ -132,6 +135,9 @@ class EventHandlerForm(forms.ModelForm):
             code="stale",
             params={"current": current, "loaded": loaded},
         )
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data.get("mode") or self.instance.mode
 
     def clean_actions(self) -> Any:
         # The API drops null fields of actions; the admin stores the same shape.

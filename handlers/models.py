@@ -16,7 +16,7 @@ from .actions import ACTION_KINDS, action_problems
 from .alert_models import Alert, AlertEvent, AlertRule, NotificationAttempt, RuleKind
 from .conditions import EVALUATOR_TYPES, compile_problem, evaluator_of
 
-# Conductor's JSON names for the model's fields.
+# Conductor's JSON names for the model's fields (and Eventhub's `mode`).
 CONDUCTOR_NAMES = {
     "name": "name",
     "event": "event",
@@ -25,8 +25,13 @@ CONDUCTOR_NAMES = {
     "actions": "actions",
     "active": "active",
     "description": "description",
+    "mode": "mode",
 }
-FIELD_OF = {conductor: field for field, conductor in CONDUCTOR_NAMES.items()}
+# Eventhub's own field on /api/event (ours), outside Conductor's shape: absent on a POST means live, absent on a
+# PUT keeps the handler's mode, and the handler's JSON carries it only when shadow (a live handler reads exactly
+# as Conductor's).
+MODE_NAME = "mode"
+FIELD_OF = {conductor: field for field, conductor in CONDUCTOR_NAMES.items() if conductor != MODE_NAME}
 
 # Conductor's own texts for what every handler needs (its EventHandler constraints), so a client that
 # matches on them finds them; the admin shows the same.
@@ -59,7 +64,17 @@ def normalize_actions(actions: Any) -> Any:
     return normalized
 
 
+class HandlerMode(models.TextChoices):
+    LIVE = "live"
+    SHADOW = "shadow"
+
+
+SHADOW_SUFFIX = "__shadow"  # a shadow twin's name: its original's and this
+
+
 class EventHandler(models.Model):
+    Mode = HandlerMode
+
     name = models.CharField(
         max_length=255, unique=True, help_text="Unique name, e.g. <code>start_shipping_workflow</code>.",
         error_messages={"null": MISSING_NAME, "blank": MISSING_NAME},
@@ -93,6 +108,19 @@ class EventHandler(models.Model):
         default=False, help_text="Only active handlers run. The API defaults to inactive when omitted."
     )
     description = models.TextField(null=True, blank=True, help_text="Free text for the people who run it.")
+    mode = models.CharField(
+        max_length=8, choices=HandlerMode.choices, default=HandlerMode.LIVE,
+        help_text="<code>live</code> runs its actions; <code>shadow</code> is evaluated on every message like any "
+        "other handler and records what it would have done (executions with status SHADOW), running nothing.",
+    )
+    shadow_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="shadow_twin", editable=False,
+        help_text="The live handler this one is a shadow twin of (made by Shadow copy; Promote makes it live).",
+    )
+    shadow_of_name = models.CharField(max_length=255, blank=True, editable=False,
+                                      help_text="Its original's name, kept when the original is deleted.")
+    shadow_base_revision = models.PositiveIntegerField(
+        null=True, blank=True, editable=False, help_text="The original's revision when the twin was copied from it.")
     revision = models.PositiveIntegerField(default=0, editable=False, help_text="Number of the latest revision.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -107,6 +135,15 @@ class EventHandler(models.Model):
     @property
     def kind(self) -> str:
         return self.event.partition(":")[0]
+
+    @property
+    def is_shadow(self) -> bool:
+        return self.mode == HandlerMode.SHADOW
+
+    @property
+    def is_twin(self) -> bool:
+        """A shadow twin: made from a live handler by Shadow copy (its original may have been deleted since)."""
+        return bool(self.shadow_of_name)
 
     @property
     def action_kinds(self) -> list[str]:
@@ -125,11 +162,13 @@ class EventHandler(models.Model):
             "actions": self.actions,
             "active": self.active,
             "description": self.description,
+            MODE_NAME: HandlerMode.SHADOW.value if self.is_shadow else None,
         }
         return {key: value for key, value in data.items() if value is not None}
 
     def apply_conductor(self, data: Any) -> None:
-        """Take a Conductor JSON handler; unknown fields are ignored. Raises ValidationError on wrong types."""
+        """Take a Conductor JSON handler; unknown fields are ignored. Raises ValidationError on wrong types.
+        Eventhub's `mode`, when given, must be live or shadow; absent, it keeps the handler's (live when new)."""
         if data is None:
             raise ValidationError({NON_FIELD_ERRORS: [problem("$", NULL_HANDLER)]})
         if not isinstance(data, dict):
@@ -150,6 +189,12 @@ class EventHandler(models.Model):
             if field == "actions":
                 value = normalize_actions(value) if value is not None else []
             setattr(self, field, value)
+        mode = data.get(MODE_NAME)
+        if mode is not None and mode not in HandlerMode.values:
+            errors["mode"] = [problem(MODE_NAME, f"must be one of {', '.join(HandlerMode.values)}, or left out to "
+                                      "keep the handler's mode (live when new)")]
+        elif mode is not None:
+            self.mode = mode
         if errors:
             raise ValidationError(errors)
 
@@ -162,6 +207,9 @@ class EventHandler(models.Model):
             errors.setdefault(field, []).append(problem(path, detail))
 
         self._check_event(add)
+        if self.shadow_of_id is not None and not self.is_shadow:
+            add("mode", MODE_NAME, f"a shadow twin of {self.shadow_of_name} stays in shadow mode: promote it to make "
+                "its definition live, or delete it")
         for path, detail in action_problems(self.actions):
             add("actions", path, detail)
         evaluator = evaluator_of(self.evaluator_type)
@@ -291,9 +339,12 @@ class ExecutionStatus(models.TextChoices):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
+    # What a handler in shadow mode would have done (its condition's decision, or an action's resolved input, or
+    # why either failed): final, and never work done (ours).
+    SHADOW = "SHADOW"
 
 
-FINAL_STATUSES = {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.SKIPPED}
+FINAL_STATUSES = {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.SKIPPED, ExecutionStatus.SHADOW}
 HANDLER_LEVEL = -1  # the `index` of a record about a whole handler (its condition), not one action
 
 

@@ -25,7 +25,19 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urlencode
 
-from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Case,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    When,
+)
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -66,8 +78,8 @@ def with_outcome(messages: QuerySet, outcome: str) -> QuerySet:
 def executions_of_decision(executions: QuerySet, decision: str) -> QuerySet:
     """The records the overview counts per handler (duplicates of earlier records left out)."""
     originals = executions.filter(duplicate_of__isnull=True)
-    if decision == "matched":  # one record per message whose condition held: its first action's
-        return originals.filter(index=0)
+    if decision == "matched":  # one record per message whose condition held: its first action's (shadow: no work)
+        return originals.filter(index=0).exclude(status=Status.SHADOW)
     if decision == "skipped":
         return originals.filter(index=HANDLER_LEVEL, status=Status.SKIPPED)
     if decision == "failed":
@@ -419,7 +431,7 @@ def _handler_rows(now: datetime) -> list[HandlerRow]:
     records = ActionExecution.objects.filter(created_at__gte=since, created_at__lt=now,
                                              duplicate_of__isnull=True).order_by()
     counts = {row["handler_name"]: row for row in records.values("handler_name").annotate(
-        matched=Count("pk", filter=Q(index=0)),
+        matched=Count("pk", filter=Q(index=0) & ~Q(status=Status.SHADOW)),  # (a shadow decision is no match)
         skipped=Count("pk", filter=Q(index=HANDLER_LEVEL, status=Status.SKIPPED)),
         failed=Count("pk", filter=Q(status=Status.FAILED)),
     )}
@@ -432,8 +444,10 @@ def _handler_rows(now: datetime) -> list[HandlerRow]:
     # created_at index back instead, through every record of a handler that has never matched.
     last = (ActionExecution.objects.filter(handler_name=OuterRef("name"), index__range=(0, 0),
                                            duplicate_of__isnull=True)
-            .order_by("-index", "-created_at").values("created_at")[:1])
-    handlers = {h.name: h for h in EventHandler.objects.annotate(last_match=Subquery(last)).order_by("name")}
+            .exclude(status=Status.SHADOW).order_by("-index", "-created_at").values("created_at")[:1])
+    # (Not asked for a handler in shadow mode, whose records are all SHADOW: the walk back would read them all.)
+    last_match = Case(When(mode=EventHandler.Mode.LIVE, then=Subquery(last)), default=None)
+    handlers = {h.name: h for h in EventHandler.objects.annotate(last_match=last_match).order_by("name")}
     gone = sorted(set(counts) - set(handlers))  # deleted since: their records of the hour still count
     rows = []
     for name in [*handlers, *gone]:
@@ -464,7 +478,7 @@ def _handler_charts(overview: Overview) -> None:
     bucket = span.bucket_of("created_at")
     names = [handler.name for handler in overview.handlers]
     series: dict[str, dict[int, dict[str, int]]] = {}
-    for key, rows in (("matched", records.filter(handler_name__in=names, index=0)),
+    for key, rows in (("matched", records.filter(handler_name__in=names, index=0).exclude(status=Status.SHADOW)),
                       ("failed", records.filter(status=Status.FAILED))):
         for name, number, count in rows.annotate(bucket=bucket).values_list("handler_name", "bucket") \
                 .annotate(n=Count("*")):

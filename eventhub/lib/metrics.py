@@ -21,7 +21,8 @@ BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 messages = Counter("eventhub_messages_received_total", "Messages received, by event and what became of them.",
                    ["event", "outcome"])
 executions = Counter("eventhub_action_executions_total",
-                     "Execution records written, by handler and status (a handler's condition decisions included).",
+                     "Execution records written, by handler and status (a handler's condition decisions included; "
+                     "a shadow handler's as status SHADOW, which is no work done).",
                      ["handler", "status"])
 conditions = Counter("eventhub_condition_evaluations_total", "Conditions evaluated, by event.", ["event"])
 condition_seconds = Histogram("eventhub_condition_batch_seconds",

@@ -66,6 +66,11 @@ class EventHandlerSerializer(serializers.Serializer):
     actions = serializers.ListField(child=ActionSerializer(), min_length=1)
     active = serializers.BooleanField(required=False, allow_null=True, help_text="Omitted means false.")
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    mode = serializers.ChoiceField(
+        choices=["live", "shadow"], required=False, allow_null=True,
+        help_text="Eventhub's own: live (the default when creating) runs the actions; shadow records what it would "
+        "have done, running nothing. Omitted on an update, the handler keeps its mode. Listed only when shadow.",
+    )
 
     def to_representation(self, instance: EventHandler) -> dict:
         return instance.to_conductor()

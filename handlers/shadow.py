@@ -1,0 +1,215 @@
+"""Shadow twins: try an edit of a live handler on live traffic before it acts.
+
+*Shadow copy* makes a twin of a live handler: the same definition under the name `<name>__shadow`, in shadow
+mode (dispatch evaluates it on every message of its event and records SHADOW executions, running nothing),
+active, and pointing at its original. People edit the twin; `compare` lists the messages where the twin and
+the original decided differently; `promote` gives the original the twin's definition as one new revision and
+deletes the twin, in one transaction. The original may be edited or deleted meanwhile: `original_changed` says so.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .changes import delete_handler, save_handler
+from .models import HANDLER_LEVEL, SHADOW_SUFFIX, ActionExecution, EventHandler, ExecutionStatus, HandlerRevision
+
+# What Promote carries from the twin to its original; the original keeps its name, `active` and mode.
+DEFINITION = ("event", "condition", "evaluator_type", "actions", "description")
+COMPARE_MESSAGES = 500  # the twin's latest messages a comparison reads
+SHOWN_DIFFERENCES = 100
+KINDS = {
+    "twin_only": "matched by the twin only",
+    "original_only": "matched by the original only",
+    "inputs": "both matched, different action inputs",
+}
+
+
+def twin_name(name: str) -> str:
+    return f"{name}{SHADOW_SUFFIX}"
+
+
+@transaction.atomic
+def shadow_copy(original: EventHandler, *, user) -> EventHandler:
+    """A shadow twin of a live handler, saved (its first revision). ValidationError saying why when it cannot be
+    made: the handler is in shadow mode itself, has a twin already, or its twin's name is taken or too long."""
+    original = EventHandler.objects.select_for_update().get(pk=original.pk)
+    if original.is_shadow:
+        raise ValidationError(f"{original.name} is in shadow mode already: edit it instead of copying it.")
+    existing = EventHandler.objects.filter(shadow_of=original).first()
+    if existing is not None:
+        raise ValidationError(f"{original.name} has a shadow twin already: {existing.name}.")
+    name = twin_name(original.name)
+    if EventHandler.objects.filter(name=name).exists():
+        raise ValidationError(f"A handler named {name} exists already: rename or delete it first.")
+    twin = EventHandler()
+    twin.apply_conductor({**original.to_conductor(), "name": name, "active": True, "mode": "shadow"})
+    twin.shadow_of, twin.shadow_of_name, twin.shadow_base_revision = original, original.name, original.revision
+    try:
+        twin.full_clean()
+    except ValidationError as exc:
+        if "name" in exc.message_dict:
+            raise ValidationError(f"The twin's name {name} would be longer than 255 characters.") from None
+        raise
+    save_handler(twin, user=user, source="shadow copy")
+    return twin
+
+
+def original_of(twin: EventHandler) -> EventHandler | None:
+    return twin.shadow_of if twin.shadow_of_id else None
+
+
+def original_changed(twin: EventHandler) -> str:
+    """What happened to a twin's original since the copy, in words; "" when nothing."""
+    if not twin.is_twin:
+        return ""
+    original = original_of(twin)
+    if original is None:
+        return (f"Its original {twin.shadow_of_name} was deleted after the copy: this is a shadow handler of its own "
+                "now (set its mode to live to make it act).")
+    if original.revision != twin.shadow_base_revision:
+        return (f"Its original {original.name} changed since the copy: it was at revision {twin.shadow_base_revision}"
+                f", it is at revision {original.revision} now. Promoting replaces that newer definition.")
+    return ""
+
+
+def take_definition(original: EventHandler, twin: EventHandler) -> EventHandler:
+    """`original` with the twin's definition (what Promote saves); its name, `active` and mode stay."""
+    for name in DEFINITION:
+        value = getattr(twin, name)
+        if value or getattr(original, name):  # (an empty text either way stays as the original has it: "" or null)
+            setattr(original, name, value)
+    return original
+
+
+@transaction.atomic
+def promote(twin: EventHandler, *, user) -> HandlerRevision:
+    """The original takes the twin's definition (one new revision of it, source "promote") and the twin is
+    deleted, together or not at all. ValidationError when the twin has no original any more."""
+    locked = {h.pk: h for h in EventHandler.objects.select_for_update().filter(
+        pk__in=[twin.pk, twin.shadow_of_id]).order_by("pk")}  # (in id order, as every writer locks them)
+    twin = locked.get(twin.pk)
+    if twin is None or not twin.is_twin:
+        raise ValidationError("This handler is not a shadow twin (any more): there is nothing to promote.")
+    original = locked.get(twin.shadow_of_id)
+    if original is None:
+        raise ValidationError(f"Its original {twin.shadow_of_name} was deleted: there is nothing to promote it into. "
+                              "Set its mode to live to make it act.")
+    take_definition(original, twin)
+    original.full_clean()
+    revision = save_handler(original, user=user, source="promote")
+    delete_handler(twin, user=user, source="promote")
+    return revision
+
+
+# Comparison ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """What one of the two handlers decided for one message, from its execution records."""
+
+    records: list[ActionExecution] = field(default_factory=list)
+
+    @property
+    def decided(self) -> bool:
+        return bool(self.records)
+
+    @property
+    def matched(self) -> bool:
+        return any(r.index != HANDLER_LEVEL for r in self.records)
+
+    @property
+    def inputs(self) -> list[tuple]:
+        return sorted((r.index, r.action, r.input) for r in self.records if r.index != HANDLER_LEVEL)
+
+    @property
+    def inputs_shown(self) -> list | None:
+        """Each action's input as resolved, or why it could not be built; None when it did not match."""
+        if not self.matched:
+            return None
+        return [r.input if r.input is not None else {"error": r.error or "no input recorded"}
+                for r in self.records if r.index != HANDLER_LEVEL]
+
+    @property
+    def summary(self) -> str:
+        if not self.records:
+            return "no record (the handler was inactive, or listens on another event)"
+        condition = next((r for r in self.records if r.index == HANDLER_LEVEL), None)
+        if condition is not None:
+            if condition.error:
+                return f"condition failed: {condition.error}"
+            return f"condition returned {condition.condition_value or 'nothing'}: not matched"
+        return "matched"
+
+
+@dataclass
+class Difference:
+    kind: str
+    event: str
+    message_id: str
+    delivery_id: int | None
+    received_at: datetime | None
+    twin: Side
+    original: Side
+
+    @property
+    def label(self) -> str:
+        return KINDS[self.kind]
+
+
+@dataclass
+class Comparison:
+    twin: EventHandler
+    original_name: str
+    compared: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    differences: list[Difference] = field(default_factory=list)
+
+
+def compare(twin: EventHandler, *, messages: int = COMPARE_MESSAGES) -> Comparison:
+    """The twin's latest `messages` messages, and among them those the twin and its original decided differently:
+    one matched and the other not, or both matched with different action inputs (as resolved from the message;
+    what the original's engine then did is not compared)."""
+    original = original_of(twin)
+    result = Comparison(twin, original.name if original else twin.shadow_of_name)
+    # One record per message holds index HANDLER_LEVEL (not matched) or 0 (matched): the messages, newest first.
+    firsts = list(ActionExecution.objects.filter(
+        handler_name=twin.name, duplicate_of__isnull=True, status=ExecutionStatus.SHADOW, index__lte=0,
+        index__gte=HANDLER_LEVEL,
+    ).select_related("delivery").order_by("-created_at", "-id")[:messages])
+    if not firsts:
+        return result
+    names = {twin.name, result.original_name}
+    records = ActionExecution.objects.filter(
+        message_id__in={f.message_id for f in firsts}, handler_name__in=names, duplicate_of__isnull=True,
+    ).order_by("index", "id")
+    sides: dict[tuple[str, str, str], Side] = {}
+    for record in records:
+        sides.setdefault((record.handler_name, record.event, record.message_id), Side()).records.append(record)
+    seen: set[tuple[str, str]] = set()
+    for first in firsts:
+        if (first.event, first.message_id) in seen:
+            continue
+        seen.add((first.event, first.message_id))
+        mine = sides.get((twin.name, first.event, first.message_id), Side())
+        theirs = sides.get((result.original_name, first.event, first.message_id), Side())
+        result.compared += 1
+        kind = _difference(mine, theirs)
+        if kind:
+            result.counts[kind] += 1
+            if len(result.differences) < SHOWN_DIFFERENCES:
+                received = first.delivery.received_at if first.delivery_id else None
+                result.differences.append(Difference(kind, first.event, first.message_id, first.delivery_id,
+                                                      received, mine, theirs))
+    return result
+
+
+def _difference(twin: Side, original: Side) -> str | None:
+    if twin.matched != original.matched:
+        return "twin_only" if twin.matched else "original_only"
+    if twin.matched and twin.inputs != original.inputs:
+        return "inputs"
+    return None
