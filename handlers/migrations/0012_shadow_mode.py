@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('handlers', '0010_overview_indexes'),
+        ('handlers', '0011_alert_current'),
     ]
 
     operations = [
