@@ -346,9 +346,14 @@ _UNREADABLE = _Query(None, definite=True)
 
 def placeholders(text: str) -> list[tuple[str, str | None]]:
     """Each `${...}` of a string as written, with its path when it is plain (None when placeholders nest in
-    it: those follow it, with theirs). `${}` and escaped `$${x}` are no placeholders here."""
+    it: those follow it, with theirs). `${}` and escaped `$${x}` are no placeholders here. None of a template
+    nested too deeply to compile (saved before the limits)."""
+    try:
+        parts = _compile(text)
+    except RecursionError:
+        return []
     found: list[tuple[str, str | None]] = []
-    for part in _compile(text):
+    for part in parts:
         if isinstance(part, _Placeholder) and part.expression is not None:
             plain = len(part.expression) == 1 and isinstance(part.expression[0], str)
             found.append((f"${{{part.source}}}", part.source.strip() if plain else None))
@@ -359,14 +364,19 @@ def placeholders(text: str) -> list[tuple[str, str | None]]:
 
 def unresolved(text: str, context: Any) -> list[str]:
     """The `${...}` of a string (as written) that resolve to nothing against `context`: a missing or null
-    value, or an indefinite path that matched nothing."""
+    value, or an indefinite path that matched nothing. (A template that nests too deeply to resolve is
+    no placeholder here: resolving it says so itself.)"""
     missing = []
-    for part in _compile(text) if "$" in text else ():
+    try:
+        parts = _compile(text) if "$" in text else ()
+    except RecursionError:
+        return []
+    for part in parts:
         if isinstance(part, _Placeholder) and part.expression is not None:
             try:
                 value = part.resolve(context)
             except RecursionError:
-                continue  # (substitution says so itself)
+                continue
             if value is None or (isinstance(value, _Matches) and not value):
                 missing.append(f"${{{part.source}}}")
     return missing
