@@ -1,4 +1,4 @@
-"""The dry-run from real traffic and the lint warnings, in Chromium at 1366 px: messages consumed by the
+"""The dry-run from real consumed and the lint warnings, in Chromium at 1366 px: messages consumed by the
 listener, the dry-run page's picker (the latest message by default), its warnings, the handler list's paths
 column and the warnings shown on save. Each page is saved under var/screenshots/."""
 
@@ -11,16 +11,16 @@ from handlers.models import EventHandler
 from queues.models import ReceivedMessage
 
 from .test_dispatch import handler
-from .test_shapes import SIGNED, complete, every_batch, traffic  # noqa: F401 - fixtures
+from .test_shapes import SIGNED, complete
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def docusign(traffic):  # noqa: F811 - (the listener runs before the browser's event loop)
+def docusign(consumed):  # (the listener runs before the browser's event loop)
     """Two real messages on the internal queue, the latest without workflowInstanceId, and a handler of them."""
-    event = traffic(SIGNED)
-    traffic({"status": "signed", "signer": {"email": "b@example.com"}})
+    event = consumed(SIGNED)
+    consumed({"status": "signed", "signer": {"email": "b@example.com"}})
     return handler(complete(event=event, email="${signer.email}"))
 
 

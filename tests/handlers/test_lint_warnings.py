@@ -1,5 +1,5 @@
 """Where lint warnings show: the `X-Eventhub-Warnings` header of `POST`/`PUT /api/event`, the dry-run (API and
-admin, from real traffic), backtests, the admin's save and its handler list."""
+admin, from real consumed), backtests, the admin's save and its handler list."""
 
 import json
 
@@ -11,14 +11,14 @@ from handlers.models import EventHandler
 from queues.models import ReceivedMessage
 
 from .test_event_api import post, put
-from .test_shapes import SIGNED, complete, every_batch, traffic  # noqa: F401 - fixtures
+from .test_shapes import SIGNED, complete
 
 pytestmark = pytest.mark.django_db
 HEADER = "X-Eventhub-Warnings"
 
 
-def test_the_api_answers_conductors_empty_200_with_the_warnings_in_a_header(api, traffic):
-    event = traffic(SIGNED)
+def test_the_api_answers_conductors_empty_200_with_the_warnings_in_a_header(api, consumed):
+    event = consumed(SIGNED)
     response = post(api, complete("${workflowInstnceId}", event=event))
     assert (response.status_code, response.content) == (200, b"")
     [message] = json.loads(response[HEADER])
@@ -29,16 +29,16 @@ def test_the_api_answers_conductors_empty_200_with_the_warnings_in_a_header(api,
     assert "condition: $.sttaus reads sttaus" in json.loads(broken[HEADER])[0]
 
 
-def test_no_header_before_any_message_was_sampled_or_for_a_correct_handler(api, traffic):
+def test_no_header_before_any_message_was_sampled_or_for_a_correct_handler(api, consumed):
     assert HEADER not in post(api, complete("${workflowInstnceId}"))
-    event = traffic(SIGNED)
+    event = consumed(SIGNED)
     assert HEADER not in post(api, complete(event=event, signer="${signer.email}") | {"name": "correct"})
 
 
 def test_a_dry_run_without_payload_uses_the_latest_stored_message_and_warns_about_what_resolved_to_nothing(
-        api, traffic):
-    event = traffic(SIGNED)
-    traffic({"status": "signed", "signer": {"email": "b@example.com"}})  # (the latest: no workflowInstanceId)
+        api, consumed):
+    event = consumed(SIGNED)
+    consumed({"status": "signed", "signer": {"email": "b@example.com"}})  # (the latest: no workflowInstanceId)
     post(api, complete(event=event))
     response = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign"}, format="json")
     assert response.status_code == 200, response.content
@@ -52,9 +52,9 @@ def test_a_dry_run_without_payload_uses_the_latest_stored_message_and_warns_abou
     assert "workflowId resolved to None: nothing in the message filled it in" in body["warnings"][1]["message"]
 
 
-def test_a_dry_run_can_pick_any_stored_message_of_the_event(api, traffic):
-    event = traffic(SIGNED)
-    traffic({"status": "signed"})
+def test_a_dry_run_can_pick_any_stored_message_of_the_event(api, consumed):
+    event = consumed(SIGNED)
+    consumed({"status": "signed"})
     post(api, complete(event=event))
     first = ReceivedMessage.objects.filter(event=event).earliest("received_at")
     body = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "message": first.pk},
@@ -63,8 +63,8 @@ def test_a_dry_run_can_pick_any_stored_message_of_the_event(api, traffic):
     assert body["actions"][0]["input"]["workflowId"] == "wf-1"
 
 
-def test_a_dry_run_of_a_message_of_another_event_or_with_none_stored_is_refused_clearly(api, traffic):
-    other = traffic(SIGNED)
+def test_a_dry_run_of_a_message_of_another_event_or_with_none_stored_is_refused_clearly(api, consumed):
+    other = consumed(SIGNED)
     post(api, complete())  # on conductor:docusign, where nothing arrived
     elsewhere = ReceivedMessage.objects.get(event=other)
     missing = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "message": elsewhere.pk},
@@ -85,8 +85,8 @@ def test_a_typed_payload_still_works_and_gets_the_warnings_too(api):
     assert body["actions"][0]["input"]["output"]["output"] == "null at null"
 
 
-def test_the_dry_run_warns_about_paths_never_seen_as_well(traffic):
-    event = traffic(SIGNED)
+def test_the_dry_run_warns_about_paths_never_seen_as_well(consumed):
+    event = consumed(SIGNED)
     item = EventHandler()
     item.apply_conductor(complete("${workflowInstnceId}", event=event))
     kinds = [(w["kind"], w["expression"]) for w in dry_run(item, SIGNED).warnings]
@@ -94,8 +94,8 @@ def test_the_dry_run_warns_about_paths_never_seen_as_well(traffic):
                      ("actionWouldFail", "complete_task")]
 
 
-def test_a_backtest_result_carries_the_lint_warnings(api, traffic):
-    event = traffic(SIGNED)
+def test_a_backtest_result_carries_the_lint_warnings(api, consumed):
+    event = consumed(SIGNED)
     draft = complete("${workflowInstnceId}", event=event)
     body = api.post("/api/eventhub/handlers/backtest", {"handler": draft}, format="json").json()
     assert [w["expression"] for w in body["warnings"]] == ["${workflowInstnceId}"]
@@ -111,8 +111,8 @@ def form_data(handler: dict) -> dict:
             "actions": json.dumps(handler["actions"])}
 
 
-def test_saving_in_the_admin_shows_each_unseen_path_as_a_warning(admin_client, traffic):
-    event = traffic(SIGNED)
+def test_saving_in_the_admin_shows_each_unseen_path_as_a_warning(admin_client, consumed):
+    event = consumed(SIGNED)
     response = admin_client.post("/admin/handlers/eventhandler/add/",
                                  form_data(complete("${workflowInstnceId}", event=event)), follow=True)
     shown = [(m.level_tag, m.message) for m in response.context["messages"]]
@@ -120,8 +120,8 @@ def test_saving_in_the_admin_shows_each_unseen_path_as_a_warning(admin_client, t
     assert "did you mean workflowInstanceId?" in response.content.decode()
 
 
-def test_the_handler_list_says_which_handlers_read_unseen_paths(admin_client, traffic):
-    event = traffic(SIGNED)
+def test_the_handler_list_says_which_handlers_read_unseen_paths(admin_client, consumed):
+    event = consumed(SIGNED)
     for name, template in (("broken", "${workflowInstnceId}"), ("fine", "${workflowInstanceId}")):
         item = EventHandler()
         item.apply_conductor(complete(template, event=event) | {"name": name})
@@ -134,9 +134,9 @@ def test_the_handler_list_says_which_handlers_read_unseen_paths(admin_client, tr
     assert page.count('class="lint-ok"') == 1 and page.count('class="lint-unchecked"') == 1
 
 
-def test_the_admin_dry_run_starts_from_the_latest_message_and_can_pick_another(admin_client, traffic):
-    event = traffic(SIGNED)
-    traffic({"status": "signed"})
+def test_the_admin_dry_run_starts_from_the_latest_message_and_can_pick_another(admin_client, consumed):
+    event = consumed(SIGNED)
+    consumed({"status": "signed"})
     item = EventHandler()
     item.apply_conductor(complete(event=event))
     item.save()
@@ -164,8 +164,8 @@ def test_the_admin_dry_run_says_when_no_message_is_stored_or_the_one_asked_is_no
     assert "No stored message 999 on conductor:docusign" in admin_client.get(url, {"message": 999}).content.decode()
 
 
-def test_the_backtest_result_page_shows_the_warnings(admin_client, traffic):
-    event = traffic(SIGNED)
+def test_the_backtest_result_page_shows_the_warnings(admin_client, consumed):
+    event = consumed(SIGNED)
     item = EventHandler()
     item.apply_conductor(complete("${workflowInstnceId}", event=event))
     backtest, _ = backtests.start(item, backtests.Criteria.of(event), draft=True)

@@ -27,35 +27,12 @@ def complete(template: str = "${workflowInstanceId}", condition: str | None = "$
                 "workflowId": template, "taskRefName": "sign_ref", "output": output}}]}
 
 
-@pytest.fixture
-def every_batch(settings):
-    """Every batch sampled and written (the defaults sample one message a second and write every 10 s)."""
-    settings.SHAPES_SAMPLE_SECONDS = 0
-    settings.SHAPES_WRITE_SECONDS = 0
-
-
-@pytest.fixture
-def traffic(make_config, every_batch):
-    """Real messages on the internal queue, consumed by the listener."""
-    config = make_config("conductor")
-
-    def send(*payloads) -> str:
-        for payload in payloads:
-            publish(config.event, payload)
-        listener = Listener([config.event], relay=False)
-        listener.run_once(wait=0)
-        listener.close()
-        return config.event
-
-    return send
-
-
 def unseen(item) -> list[str]:
     return [w.expression for w in lint(item).warnings if w.kind == UNSEEN]
 
 
-def test_it_warns_about_a_misspelled_path_after_real_messages_and_not_about_correct_ones(traffic):
-    event = traffic(SIGNED)
+def test_it_warns_about_a_misspelled_path_after_real_messages_and_not_about_correct_ones(consumed):
+    event = consumed(SIGNED)
     item = handler(complete("${workflowInstnceId}", event=event, email="${signer.email}", sku="${items[0].sku}",
                             skus="${items[*].sku}", name="${$['first name']}"))
     [warning] = lint(item).warnings
@@ -65,16 +42,16 @@ def test_it_warns_about_a_misspelled_path_after_real_messages_and_not_about_corr
     assert lint(correct).warnings == [] and lint(correct).note == ""
 
 
-def test_it_warns_about_condition_paths_never_seen_and_not_about_javascripts_own_properties(traffic):
-    event = traffic(SIGNED)
+def test_it_warns_about_condition_paths_never_seen_and_not_about_javascripts_own_properties(consumed):
+    event = consumed(SIGNED)
     item = handler(complete(event=event, condition="$.statsu == 'signed' && $['signer'].emial && "
                                                    "$.items.length > 1 && $.status.toLowerCase() == 'signed' && "
                                                    "$.items[0].qty > 1 && '$.quoted' != ''"))
     assert unseen(item) == ["$.statsu", "$['signer'].emial"]
 
 
-def test_a_value_param_condition_is_linted_by_its_key(traffic):
-    event = traffic(SIGNED)
+def test_a_value_param_condition_is_linted_by_its_key(consumed):
+    event = consumed(SIGNED)
     assert unseen(handler(complete(event=event, condition="statsu"), evaluatorType="value-param")) == ["statsu"]
     assert unseen(handler(complete(event=event, condition="status"), name="ok", evaluatorType="value-param")) == []
 
@@ -84,24 +61,24 @@ def test_nothing_is_warned_before_any_message_was_sampled():
     assert report.warnings == [] and "no message on conductor:docusign has been sampled yet" in report.note
 
 
-def test_a_path_under_a_free_form_object_counts_as_seen(traffic, settings):
+def test_a_path_under_a_free_form_object_counts_as_seen(consumed, settings):
     settings.SHAPES_MAX_KEYS = 5
-    event = traffic({"id": 1, "attributes": {f"key{n}": n for n in range(10)}})
+    event = consumed({"id": 1, "attributes": {f"key{n}": n for n in range(10)}})
     assert "attributes.*" in EventShape.objects.get(event=event).paths
     assert unseen(handler(complete("${attributes.whatever.below}", None, event, other="${idd}"))) == ["${idd}"]
 
 
-def test_paths_seen_on_any_sampled_message_count_and_shapes_merge(traffic):
-    event = traffic({"workflowInstanceId": "wf-1"})
-    traffic({"workflowInstanceId": "wf-2", "extra": {"reason": "late"}})
+def test_paths_seen_on_any_sampled_message_count_and_shapes_merge(consumed):
+    event = consumed({"workflowInstanceId": "wf-1"})
+    consumed({"workflowInstanceId": "wf-2", "extra": {"reason": "late"}})
     assert set(EventShape.objects.get(event=event).paths) == {"workflowInstanceId", "extra", "extra.reason"}
     assert unseen(handler(complete(condition=None, event=event, why="${extra.reason}", no="${extra.reasons}"))) == [
         "${extra.reasons}"]
 
 
-def test_the_shape_is_bounded_and_says_when_it_is_full(traffic, settings):
+def test_the_shape_is_bounded_and_says_when_it_is_full(consumed, settings):
     settings.SHAPES_MAX_PATHS = 3
-    event = traffic({f"field{n}": n for n in range(10)})
+    event = consumed({f"field{n}": n for n in range(10)})
     shape = EventShape.objects.get(event=event)
     assert len(shape.paths) == 3 and shape.full
     report = lint(handler(complete("${nowhere}", None, event)))
@@ -146,9 +123,9 @@ def test_stale_paths_are_dropped_and_a_stale_event_loses_its_shape(settings):
     assert not EventShape.objects.exists()
 
 
-def test_a_sampling_defect_does_not_stop_the_batch(traffic, monkeypatch):
+def test_a_sampling_defect_does_not_stop_the_batch(consumed, monkeypatch):
     monkeypatch.setattr(shapes, "paths_of", lambda payload: 1 / 0)
-    event = traffic(SIGNED)
+    event = consumed(SIGNED)
     assert not EventShape.objects.filter(event=event).exists()
 
 
@@ -171,8 +148,8 @@ def test_javascript_paths_stop_before_a_method_and_skip_string_literals():
         ("$.a.b.trim", ["a", "b"]), ("$?.c?.['d']", ["c", "d"]), ("$.e[0].f", ["e", 0, "f"])]
 
 
-def test_the_header_value_is_one_line_of_ascii_json_and_bounded(traffic):
-    event = traffic(SIGNED)
+def test_the_header_value_is_one_line_of_ascii_json_and_bounded(consumed):
+    event = consumed(SIGNED)
     item = handler(complete("${wörkflowId}", event=event, **{f"f{n}": "${missing" + "x" * 300 + f"{n}}}"
                                                                for n in range(30)}))
     value = header_value(lint(item).warnings)
