@@ -7,6 +7,7 @@ forms only present the model's own validation.
 import difflib
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,7 +42,7 @@ from .dryrun import DRY_RUN_MESSAGE_ID, dry_run, recent_messages, stored_message
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
 from .lint import lint
 from .message_admin import workflow_link
-from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
+from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, EventShape, HandlerRevision
 from .overview import executions_of_decision
 from .shapes import shapes_of
 
@@ -296,6 +297,46 @@ class EventHandlerAdmin(admin.ModelAdmin):
             "form": form,
         }
         return TemplateResponse(request, "admin/handlers/eventhandler/import.html", context)
+
+
+# Observed shapes: read-only ---------------------------------------------------------------------
+
+
+@admin.register(EventShape)
+class EventShapeAdmin(admin.ModelAdmin):
+    """What the listeners saw on each event (`handlers.shapes`); kept by them, never edited here."""
+
+    list_display = ("event", "path_count", "full", "sampled", "updated")
+    list_filter = ("full",)
+    search_fields = ("event",)
+    search_help_text = "Search by event (e.g. sqs:shipping_start)."
+    fields = ("event", "full", "sampled", "updated_at", "paths_shown")
+    readonly_fields = fields
+
+    @admin.display(description="paths")
+    def path_count(self, obj: EventShape) -> int:
+        return len(obj.paths)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: EventShape) -> str:
+        return clock(obj.updated_at)
+
+    @admin.display(description="paths seen (last seen)")
+    def paths_shown(self, obj: EventShape) -> SafeString:
+        seen = sorted(obj.paths.items())
+        rows = format_html_join("", "<tr><td><code>{}</code></td><td>{}</td></tr>",
+                                ((path, clock(datetime.fromtimestamp(at, UTC))) for path, at in seen))
+        return format_html("<table>{}</table>", rows)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Part of linting handlers: whoever may see handlers may see what their events carry.
+        return super().has_view_permission(request, obj) or request.user.has_perm("handlers.view_eventhandler")
 
 
 # Revisions -------------------------------------------------------------------------------------

@@ -158,7 +158,8 @@ class ResolvedActionSerializer(serializers.Serializer):
 
 
 class WarningSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["unseenPath", "unresolved", "actionWouldFail"])
+    kind = serializers.CharField(help_text="unseenPath (no message sampled on the event had it), unresolved (it "
+                                 "resolved to nothing for this payload) or actionWouldFail.")
     where = serializers.CharField(help_text='"condition" or the place in the actions, e.g. '
                                   "actions[0].complete_task.workflowId.")
     expression = serializers.CharField(help_text="As written, e.g. ${workflowInstanceId} or $.status.")

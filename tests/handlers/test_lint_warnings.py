@@ -7,9 +7,10 @@ import pytest
 
 from handlers import backtests
 from handlers.dryrun import dry_run
-from handlers.models import EventHandler
+from handlers.models import EventHandler, EventShape
 from queues.models import ReceivedMessage
 
+from ..conftest import make_user
 from .test_event_api import post, put
 from .test_shapes import SIGNED, complete
 
@@ -171,3 +172,15 @@ def test_the_backtest_result_page_shows_the_warnings(admin_client, consumed):
     backtest, _ = backtests.start(item, backtests.Criteria.of(event), draft=True)
     page = admin_client.get(f"/admin/handlers/backtest/{backtest.pk}/change/").content.decode()
     assert 'id="backtest-warnings"' in page and "did you mean workflowInstanceId?" in page
+
+
+def test_the_admin_shows_each_events_shape_read_only_to_whoever_may_see_handlers(client, consumed,
+                                                                                     django_user_model):
+    event = consumed(SIGNED)
+    client.force_login(make_user(django_user_model, "viewer", "view_eventhandler"))
+    listed = client.get("/admin/handlers/eventshape/").content.decode()
+    assert event in listed
+    shape = EventShape.objects.get(event=event)
+    page = client.get(f"/admin/handlers/eventshape/{shape.pk}/change/").content.decode()
+    assert "<code>items[*].sku</code>" in page and "<code>signer.email</code>" in page
+    assert client.post(f"/admin/handlers/eventshape/{shape.pk}/delete/").status_code == 403
