@@ -67,7 +67,7 @@ def parse(path: str) -> list[Step] | None:
     steps: list[Step] = []
     index = 1 if text.startswith("$") else 0
     if not index and text and text[0] not in ".[":
-        first = _NAME.match(text) or (re.match(r"\*", text))
+        first = _NAME.match(text) or re.match(r"\*", text)
         if first is None:
             return None
         steps.append(ANY if first.group() == "*" else first.group())
