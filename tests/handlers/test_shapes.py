@@ -13,6 +13,7 @@ from handlers.tasks import purge_old_records
 from queues.publish import publish
 
 from .test_dispatch import handler, message
+from .test_handler_limits import poisoned
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +156,19 @@ def test_the_header_value_is_one_line_of_ascii_json_and_bounded(consumed):
     value = header_value(lint(item).warnings)
     assert value.isascii() and "\n" not in value and len(value) <= 4000
     assert value.endswith('more"]') and "\\u00f6" in value
+
+
+def test_paths_seen_again_are_rewritten_only_once_their_last_seen_time_is_due(settings):
+    settings.SHAPES_SAMPLE_SECONDS, settings.SHAPES_WRITE_SECONDS, settings.SHAPES_REFRESH_SECONDS = 0, 0, 3600
+    sampler = shapes.Sampler()
+    sampler.observe("conductor:x", [message({"a": 1})])
+    sampler.observe("conductor:x", [message({"a": 2})])  # nothing new, nothing due: not written
+    assert EventShape.objects.get(event="conductor:x").sampled == 1
+    settings.SHAPES_REFRESH_SECONDS = 0
+    sampler.observe("conductor:x", [message({"a": 3})])
+    assert EventShape.objects.get(event="conductor:x").sampled == 3  # (the count since the last write)
+
+
+def test_a_handler_saved_before_the_template_limits_is_linted_without_failing(consumed):
+    event = consumed({"who": "Ada"})
+    assert lint(poisoned("poisoned", event)).warnings == []
