@@ -184,3 +184,11 @@ def test_the_admin_shows_each_events_shape_read_only_to_whoever_may_see_handlers
     page = client.get(f"/admin/handlers/eventshape/{shape.pk}/change/").content.decode()
     assert "<code>items[*].sku</code>" in page and "<code>signer.email</code>" in page
     assert client.post(f"/admin/handlers/eventshape/{shape.pk}/delete/").status_code == 403
+
+
+def test_a_dry_run_with_a_null_payload_uses_null_not_a_stored_message(api, consumed):
+    event = consumed(SIGNED)
+    post(api, complete(event=event, condition=None))
+    body = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "payload": None},
+                    format="json").json()
+    assert body["sample"] is None and body["actions"][0]["input"]["workflowId"] is None
