@@ -63,6 +63,7 @@ class DryRun:
     actions: list[ResolvedAction]
     warnings: list[dict] = field(default_factory=list)  # LintWarning.as_dict()
     sample: dict | None = None  # the stored message whose payload this was: {"id", "messageId", "receivedAt"}
+    pathsUnchecked: str | None = None  # noqa: N815 - why its paths were not checked against its event's shape
 
     def as_dict(self) -> dict:
         shown = asdict(self)
@@ -83,13 +84,14 @@ def dry_run(handler: EventHandler, payload: Any, *, message_id: str = DRY_RUN_ME
         resolve_action(action, index, payload, context, would_run=result.matched)
         for index, action in enumerate(handler.actions if isinstance(handler.actions, list) else [])
     ]
-    warnings = lint(handler).warnings + payload_warnings(handler, payload, actions)
+    report = lint(handler)
+    warnings = report.warnings + payload_warnings(handler, payload, actions)
     return DryRun(
         handler=handler.name, event=handler.event, active=handler.active, condition=handler.condition,
         evaluatorType=handler.evaluator_type, matched=result.matched, value=result.value, error=result.error,
         actions=actions, warnings=[w.as_dict() for w in warnings],
         sample={"id": sample.pk, "messageId": sample.message_id, "receivedAt": sample.received_at.isoformat()}
-        if sample is not None else None,
+        if sample is not None else None, pathsUnchecked=report.note or None,
     )
 
 

@@ -185,6 +185,9 @@ class DryRunSerializer(serializers.Serializer):
     warnings = WarningSerializer(many=True, help_text="Paths never seen on the event, placeholders that resolved "
                                  "to nothing for this payload, actions that would fail for it.")
     sample = SampleSerializer(allow_null=True, help_text="The stored message used as the payload, if one was.")
+    pathsUnchecked = serializers.CharField(  # noqa: N815
+        allow_null=True, help_text="Why the handler's paths were not checked against its event's observed shape "
+        "(no message sampled yet, or the shape is full), or null.")
 
 
 class BacktestRequestSerializer(TimeRangeFilter):

@@ -60,7 +60,7 @@ def test_a_dry_run_can_pick_any_stored_message_of_the_event(api, consumed):
     first = ReceivedMessage.objects.filter(event=event).earliest("received_at")
     body = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "message": first.pk},
                     format="json").json()
-    assert body["sample"]["id"] == first.pk and body["warnings"] == []
+    assert body["sample"]["id"] == first.pk and body["warnings"] == [] and body["pathsUnchecked"] is None
     assert body["actions"][0]["input"]["workflowId"] == "wf-1"
 
 
@@ -82,6 +82,7 @@ def test_a_typed_payload_still_works_and_gets_the_warnings_too(api):
     body = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign",
                                                        "payload": {"workflowInstanceId": "wf-9"}}, format="json").json()
     assert body["sample"] is None
+    assert body["pathsUnchecked"] == "no message on conductor:docusign has been sampled yet: paths not checked"
     assert [w["expression"] for w in body["warnings"]] == ["${signer.email}", "${when}"]
     assert body["actions"][0]["input"]["output"]["output"] == "null at null"
 
@@ -163,6 +164,8 @@ def test_the_admin_dry_run_says_when_no_message_is_stored_or_the_one_asked_is_no
     url = f"/admin/handlers/eventhandler/{item.pk}/dry-run/"
     assert 'id="no-recent"' in admin_client.get(url).content.decode()
     assert "No stored message 999 on conductor:docusign" in admin_client.get(url, {"message": 999}).content.decode()
+    ran = admin_client.post(url, {"payload": json.dumps(SIGNED), "message_id": "typed"}).content.decode()
+    assert 'id="dry-run-paths-unchecked"' in ran and "no message on conductor:docusign has been sampled" in ran
 
 
 def test_the_backtest_result_page_shows_the_warnings(admin_client, consumed):
