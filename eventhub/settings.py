@@ -383,6 +383,20 @@ BACKTEST_TASK_SECONDS = env_int("BACKTEST_TASK_SECONDS", 240, minimum=1, maximum
 BACKTEST_DEFAULT_DAYS = env_int("BACKTEST_DEFAULT_DAYS", 7, minimum=1)
 BACKTEST_SAMPLES = env_int("BACKTEST_SAMPLES", 10, minimum=1, maximum=100)
 BACKTEST_KEEP_HOURS = env_int("BACKTEST_KEEP_HOURS", 72, minimum=1)
+# Observed shapes (handlers.shapes): the field paths seen on each event, for linting handlers. Each consumer
+# walks at most one message per event every SHAPES_SAMPLE_MS and writes what was new at most every
+# SHAPES_WRITE_SECONDS (what it saw again, every SHAPES_REFRESH_SECONDS). An event keeps SHAPES_MAX_PATHS paths,
+# SHAPES_MAX_DEPTH steps deep; an object of more than SHAPES_MAX_KEYS keys is taken as free-form (anything below
+# it counts as seen); SHAPES_ARRAY_ITEMS items of each array are walked. Paths not seen for SHAPES_STALE_DAYS
+# are dropped, and an event none was seen on for that long loses its shape (records purge).
+SHAPES_SAMPLE_SECONDS = env_int("SHAPES_SAMPLE_MS", 1000, minimum=0) / 1000
+SHAPES_WRITE_SECONDS = env_int("SHAPES_WRITE_SECONDS", 10, minimum=0)
+SHAPES_REFRESH_SECONDS = env_int("SHAPES_REFRESH_SECONDS", 3600, minimum=0)
+SHAPES_MAX_PATHS = env_int("SHAPES_MAX_PATHS", 500, minimum=1, maximum=10_000)
+SHAPES_MAX_DEPTH = env_int("SHAPES_MAX_DEPTH", 12, minimum=1, maximum=64)
+SHAPES_MAX_KEYS = env_int("SHAPES_MAX_KEYS", 100, minimum=1)
+SHAPES_ARRAY_ITEMS = env_int("SHAPES_ARRAY_ITEMS", 3, minimum=1)
+SHAPES_STALE_DAYS = env_int("SHAPES_STALE_DAYS", 7, minimum=1)
 
 # --- outbox ---
 # Outgoing messages (EVENT tasks, the publish API) go through queues.OutboxMessage; a relay publishes them.

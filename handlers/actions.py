@@ -219,6 +219,33 @@ class ActionKind:
         return self.run(engine, body, context)
 
 
+class _Reached(Exception):  # noqa: N818 - a signal, not an error
+    """The action called its engine: its input passed the action's own checks."""
+
+
+class _Probe:
+    """Stands in for the engine (any of its operations) to see whether an input gets as far as calling it."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            raise _Reached
+
+        return call
+
+
+def input_problem(kind: ActionKind, body: Any, context: ActionContext) -> str | None:
+    """Why `kind` would fail with this resolved body before reaching the engine (exactly the checks
+    `execute` makes: the same code runs against a stand-in engine), or None. What the engine itself would
+    refuse (no such workflow or task) is not known here."""
+    try:
+        kind.execute(_Probe(), body, context)  # type: ignore[arg-type] - duck-typed on purpose
+    except _Reached:
+        return None
+    except InvalidRequest as exc:
+        return str(exc)
+    return None
+
+
 ACTION_KINDS: dict[str, ActionKind] = {
     kind.name: kind
     for kind in (

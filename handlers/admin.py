@@ -6,12 +6,15 @@ forms only present the model's own validation.
 
 import json
 import logging
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -22,7 +25,7 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from eventhub.lib.display import clock, event_label, short_id
@@ -35,17 +38,20 @@ from .backtest_admin import backtest_view
 from .changes import delete_handler, restore_revision, save_handler
 from .conditions import IsolatesBusy
 from .display import CODE_STYLE, diff_block, json_block, plural
-from .dryrun import DRY_RUN_MESSAGE_ID, dry_run
-from .forms import EventHandlerForm, HandlerImportForm, error_lines
+from .dryrun import DRY_RUN_MESSAGE_ID, dry_run, recent_messages, stored_message
+from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
+from .lint import lint
 from .message_admin import workflow_link
-from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, HandlerRevision
+from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, EventShape, HandlerRevision
 from .overview import executions_of_decision
 from .shadow import original_changed, original_of
 from .shadow_admin import compare_view, promote_view, shadow_copy_view
+from .shapes import shapes_of
 
 logger = logging.getLogger(__name__)
 
 HISTORY_ROWS = 10
+SAVE_WARNINGS = 10  # lint warnings shown after a save, then a count
 def admin_url(obj, view: str = "change") -> str:
     opts = obj._meta
     return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=[obj.pk])
@@ -67,10 +73,20 @@ class KindFilter(admin.SimpleListFilter):
         return queryset
 
 
+class LintedChangeList(ChangeList):
+    """The handlers of the page, each linted against its event's shape (one query for the page's shapes)."""
+
+    def get_results(self, request) -> None:
+        super().get_results(request)
+        found = shapes_of({handler.event for handler in self.result_list})
+        for handler in self.result_list:
+            handler.lint_report = lint(handler, found.get(handler.event))
+
+
 @admin.register(EventHandler)
 class EventHandlerAdmin(admin.ModelAdmin):
     form = EventHandlerForm
-    list_display = ("name_shown", "event_shown", "active", "action_kinds_display", "last_change")
+    list_display = ("name_shown", "event_shown", "active", "action_kinds_display", "lint_shown", "last_change")
     list_filter = (KindFilter, "active", "mode")
     search_fields = ("name", "event")
     search_help_text = "Search by handler name or event (e.g. sqs:shipping_start)."
@@ -142,6 +158,27 @@ class EventHandlerAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         save_handler(obj, user=request.user, source="admin")
+        warnings = lint(obj).warnings
+        for warning in warnings[:SAVE_WARNINGS]:
+            self.message_user(request, warning.message, messages.WARNING)
+        if len(warnings) > SAVE_WARNINGS:
+            self.message_user(request, f"… and {len(warnings) - SAVE_WARNINGS} more paths never seen on {obj.event}.",
+                              messages.WARNING)
+
+    def get_changelist(self, request, **kwargs):
+        return LintedChangeList
+
+    @admin.display(description="paths")
+    def lint_shown(self, obj: EventHandler) -> str:
+        report = getattr(obj, "lint_report", None)
+        if report is None or report.note:
+            return format_html('<span class="lint-unchecked" title="{}">—</span>', report.note if report else "")
+        if not report.warnings:
+            return format_html('<span class="lint-ok" title="{}">seen</span>',
+                               "Every path it reads was seen on its event.")
+        return format_html('<span class="lint-warning" title="{}">⚠ {}</span>',
+                           "\n".join(w.message for w in report.warnings),
+                           plural(len(report.warnings), "unseen path"))
 
     def delete_model(self, request, obj) -> None:
         delete_handler(obj, user=request.user, source="admin")
@@ -255,6 +292,46 @@ class EventHandlerAdmin(admin.ModelAdmin):
             "form": form,
         }
         return TemplateResponse(request, "admin/handlers/eventhandler/import.html", context)
+
+
+# Observed shapes: read-only ---------------------------------------------------------------------
+
+
+@admin.register(EventShape)
+class EventShapeAdmin(admin.ModelAdmin):
+    """What the listeners saw on each event (`handlers.shapes`); kept by them, never edited here."""
+
+    list_display = ("event", "path_count", "full", "sampled", "updated")
+    list_filter = ("full",)
+    search_fields = ("event",)
+    search_help_text = "Search by event (e.g. sqs:shipping_start)."
+    fields = ("event", "full", "sampled", "updated_at", "paths_shown")
+    readonly_fields = fields
+
+    @admin.display(description="paths")
+    def path_count(self, obj: EventShape) -> int:
+        return len(obj.paths)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, obj: EventShape) -> str:
+        return clock(obj.updated_at)
+
+    @admin.display(description="paths seen (last seen)")
+    def paths_shown(self, obj: EventShape) -> SafeString:
+        seen = sorted(obj.paths.items())
+        rows = format_html_join("", "<tr><td><code>{}</code></td><td>{}</td></tr>",
+                                ((path, clock(datetime.fromtimestamp(at, UTC))) for path, at in seen))
+        return format_html("<table>{}</table>", rows)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Part of linting handlers: whoever may see handlers may see what their events carry.
+        return super().has_view_permission(request, obj) or request.user.has_perm("handlers.view_eventhandler")
 
 
 # Revisions -------------------------------------------------------------------------------------
@@ -568,10 +645,12 @@ class ActionExecutionAdmin(admin.ModelAdmin):
 class DryRunForm(forms.Form):
     payload = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 14, "cols": 90, "style": CODE_STYLE}),
-        help_text='The sample message as JSON, e.g. <code>{"workflowInstanceId": "…"}</code>.',
+        help_text='The sample message as JSON, e.g. <code>{"workflowInstanceId": "…"}</code>; filled in from the '
+        "message picked above.",
     )
     message_id = forms.CharField(required=False, max_length=255, initial=DRY_RUN_MESSAGE_ID,
                                  help_text="Put in conductor.event.messageId.")
+    sample = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def clean_payload(self):
         return form_json(self.cleaned_data["payload"])
@@ -583,12 +662,17 @@ def dry_run_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id:
         raise Http404("No such event handler.")
     if not model_admin.has_view_permission(request, handler):
         raise PermissionDenied
-    form = DryRunForm(request.POST or None)
+    recent = list(recent_messages(handler.event))
+    picked = _picked(handler, request.POST.get("sample") if request.method == "POST" else request.GET.get("message"))
+    initial = {"sample": picked.pk, "payload": pretty_json(picked.payload), "message_id": picked.message_id} \
+        if picked is not None else {}
+    form = DryRunForm(request.POST or None, initial=initial)
     result = None
     if request.method == "POST" and form.is_valid():
         try:
             result = dry_run(handler, form.cleaned_data["payload"],
-                             message_id=form.cleaned_data["message_id"] or DRY_RUN_MESSAGE_ID)
+                             message_id=form.cleaned_data["message_id"] or DRY_RUN_MESSAGE_ID,
+                             sample=picked if _unedited(picked, form.cleaned_data["payload"]) else None)
         except IsolatesBusy as exc:
             form.add_error(None, f"Conditions are busy ({exc}); try again in a moment.")
     context = {
@@ -597,7 +681,24 @@ def dry_run_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id:
         "original": handler,
         "title": f"Dry-run {handler.name}",
         "form": form,
+        "recent": recent if picked is None or picked.pk in {m.pk for m in recent} else [picked, *recent],
+        "picked": picked,
+        "not_found": request.GET.get("message") if request.method == "GET" and picked is None else None,
         "result": result,
         "actions_shown": [(a, json_block(a.input)) for a in result.actions] if result else [],
     }
     return TemplateResponse(request, "admin/handlers/eventhandler/dry_run.html", context)
+
+
+def _picked(handler: EventHandler, asked: str | None):
+    """The stored message whose payload the form starts from: the one asked for (by id), else the latest."""
+    if asked:
+        try:
+            return stored_message(handler.event, int(asked))
+        except ValueError:
+            return None
+    return stored_message(handler.event)
+
+
+def _unedited(picked, payload: Any) -> bool:
+    return picked is not None and picked.payload == payload

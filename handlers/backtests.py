@@ -28,7 +28,7 @@ its later messages fail with that reason instead of costing the time limit each.
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
@@ -44,6 +44,7 @@ from queues.models import ReceivedMessage
 from .actions import ActionContext
 from .conditions import ConditionResult, evaluate_batch
 from .dryrun import ResolvedAction, resolve_action
+from .lint import lint
 from .models import Backtest, EventHandler
 from .payload import expand_inline_json
 
@@ -177,6 +178,8 @@ class Scan:
         self.difference = Tally(DIFFERENCES, settings.BACKTEST_SAMPLES) if compared is not None else None
         self.errors = {"condition": 0, "actions": 0}
         self.done = 0
+        # The backtested version's paths never seen on its event (`handlers.lint`), as of the start.
+        self.warnings = [warning.as_dict() for warning in lint(handler).warnings]
 
     def run(self, *, wait: float | None, deadline: float | None = None,
             progress: Callable[[int, dict], None] | None = None, stopping: Callable[[], bool] = lambda: False) -> str:
@@ -245,7 +248,8 @@ class Scan:
     def result(self) -> dict:
         """Counts (so far) and samples, as the API shows them."""
         result = {"total": self.done, **self.tally.counts, "conditionErrors": self.errors["condition"],
-                  "actionErrors": self.errors["actions"], "samples": self.tally.samples, "difference": None}
+                  "actionErrors": self.errors["actions"], "samples": self.tally.samples, "difference": None,
+                  "warnings": self.warnings}
         if self.difference is not None:
             result["difference"] = {**self.difference.counts, "samples": self.difference.samples}
         return result
@@ -275,7 +279,7 @@ def _shown(handler: EventHandler, decision: Decision, payload: Any, context: Act
     result = decision.condition
     actions = decision.actions if decision.actions is not None else _resolve(handler, payload, context, would_run=False)
     return {"condition": {"matched": decision.matched, "value": result.value, "error": result.error or result.deferred},
-            "actions": [asdict(action) for action in actions]}
+            "actions": [action.as_dict() for action in actions]}
 
 
 def _difference(draft: Decision, saved: Decision) -> str | None:
@@ -371,6 +375,7 @@ def describe(backtest: Backtest) -> dict:
         "to": criteria["to"], "limit": criteria["limit"], "outcomes": criteria["outcomes"],
         "progress": {"done": backtest.done, "expected": backtest.expected}, **counts,
         "samples": result.get("samples", {kind: [] for kind in KINDS}), "difference": result.get("difference"),
+        "warnings": result.get("warnings", []),
         "error": backtest.error or None, "createdAt": backtest.created_at.isoformat(),
         "startedAt": backtest.started_at.isoformat() if backtest.started_at else None,
         "finishedAt": backtest.finished_at.isoformat() if backtest.finished_at else None,

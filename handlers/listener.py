@@ -2,7 +2,8 @@
 
 `handle_batch` is shared by `listen_queues` and the django-q2 drain task. Unreadable messages and those
 delivered more often than the queue allows go to quarantine without being dispatched; dispatch decides
-for the rest, and only after it returned (its work committed) are messages acknowledged.
+for the rest, and only after it returned (its work committed) are messages acknowledged. Then the batch's
+event may have one message sampled for its observed shape (`handlers.shapes`).
 """
 
 import logging
@@ -24,6 +25,7 @@ from queues.outbox import relay_once
 from queues.providers.base import Message, Provider, ProviderError
 
 from . import dispatch  # (the module, not its function: tests replace dispatch_batch)
+from .shapes import SAMPLER
 
 log = logging.getLogger(__name__)
 Reason = QuarantinedMessage.Reason
@@ -63,6 +65,8 @@ def handle_batch(config: QueueConfig, provider: Provider, messages: list[Message
             provider.ack_many([m for m, _ in acked])
             records.acknowledged([d.record for _, d in acked if d.record is not None])
         outcomes.extend("acknowledged" for decision in decisions if decision.action == "ack")
+        # (after the acknowledgements: nearly always a clock read; now and then one message walked)
+        SAMPLER.observe(config.event, to_dispatch)
     if metrics.enabled():
         _observe(config, outcomes, time.monotonic() - received)
     return len(messages)

@@ -497,3 +497,34 @@ class Backtest(models.Model):
         """Delete backtests older than BACKTEST_KEEP_HOURS; returns how many."""
         cutoff = timezone.now() - timedelta(hours=settings.BACKTEST_KEEP_HOURS)
         return cls.objects.filter(created_at__lt=cutoff).delete()[1].get(cls._meta.label, 0)
+
+
+class EventShape(models.Model):
+    """The field paths seen in recent messages of one event (`handlers.shapes`), which handlers are linted
+    against. Kept by the listeners from sampled messages, bounded (SHAPES_MAX_PATHS), and current: a path not
+    seen for SHAPES_STALE_DAYS is dropped, and so is an event's whole shape by the records purge."""
+
+    event = models.CharField(max_length=1040, unique=True)
+    paths = models.JSONField(
+        default=dict, blank=True,
+        help_text='Each path seen, normalised (<code>customer.address.city</code>, <code>items[*].sku</code>, '
+        "<code>meta.*</code> for a free-form object), with when it was last seen (Unix seconds).",
+    )
+    full = models.BooleanField(
+        default=False, help_text="More paths arrived than SHAPES_MAX_PATHS: paths not kept cannot be told from "
+        "paths never seen, so handlers are not warned about unseen paths.",
+    )
+    sampled = models.PositiveBigIntegerField(default=0, help_text="Messages walked so far.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["event"]
+
+    def __str__(self) -> str:
+        return f"shape of {self.event}"
+
+    @classmethod
+    def prune(cls) -> int:
+        """Delete the shapes of events nothing was sampled on for SHAPES_STALE_DAYS; returns how many."""
+        cutoff = timezone.now() - timedelta(days=settings.SHAPES_STALE_DAYS)
+        return cls.objects.filter(updated_at__lt=cutoff).delete()[1].get(cls._meta.label, 0)

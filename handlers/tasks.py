@@ -34,7 +34,7 @@ from queues.quarantine import retried_messages
 
 from . import backtests
 from .listener import Consumer
-from .models import FINAL_STATUSES, ActionExecution, Backtest
+from .models import FINAL_STATUSES, ActionExecution, Backtest, EventShape
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> 
         logger.info("Purged records older than %s: %s", cutoff.isoformat(), counts)
     ListenerHeartbeat.prune()  # (also done by running listeners; this covers a machine where none runs)
     Backtest.prune()  # (kept BACKTEST_KEEP_HOURS, whatever the records' retention)
+    EventShape.prune()  # (an event nothing arrived on for SHAPES_STALE_DAYS)
     return counts
 
 

@@ -17,6 +17,15 @@ def token_client(user) -> APIClient:
     return client
 
 
+@pytest.fixture(autouse=True)
+def _fresh_shape_sampler():
+    """The listener's shape sampler remembers, per process, what it wrote: each test starts it afresh, as its
+    database does."""
+    from handlers.shapes import SAMPLER  # noqa: PLC0415 - (Django is set up by now)
+
+    SAMPLER.reset()
+
+
 @pytest.fixture
 def superuser(django_user_model):
     return django_user_model.objects.create_superuser(username="root", password="pw-root", email="")

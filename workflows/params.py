@@ -162,9 +162,10 @@ def _smart_json(value: Any) -> str:
 class _Placeholder:
     """One `${...}`: its expression, compiled, and its path, compiled, when the expression is plain text."""
 
-    __slots__ = ("expression", "path")
+    __slots__ = ("expression", "path", "source")
 
     def __init__(self, expression: str):
+        self.source = expression  # as written between `${` and `}`
         self.expression = _compile(expression) if expression.strip() else None
         self.path: Any = None
         if self.expression is not None and len(self.expression) == 1 and isinstance(self.expression[0], str):
@@ -341,6 +342,58 @@ class _Query:
 
 
 _UNREADABLE = _Query(None, definite=True)
+
+
+def placeholders(text: str) -> list[tuple[str, str | None]]:
+    """Each `${...}` of a string as written, with its path when it is plain (None when placeholders nest in
+    it: those follow it, with theirs). `${}` and escaped `$${x}` are no placeholders here. None of a template
+    nested too deeply to compile (saved before the limits)."""
+    try:
+        parts = _compile(text)
+    except RecursionError:
+        return []
+    found: list[tuple[str, str | None]] = []
+    for part in parts:
+        if isinstance(part, _Placeholder) and part.expression is not None:
+            plain = len(part.expression) == 1 and isinstance(part.expression[0], str)
+            found.append((f"${{{part.source}}}", part.source.strip() if plain else None))
+            if not plain:
+                found.extend(placeholders(part.source))
+    return found
+
+
+def unresolved(text: str, context: Any) -> list[str]:
+    """The `${...}` of a string (as written) that resolve to nothing against `context`: a missing or null
+    value, or an indefinite path that matched nothing. (A template that nests too deeply to resolve is
+    no placeholder here: resolving it says so itself.)"""
+    missing = []
+    try:
+        parts = _compile(text) if "$" in text else ()
+    except RecursionError:
+        return []
+    for part in parts:
+        if isinstance(part, _Placeholder) and part.expression is not None:
+            try:
+                value = part.resolve(context)
+            except RecursionError:
+                continue
+            if value is None or (isinstance(value, _Matches) and not value):
+                missing.append(f"${{{part.source}}}")
+    return missing
+
+
+def template_strings(template: Any, path: str) -> list[tuple[str, str]]:
+    """Every string of a template holding `${`, with its path (`actions[0].start_workflow.input.id`)."""
+    found = []
+    stack = [(template, path, 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, dict | list) and depth < MAX_TEMPLATE_DEPTH:
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((item, _child_path(where, key), depth + 1) for key, item in reversed(list(items)))
+        elif isinstance(value, str) and "${" in value:
+            found.append((where, value))
+    return found
 
 
 def template_problems(template: Any, path: str) -> Problems:

@@ -128,10 +128,18 @@ class DryRunRequestSerializer(serializers.Serializer):
         help_text="An unsaved handler in Conductor JSON, validated as on registration.",
     )
     payload = serializers.JSONField(
-        allow_null=True, help_text="The sample message payload."
+        required=False, allow_null=True,
+        help_text="The sample message payload. Absent: a stored message of the handler's event (`message`, else "
+        "the latest).",
+    )
+    message = serializers.IntegerField(
+        required=False, min_value=1,
+        help_text="Without `payload`: the id of a stored message of the handler's event to use "
+        "(GET /api/eventhub/messages); absent means the latest.",
     )
     messageId = serializers.CharField(  # noqa: N815
-        required=False, max_length=255, help_text="Used for conductor.event.messageId; default dry-run."
+        required=False, max_length=255,
+        help_text="Used for conductor.event.messageId; default dry-run, or the stored message's id.",
     )
 
     def validate(self, attrs: dict) -> dict:
@@ -149,6 +157,21 @@ class ResolvedActionSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True, help_text="Why its input could not be built, or null.")
 
 
+class WarningSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="unseenPath (no message sampled on the event had it), unresolved (it "
+                                 "resolved to nothing for this payload) or actionWouldFail.")
+    where = serializers.CharField(help_text='"condition" or the place in the actions, e.g. '
+                                  "actions[0].complete_task.workflowId.")
+    expression = serializers.CharField(help_text="As written, e.g. ${workflowInstanceId} or $.status.")
+    message = serializers.CharField()
+
+
+class SampleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    messageId = serializers.CharField()  # noqa: N815
+    receivedAt = serializers.DateTimeField()  # noqa: N815
+
+
 class DryRunSerializer(serializers.Serializer):
     handler = serializers.CharField()
     event = serializers.CharField()
@@ -159,6 +182,12 @@ class DryRunSerializer(serializers.Serializer):
     value = serializers.CharField(help_text="What the condition returned, as JSON text.")
     error = serializers.CharField(allow_null=True, help_text="Why the condition failed, if it did.")
     actions = ResolvedActionSerializer(many=True)
+    warnings = WarningSerializer(many=True, help_text="Paths never seen on the event, placeholders that resolved "
+                                 "to nothing for this payload, actions that would fail for it.")
+    sample = SampleSerializer(allow_null=True, help_text="The stored message used as the payload, if one was.")
+    pathsUnchecked = serializers.CharField(  # noqa: N815
+        allow_null=True, help_text="Why the handler's paths were not checked against its event's observed shape "
+        "(no message sampled yet, or the shape is full), or null.")
 
 
 class BacktestRequestSerializer(TimeRangeFilter):
@@ -258,6 +287,8 @@ class BacktestSerializer(serializers.Serializer):
     actionErrors = serializers.IntegerField()  # noqa: N815
     samples = BacktestSamplesSerializer()
     difference = DifferenceSerializer(allow_null=True, help_text="Against the saved version, for a draft of one.")
+    warnings = WarningSerializer(many=True, help_text="Paths the handler reads that no message sampled on its event "
+                                 "had (when the backtest started).")
     error = serializers.CharField(allow_null=True, help_text="Why it stopped, when FAILED.")
     createdAt = serializers.DateTimeField()  # noqa: N815
     startedAt = serializers.DateTimeField(allow_null=True)  # noqa: N815

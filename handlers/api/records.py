@@ -22,7 +22,7 @@ from eventhub.lib.api.permissions import ModelPermission
 from queues.models import ReceivedMessage
 
 from ..conditions import IsolatesBusy
-from ..dryrun import DRY_RUN_MESSAGE_ID, dry_run
+from ..dryrun import DRY_RUN_MESSAGE_ID, dry_run, stored_message
 from ..models import ActionExecution, EventHandler
 from ..replay import ReplayError, replay
 from .record_serializers import (
@@ -210,11 +210,25 @@ class DryRunView(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         handler = _saved_handler(data["name"]) if "name" in data else _unsaved_handler(data["handler"])
+        sample = None if "payload" in data else _sample(handler, data.get("message"))
+        payload = data["payload"] if sample is None else sample.payload
+        message_id = data.get("messageId") or (sample.message_id if sample else DRY_RUN_MESSAGE_ID)
         try:
-            result = dry_run(handler, data["payload"], message_id=data.get("messageId") or DRY_RUN_MESSAGE_ID)
+            result = dry_run(handler, payload, message_id=message_id, sample=sample)
         except IsolatesBusy as exc:
             raise ConditionsBusy(f"{exc}; try again shortly") from None
         return Response(result.as_dict())
+
+
+def _sample(handler: EventHandler, pk: int | None):
+    """The stored message a dry-run without payload uses: the one asked for, or the event's latest."""
+    sample = stored_message(handler.event, pk)
+    if sample is None and pk is not None:
+        raise NotFound(f"No stored message with id {pk} on {handler.event}.")
+    if sample is None:
+        raise ConductorValidationError([("payload", f"is required: no message on {handler.event} is stored to "
+                                                    "dry-run with")])
+    return sample
 
 
 def _saved_handler(name: str) -> EventHandler:

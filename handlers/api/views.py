@@ -13,6 +13,7 @@ from eventhub.lib.api.errors import ConductorValidationError, Conflict, ErrorSer
 from eventhub.lib.api.params import query_bool
 
 from ..changes import delete_handler, save_handler
+from ..lint import HEADER, header_value, lint
 from ..models import EventHandler
 from .serializers import EventHandlerSerializer, TokenRequestSerializer, TokenSerializer
 
@@ -22,6 +23,23 @@ ERRORS = {code: ErrorSerializer for code in (400, 401, 403)}
 def empty_ok() -> HttpResponse:
     # Conductor answers writes with 200 and no body; its clients expect exactly that.
     return HttpResponse(status=200)
+
+
+def saved_ok(handler: EventHandler) -> HttpResponse:
+    """Conductor's empty 200, with the handler's lint warnings (paths never seen on its event) in a header of
+    ours: JSON, ASCII, one line (`handlers.lint.header_value`); absent when there are none."""
+    response = empty_ok()
+    warnings = lint(handler).warnings
+    if warnings:
+        response[HEADER] = header_value(warnings)
+    return response
+
+
+WARNINGS_HEADER = OpenApiParameter(
+    HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200],
+    description="Paths the handler reads that no message sampled on its event had, as a JSON array of messages "
+    "(ASCII, one line, at most 4000 characters; absent when there are none).",
+)
 
 
 class EventHandlersView(APIView):
@@ -35,6 +53,7 @@ class EventHandlersView(APIView):
         operation_id="addEventHandler",
         request=EventHandlerSerializer,
         responses={200: None, 409: ErrorSerializer, **ERRORS},
+        parameters=[WARNINGS_HEADER],
     )
     def post(self, request):
         handler = EventHandlerSerializer().to_internal_value(request.data)
@@ -45,12 +64,13 @@ class EventHandlersView(APIView):
                 save_handler(handler, user=request.user, source="api")
         except IntegrityError:
             raise Conflict(f"Event handler with name {handler.name} already exists!") from None
-        return empty_ok()
+        return saved_ok(handler)
 
     @extend_schema(
         operation_id="updateEventHandler",
         request=EventHandlerSerializer,
         responses={200: None, 404: ErrorSerializer, **ERRORS},
+        parameters=[WARNINGS_HEADER],
     )
     def put(self, request):
         name = request.data.get("name") if isinstance(request.data, dict) else None
@@ -59,7 +79,7 @@ class EventHandlersView(APIView):
         if existing is None:
             raise NotFound(f"EventHandler with name {handler.name} not found!")
         save_handler(handler, user=request.user, source="api")
-        return empty_ok()
+        return saved_ok(handler)
 
 
 class EventHandlerView(APIView):

@@ -1,0 +1,152 @@
+"""Linting a handler against the payloads that really arrive on its event (`handlers.shapes`).
+
+Paths read by the handler:
+- every `${...}` of its actions whose path is plain text or JSONPath (`${a.b}`, `${$.items[0].sku}`,
+  `${items[*].sku}`, `${$..id}`, filters); a placeholder that nests others (`${map.${key}}`) is checked
+  through the ones it nests only, and a path that cannot be told without running it (unions, functions) is
+  not checked;
+- a `value-param` condition's key;
+- a JavaScript condition's property paths on the payload, best effort: `$.a.b`, `$['a'].b`, `$?.a`,
+  `$.items[0].sku`, up to the first computed step (`$.a[i]`) and without a method called on the last
+  (`$.name.toLowerCase()`). Only a name missing under something seen as an object with keys is warned
+  about: `$.items.length` and `$.name.trim` read JavaScript's own properties of an array or a string.
+
+A path is seen when every step reaches something some sampled message had (indexes match any item), or it
+goes below a free-form object. Nothing is warned about when the event has no shape yet (no message was
+sampled) or its shape is full (SHAPES_MAX_PATHS): `Report.note` says why.
+"""
+
+import difflib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+
+from workflows.params import placeholders, template_strings
+
+from .conditions import JAVASCRIPT, VALUE_PARAM, evaluator_of
+from .models import EventHandler
+from .shapes import ITEM, Shape, Step, parse, render, shapes_of
+
+UNSEEN = "unseenPath"
+UNRESOLVED = "unresolved"
+WOULD_FAIL = "actionWouldFail"
+HEADER = "X-Eventhub-Warnings"
+HEADER_MAX = 4000  # characters of the header's value
+
+
+@dataclass(frozen=True)
+class LintWarning:
+    kind: str  # UNSEEN, UNRESOLVED (dry-run) or WOULD_FAIL (dry-run)
+    where: str  # "condition" or the template's place, e.g. "actions[0].complete_task.workflowId"
+    expression: str  # as written: "${workflowInstnceId}", "$.statsu"
+    message: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Report:
+    warnings: list[LintWarning] = field(default_factory=list)
+    note: str = ""  # why paths were not checked, when they were not
+
+
+_UNLOADED = object()
+
+
+def lint(handler: EventHandler, shape: "Shape | None | object" = _UNLOADED) -> Report:
+    """Warnings for the paths `handler` reads that no sampled message of its event had. `shape`: the event's,
+    when the caller read it already (`shapes.shapes_of`, one query for many handlers); None for none."""
+    if shape is _UNLOADED:
+        shape = shapes_of([handler.event]).get(handler.event)
+    if shape is None:
+        return Report(note=f"no message on {handler.event} has been sampled yet: paths not checked")
+    if shape.record.full:
+        return Report(note=f"messages on {handler.event} had more field paths than the shape keeps "
+                           "(SHAPES_MAX_PATHS): paths not checked")
+    warnings = []
+    for where, expression, steps, javascript in read_paths(handler):
+        reach = shape.reach(steps)
+        if reach.seen or (javascript and not _under_object(reach, steps)):
+            continue
+        warnings.append(LintWarning(UNSEEN, where, expression, _unseen(handler.event, shape, where, expression,
+                                                                       steps, reach.missing)))
+    return Report(warnings)
+
+
+def _under_object(reach, steps: list[Step]) -> bool:
+    step = steps[reach.missing]
+    return isinstance(step, str) and step != ITEM and any(node.is_object for node in reach.parents)
+
+
+def _unseen(event: str, shape: Shape, where: str, expression: str, steps: list[Step], missing: int) -> str:
+    path = render(steps)
+    text = f"{where}: {expression} reads {path}, which no message sampled on {event} had"
+    if missing < len(steps) - 1:
+        text += f" (nothing at {render(steps[:missing + 1])})"
+    guess = difflib.get_close_matches(path, shape.paths, n=1, cutoff=0.75)
+    return text + (f"; did you mean {guess[0]}?" if guess else "")
+
+
+def read_paths(handler: EventHandler) -> list[tuple[str, str, list[Step], bool]]:
+    """(where, expression as written, steps, from JavaScript) of every path the handler reads, once each."""
+    found: dict[tuple[str, str], tuple[str, str, list[Step], bool]] = {}
+    for where, text in template_strings(handler.actions if isinstance(handler.actions, list) else [], "actions"):
+        for expression, path in placeholders(text):
+            steps = parse(path) if path is not None and path not in ("$", "") else None
+            if steps:
+                found.setdefault((where, expression), (where, expression, steps, False))
+    for expression, steps, javascript in condition_paths(handler.condition, handler.evaluator_type):
+        found.setdefault(("condition", expression), ("condition", expression, steps, javascript))
+    return list(found.values())
+
+
+_JS_STRING = r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`"""
+_JS_STEP = r"""\??\.\s*[A-Za-z_$][\w$]*|\??\.?\[\s*(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\d+)\s*\]"""
+_JS_PATH = re.compile(rf"({_JS_STRING})|(?<![\w$.])\$((?:\s*(?:{_JS_STEP}))+)(\s*\()?")
+_JS_STEPS = re.compile(_JS_STEP)
+
+
+def condition_paths(condition: str | None, evaluator_type: str | None) -> list[tuple[str, list[Step], bool]]:
+    """(expression as written, steps, from JavaScript) of the payload paths a condition reads."""
+    if not condition or not condition.strip():
+        return []
+    evaluator = evaluator_of(evaluator_type)
+    if evaluator == VALUE_PARAM:
+        return [(condition.strip(), [condition.strip()], False)]
+    if evaluator != JAVASCRIPT:
+        return []
+    found = []
+    for match in _JS_PATH.finditer(condition):
+        if match.group(1) is not None:
+            continue  # a string literal: `'$.a'` reads nothing
+        steps = [_js_step(step) for step in _JS_STEPS.findall(match.group(2))]
+        if match.group(3):  # `$.a.b(`: b is a method of a
+            steps = steps[:-1]
+        if steps:
+            found.append(("$" + match.group(2).strip(), steps, True))
+    return found
+
+
+def _js_step(text: str) -> Step:
+    text = text.strip().removeprefix("?").removeprefix(".").strip()
+    if not text.startswith("["):
+        return text
+    inner = text[1:-1].strip()
+    if inner.isdigit():
+        return int(inner)
+    name = json.loads(inner) if inner.startswith('"') else re.sub(r"\\(.)", r"\1", inner[1:-1])
+    return parse(f"[{json.dumps(name)}]")[0]
+
+
+def header_value(warnings: list[LintWarning]) -> str:
+    """`X-Eventhub-Warnings`: a JSON array of the warnings' messages, ASCII only (other characters as
+    `\\uXXXX`), on one line, at most HEADER_MAX characters: messages that do not fit are replaced by a last
+    one saying how many were left out."""
+    messages = [w.message if len(w.message) <= 500 else w.message[:499] + "…" for w in warnings]
+    for kept in range(len(messages), -1, -1):
+        shown = messages[:kept] + ([f"... and {len(messages) - kept} more"] if kept < len(messages) else [])
+        value = json.dumps(shown, ensure_ascii=True)
+        if len(value) <= HEADER_MAX:
+            return value
+    return json.dumps([f"{len(messages)} warnings"])

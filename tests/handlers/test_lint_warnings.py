@@ -1,0 +1,197 @@
+"""Where lint warnings show: the `X-Eventhub-Warnings` header of `POST`/`PUT /api/event`, the dry-run (API and
+admin, from real consumed), backtests, the admin's save and its handler list."""
+
+import json
+
+import pytest
+
+from handlers import backtests
+from handlers.dryrun import dry_run
+from handlers.models import EventHandler, EventShape
+from queues.models import ReceivedMessage
+
+from ..conftest import make_user
+from .test_event_api import post, put
+from .test_shapes import SIGNED, complete
+
+pytestmark = pytest.mark.django_db
+HEADER = "X-Eventhub-Warnings"
+
+
+def test_the_api_answers_conductors_empty_200_with_the_warnings_in_a_header(api, consumed):
+    event = consumed(SIGNED)
+    response = post(api, complete("${workflowInstnceId}", event=event))
+    assert (response.status_code, response.content) == (200, b"")
+    [message] = json.loads(response[HEADER])
+    assert message.startswith("actions[0].complete_task.workflowId: ${workflowInstnceId} reads workflowInstnceId")
+    fixed = put(api, complete(event=event))
+    assert (fixed.status_code, fixed.content) == (200, b"") and HEADER not in fixed
+    broken = put(api, complete(event=event, condition="$.sttaus == 'signed'"))
+    assert "condition: $.sttaus reads sttaus" in json.loads(broken[HEADER])[0]
+
+
+def test_no_header_before_any_message_was_sampled_or_for_a_correct_handler(api, consumed):
+    assert HEADER not in post(api, complete("${workflowInstnceId}"))
+    event = consumed(SIGNED)
+    assert HEADER not in post(api, complete(event=event, signer="${signer.email}") | {"name": "correct"})
+
+
+def test_a_dry_run_without_payload_uses_the_latest_stored_message_and_warns_about_what_resolved_to_nothing(
+        api, consumed):
+    event = consumed(SIGNED)
+    consumed({"status": "signed", "signer": {"email": "b@example.com"}})  # (the latest: no workflowInstanceId)
+    post(api, complete(event=event))
+    response = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign"}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    latest = ReceivedMessage.objects.filter(event=event).latest("received_at")
+    assert body["sample"]["id"] == latest.pk and body["sample"]["messageId"] == latest.message_id
+    assert body["actions"][0]["input"]["output"]["conductor.event.messageId"] == latest.message_id
+    assert [(w["kind"], w["where"], w["expression"]) for w in body["warnings"]] == [
+        ("unresolved", "actions[0].complete_task.workflowId", "${workflowInstanceId}"),
+        ("actionWouldFail", "actions[0]", "complete_task")]
+    assert "workflowId resolved to None: nothing in the message filled it in" in body["warnings"][1]["message"]
+
+
+def test_a_dry_run_can_pick_any_stored_message_of_the_event(api, consumed):
+    event = consumed(SIGNED)
+    consumed({"status": "signed"})
+    post(api, complete(event=event))
+    first = ReceivedMessage.objects.filter(event=event).earliest("received_at")
+    body = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "message": first.pk},
+                    format="json").json()
+    assert body["sample"]["id"] == first.pk and body["warnings"] == [] and body["pathsUnchecked"] is None
+    assert body["actions"][0]["input"]["workflowId"] == "wf-1"
+
+
+def test_a_dry_run_of_a_message_of_another_event_or_with_none_stored_is_refused_clearly(api, consumed):
+    other = consumed(SIGNED)
+    post(api, complete())  # on conductor:docusign, where nothing arrived
+    elsewhere = ReceivedMessage.objects.get(event=other)
+    missing = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "message": elsewhere.pk},
+                       format="json")
+    assert missing.status_code == 404 and "conductor:docusign" in missing.json()["message"]
+    none = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign"}, format="json")
+    assert none.status_code == 400
+    assert none.json()["validationErrors"] == [{"path": "payload", "message": "is required: no message on "
+                                                "conductor:docusign is stored to dry-run with"}]
+
+
+def test_a_typed_payload_still_works_and_gets_the_warnings_too(api):
+    post(api, complete("${workflowInstanceId}", output="${signer.email} at ${when}"))
+    body = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign",
+                                                       "payload": {"workflowInstanceId": "wf-9"}}, format="json").json()
+    assert body["sample"] is None
+    assert body["pathsUnchecked"] == "no message on conductor:docusign has been sampled yet: paths not checked"
+    assert [w["expression"] for w in body["warnings"]] == ["${signer.email}", "${when}"]
+    assert body["actions"][0]["input"]["output"]["output"] == "null at null"
+
+
+def test_the_dry_run_warns_about_paths_never_seen_as_well(consumed):
+    event = consumed(SIGNED)
+    item = EventHandler()
+    item.apply_conductor(complete("${workflowInstnceId}", event=event))
+    kinds = [(w["kind"], w["expression"]) for w in dry_run(item, SIGNED).warnings]
+    assert kinds == [("unseenPath", "${workflowInstnceId}"), ("unresolved", "${workflowInstnceId}"),
+                     ("actionWouldFail", "complete_task")]
+
+
+def test_a_backtest_result_carries_the_lint_warnings(api, consumed):
+    event = consumed(SIGNED)
+    draft = complete("${workflowInstnceId}", event=event)
+    body = api.post("/api/eventhub/handlers/backtest", {"handler": draft}, format="json").json()
+    assert [w["expression"] for w in body["warnings"]] == ["${workflowInstnceId}"]
+    assert api.get(f"/api/eventhub/backtests/{body['id']}").json()["warnings"] == body["warnings"]
+
+
+# The admin ---------------------------------------------------------------------------------------
+
+
+def form_data(handler: dict) -> dict:
+    return {"name": handler["name"], "event": handler["event"], "active": "on", "description": "",
+            "condition": handler.get("condition") or "", "evaluator_type": "",
+            "actions": json.dumps(handler["actions"])}
+
+
+def test_saving_in_the_admin_shows_each_unseen_path_as_a_warning(admin_client, consumed):
+    event = consumed(SIGNED)
+    response = admin_client.post("/admin/handlers/eventhandler/add/",
+                                 form_data(complete("${workflowInstnceId}", event=event)), follow=True)
+    shown = [(m.level_tag, m.message) for m in response.context["messages"]]
+    assert ("warning", next(m for _, m in shown if "workflowInstnceId" in m)) in shown
+    assert "did you mean workflowInstanceId?" in response.content.decode()
+
+
+def test_the_handler_list_says_which_handlers_read_unseen_paths(admin_client, consumed):
+    event = consumed(SIGNED)
+    for name, template in (("broken", "${workflowInstnceId}"), ("fine", "${workflowInstanceId}")):
+        item = EventHandler()
+        item.apply_conductor(complete(template, event=event) | {"name": name})
+        item.save()
+    item = EventHandler()
+    item.apply_conductor(complete("${anything}", event="conductor:quiet") | {"name": "unsampled"})
+    item.save()
+    page = admin_client.get("/admin/handlers/eventhandler/").content.decode()
+    assert "⚠ 1 unseen path" in page and page.count("lint-warning") == 1
+    assert page.count('class="lint-ok"') == 1 and page.count('class="lint-unchecked"') == 1
+
+
+def test_the_admin_dry_run_starts_from_the_latest_message_and_can_pick_another(admin_client, consumed):
+    event = consumed(SIGNED)
+    consumed({"status": "signed"})
+    item = EventHandler()
+    item.apply_conductor(complete(event=event))
+    item.save()
+    first, latest = ReceivedMessage.objects.filter(event=event).order_by("received_at", "pk")
+    url = f"/admin/handlers/eventhandler/{item.pk}/dry-run/"
+    opened = admin_client.get(url)
+    assert opened.context["picked"] == latest
+    assert json.loads(opened.context["form"].initial["payload"]) == latest.payload
+    picked = admin_client.get(url, {"message": first.pk})
+    assert json.loads(picked.context["form"].initial["payload"]) == SIGNED
+    ran = admin_client.post(url, {"payload": json.dumps(latest.payload), "message_id": latest.message_id,
+                                  "sample": latest.pk})
+    result = ran.context["result"]
+    assert result.sample["id"] == latest.pk
+    assert [w["kind"] for w in result.warnings] == ["unresolved", "actionWouldFail"]
+    assert 'id="dry-run-warnings"' in ran.content.decode()
+
+
+def test_the_admin_dry_run_says_when_no_message_is_stored_or_the_one_asked_is_not(admin_client):
+    item = EventHandler()
+    item.apply_conductor(complete())
+    item.save()
+    url = f"/admin/handlers/eventhandler/{item.pk}/dry-run/"
+    assert 'id="no-recent"' in admin_client.get(url).content.decode()
+    assert "No stored message 999 on conductor:docusign" in admin_client.get(url, {"message": 999}).content.decode()
+    ran = admin_client.post(url, {"payload": json.dumps(SIGNED), "message_id": "typed"}).content.decode()
+    assert 'id="dry-run-paths-unchecked"' in ran and "no message on conductor:docusign has been sampled" in ran
+
+
+def test_the_backtest_result_page_shows_the_warnings(admin_client, consumed):
+    event = consumed(SIGNED)
+    item = EventHandler()
+    item.apply_conductor(complete("${workflowInstnceId}", event=event))
+    backtest, _ = backtests.start(item, backtests.Criteria.of(event), draft=True)
+    page = admin_client.get(f"/admin/handlers/backtest/{backtest.pk}/change/").content.decode()
+    assert 'id="backtest-warnings"' in page and "did you mean workflowInstanceId?" in page
+
+
+def test_the_admin_shows_each_events_shape_read_only_to_whoever_may_see_handlers(client, consumed,
+                                                                                     django_user_model):
+    event = consumed(SIGNED)
+    client.force_login(make_user(django_user_model, "viewer", "view_eventhandler"))
+    listed = client.get("/admin/handlers/eventshape/").content.decode()
+    assert event in listed
+    shape = EventShape.objects.get(event=event)
+    page = client.get(f"/admin/handlers/eventshape/{shape.pk}/change/").content.decode()
+    assert "<code>items[*].sku</code>" in page and "<code>signer.email</code>" in page
+    assert client.post(f"/admin/handlers/eventshape/{shape.pk}/delete/").status_code == 403
+
+
+def test_a_dry_run_with_a_null_payload_uses_null_not_a_stored_message(api, consumed):
+    event = consumed(SIGNED)
+    post(api, complete(event=event, condition=None))
+    body = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "payload": None},
+                    format="json").json()
+    assert body["sample"] is None and body["actions"][0]["input"]["workflowId"] is None

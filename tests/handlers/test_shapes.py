@@ -1,0 +1,174 @@
+"""Observed shapes (`handlers.shapes`) kept by the listener from real messages, and the lint of handlers
+against them (`handlers.lint`)."""
+
+import time
+
+import pytest
+
+from handlers import shapes
+from handlers.lint import UNSEEN, condition_paths, header_value, lint
+from handlers.listener import Listener
+from handlers.models import EventShape
+from handlers.tasks import purge_old_records
+from queues.publish import publish
+
+from .test_dispatch import handler, message
+from .test_handler_limits import poisoned
+
+pytestmark = pytest.mark.django_db
+
+SIGNED = {"workflowInstanceId": "wf-1", "status": "signed", "signer": {"email": "a@example.com"},
+          "items": [{"sku": "A-1", "qty": 2}, {"sku": "B-2", "qty": 1}], "first name": "Ada"}
+
+
+def complete(template: str = "${workflowInstanceId}", condition: str | None = "$.status == 'signed'",
+             event: str = "conductor:docusign", **output) -> dict:
+    return {"name": "complete_docusign", "event": event, "active": True, "condition": condition,
+            "actions": [{"action": "complete_task", "complete_task": {
+                "workflowId": template, "taskRefName": "sign_ref", "output": output}}]}
+
+
+def unseen(item) -> list[str]:
+    return [w.expression for w in lint(item).warnings if w.kind == UNSEEN]
+
+
+def test_it_warns_about_a_misspelled_path_after_real_messages_and_not_about_correct_ones(consumed):
+    event = consumed(SIGNED)
+    item = handler(complete("${workflowInstnceId}", event=event, email="${signer.email}", sku="${items[0].sku}",
+                            skus="${items[*].sku}", name="${$['first name']}"))
+    [warning] = lint(item).warnings
+    assert (warning.where, warning.expression) == ("actions[0].complete_task.workflowId", "${workflowInstnceId}")
+    assert "workflowInstnceId" in warning.message and "did you mean workflowInstanceId?" in warning.message
+    correct = handler(complete(event=event, email="${signer.email}"), name="correct")
+    assert lint(correct).warnings == [] and lint(correct).note == ""
+
+
+def test_it_warns_about_condition_paths_never_seen_and_not_about_javascripts_own_properties(consumed):
+    event = consumed(SIGNED)
+    item = handler(complete(event=event, condition="$.statsu == 'signed' && $['signer'].emial && "
+                                                   "$.items.length > 1 && $.status.toLowerCase() == 'signed' && "
+                                                   "$.items[0].qty > 1 && '$.quoted' != ''"))
+    assert unseen(item) == ["$.statsu", "$['signer'].emial"]
+
+
+def test_a_value_param_condition_is_linted_by_its_key(consumed):
+    event = consumed(SIGNED)
+    assert unseen(handler(complete(event=event, condition="statsu"), evaluatorType="value-param")) == ["statsu"]
+    assert unseen(handler(complete(event=event, condition="status"), name="ok", evaluatorType="value-param")) == []
+
+
+def test_nothing_is_warned_before_any_message_was_sampled():
+    report = lint(handler(complete("${nothing.here}")))
+    assert report.warnings == [] and "no message on conductor:docusign has been sampled yet" in report.note
+
+
+def test_a_path_under_a_free_form_object_counts_as_seen(consumed, settings):
+    settings.SHAPES_MAX_KEYS = 5
+    event = consumed({"id": 1, "attributes": {f"key{n}": n for n in range(10)}})
+    assert "attributes.*" in EventShape.objects.get(event=event).paths
+    assert unseen(handler(complete("${attributes.whatever.below}", None, event, other="${idd}"))) == ["${idd}"]
+
+
+def test_paths_seen_on_any_sampled_message_count_and_shapes_merge(consumed):
+    event = consumed({"workflowInstanceId": "wf-1"})
+    consumed({"workflowInstanceId": "wf-2", "extra": {"reason": "late"}})
+    assert set(EventShape.objects.get(event=event).paths) == {"workflowInstanceId", "extra", "extra.reason"}
+    assert unseen(handler(complete(condition=None, event=event, why="${extra.reason}", no="${extra.reasons}"))) == [
+        "${extra.reasons}"]
+
+
+def test_the_shape_is_bounded_and_says_when_it_is_full(consumed, settings):
+    settings.SHAPES_MAX_PATHS = 3
+    event = consumed({f"field{n}": n for n in range(10)})
+    shape = EventShape.objects.get(event=event)
+    assert len(shape.paths) == 3 and shape.full
+    report = lint(handler(complete("${nowhere}", None, event)))
+    assert report.warnings == [] and "SHAPES_MAX_PATHS" in report.note
+
+
+def test_depth_and_array_items_are_bounded(settings):
+    settings.SHAPES_MAX_DEPTH, settings.SHAPES_ARRAY_ITEMS = 2, 1
+    paths, full = shapes.paths_of({"a": {"b": {"c": 1}}, "list": [{"x": 1}, {"y": 2}]})
+    assert paths == {"a", "a.b", "a.b.*", "list", "list[*]", "list[*].*"} and not full
+
+
+def test_the_listener_samples_at_most_one_message_per_event_per_interval(make_config, settings):
+    settings.SHAPES_SAMPLE_SECONDS, settings.SHAPES_WRITE_SECONDS = 3600, 0
+    config = make_config("conductor")
+    listener = Listener([config.event], relay=False)
+    publish(config.event, {"first": 1})
+    listener.run_once(wait=0)
+    publish(config.event, {"second": 2})
+    listener.run_once(wait=0)
+    listener.close()
+    shape = EventShape.objects.get(event=config.event)
+    assert (set(shape.paths), shape.sampled) == ({"first"}, 1)
+
+
+def test_what_was_seen_is_written_at_most_every_write_interval():
+    sampler = shapes.Sampler()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("django.conf.settings.SHAPES_SAMPLE_SECONDS", 0)
+        patch.setattr("django.conf.settings.SHAPES_WRITE_SECONDS", 3600)
+        sampler.observe("conductor:x", [message({"a": 1})])
+        sampler.observe("conductor:x", [message({"b": 1})])  # seen, not written yet
+    assert set(EventShape.objects.get(event="conductor:x").paths) == {"a"}
+
+
+def test_stale_paths_are_dropped_and_a_stale_event_loses_its_shape(settings):
+    old = int(time.time()) - 8 * 86400
+    EventShape.objects.create(event="conductor:x", paths={"gone": old, "kept": int(time.time())})
+    assert set(shapes.write("conductor:x", {"new": int(time.time())}, 1)) == {"kept", "new"}
+    EventShape.objects.filter(event="conductor:x").update(updated_at="2000-01-01T00:00:00Z")
+    purge_old_records()
+    assert not EventShape.objects.exists()
+
+
+def test_a_sampling_defect_does_not_stop_the_batch(consumed, monkeypatch):
+    monkeypatch.setattr(shapes, "paths_of", lambda payload: 1 / 0)
+    event = consumed(SIGNED)
+    assert not EventShape.objects.filter(event=event).exists()
+
+
+@pytest.mark.parametrize(("path", "normalised"), [
+    ("a.b", "a.b"), ("$.a[0].c", "a[*].c"), ("$['x y'].z", "['x y'].z"), ("items[*].sku", "items[*].sku"),
+    ("$..id", "..id"), ("items[?(@.qty > 1)].sku", "items[*].sku"), ("a[1:3]", "a[*]"), ("my-ref.out", "my-ref.out"),
+])
+def test_template_paths_normalise_their_indexes(path, normalised):
+    assert shapes.render(shapes.parse(path)) == normalised
+
+
+@pytest.mark.parametrize("path", ["a['b','c']", "length()", "a[(@.length-1)]"])
+def test_paths_that_cannot_be_told_without_running_them_are_not_checked(path):
+    assert shapes.parse(path) is None
+
+
+def test_javascript_paths_stop_before_a_method_and_skip_string_literals():
+    found = condition_paths("$.a.b.trim() == '$.not.me' && $?.c?.['d'] && $.e[0].f", None)
+    assert [(text, steps) for text, steps, _ in found] == [
+        ("$.a.b.trim", ["a", "b"]), ("$?.c?.['d']", ["c", "d"]), ("$.e[0].f", ["e", 0, "f"])]
+
+
+def test_the_header_value_is_one_line_of_ascii_json_and_bounded(consumed):
+    event = consumed(SIGNED)
+    item = handler(complete("${wörkflowId}", event=event, **{f"f{n}": "${missing" + "x" * 300 + f"{n}}}"
+                                                               for n in range(30)}))
+    value = header_value(lint(item).warnings)
+    assert value.isascii() and "\n" not in value and len(value) <= 4000
+    assert value.endswith('more"]') and "\\u00f6" in value
+
+
+def test_paths_seen_again_are_rewritten_only_once_their_last_seen_time_is_due(settings):
+    settings.SHAPES_SAMPLE_SECONDS, settings.SHAPES_WRITE_SECONDS, settings.SHAPES_REFRESH_SECONDS = 0, 0, 3600
+    sampler = shapes.Sampler()
+    sampler.observe("conductor:x", [message({"a": 1})])
+    sampler.observe("conductor:x", [message({"a": 2})])  # nothing new, nothing due: not written
+    assert EventShape.objects.get(event="conductor:x").sampled == 1
+    settings.SHAPES_REFRESH_SECONDS = 0
+    sampler.observe("conductor:x", [message({"a": 3})])
+    assert EventShape.objects.get(event="conductor:x").sampled == 3  # (the count since the last write)
+
+
+def test_a_handler_saved_before_the_template_limits_is_linted_without_failing(consumed):
+    event = consumed({"who": "Ada"})
+    assert lint(poisoned("poisoned", event)).warnings == []
