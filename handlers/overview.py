@@ -15,9 +15,13 @@ over the last hour, day or week.
 
 Everything is read from the records with a handful of grouped queries over a bounded time range, served
 by the indexes on `(event, received_at)`, `received_at`, `(handler_name, index, created_at)`, the
-execution status and `quarantined_at`: nothing is counted on the message path. Every number carries the
-URL of the admin list that shows what it counts, with the same filters and the same time bounds (`until`
-is the page's own moment, so a list opened later shows what the page counted, not what arrived since).
+execution status, the failed records and `quarantined_at`: nothing is counted on the message path. The day
+and week charts' messages in and matches of completed, settled hours come from hourly rollups of those
+records (`handlers.rollups`, kept by a schedule and filled here for any hour missing); the hour still
+going, and everything that can change after its hour (failures, quarantine entries), is counted live.
+Every number carries the URL of the admin list that shows what it counts, with the same filters and the
+same time bounds (`until` is the page's own moment, so a list opened later shows what the page counted, not
+what arrived since).
 """
 
 import operator
