@@ -14,7 +14,7 @@ from django_q.models import Schedule
 from handlers import dispatch, overview, rollups
 from handlers.models import ActionExecution, HourlyCount, RolledUpHour
 from handlers.tasks import purge_old_records
-from queues.models import QuarantinedMessage
+from queues.models import QuarantinedMessage, ReceivedMessage
 
 from .seeds import START_SHIPPING
 from .test_dispatch import handler
@@ -101,9 +101,9 @@ def test_a_transaction_still_open_from_before_an_hour_ended_holds_the_hour_back(
     with psycopg.connect(dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"], host=db["HOST"],
                          port=db["PORT"] or None) as batch:
         batch.execute("BEGIN")
-        batch.execute("SELECT 1")  # (its transaction begins with its first statement)
+        began = batch.execute("SELECT now()").fetchone()[0]  # (its transaction's start)
         rollups.roll_up(later)
-        assert max(rolled_up_hours()) < timezone.now()
+        assert max(rolled_up_hours()) == rollups.floor_hour(began) - HOUR
     rollups.roll_up(later)
     assert max(rolled_up_hours()) == rollups.floor_hour(later) - HOUR
 
@@ -166,6 +166,12 @@ def test_hours_the_purge_may_be_deleting_are_counted_from_the_records_and_their_
     rollups.ensure(rollups.floor_hour(now - 30 * HOUR), rollups.floor_hour(now - 20 * HOUR))  # (rolled up earlier)
     data = overview.build(overview.SPANS["week"], now=now)
     assert data.queues[0].chart.totals["in"].value == 5
+    assert_every_number_opens_its_count(admin_client, data)
+    # A purge half-way: the message of 26 hours ago deleted, its hour's rollup not pruned yet.
+    ReceivedMessage.objects.filter(received_at__lt=timezone.now() - timedelta(days=1)).delete()
+    assert HourlyCount.objects.filter(hour=rollups.floor_hour(now - 26 * HOUR)).exists()
+    data = overview.build(overview.SPANS["week"], now=now)
+    assert data.queues[0].chart.totals["in"].value == 4
     assert_every_number_opens_its_count(admin_client, data)
     purge_old_records()
     cutoff = timezone.now() - timedelta(days=1)
