@@ -10,8 +10,8 @@ the overview counts those from the records every time, from indexes that hold fe
 ends: an hour's rows may still arrive after it is over. An hour is rolled up only once it ended
 OVERVIEW_ROLLUP_SETTLE_MINUTES ago and, on PostgreSQL, no transaction of the database that began before its
 end is still open (a batch that outlives the margin holds the hour back until it commits or rolls back).
-Hours before the retention period's start (less the same margin) are neither rolled up nor read from
-rollups: the purge may delete their records at any time (`usable_from`). Until an hour is settled and
+Hours that began before the retention period's start plus the same margin are neither rolled up nor read
+from rollups: the purge may delete their records at any time (`usable_from`). Until an hour is settled and
 usable, the overview counts it from the records.
 
 **Who rolls up.** A django-q2 schedule every OVERVIEW_ROLLUP_MINUTES (`roll_up`), and the page itself for
