@@ -107,8 +107,9 @@ def fill(url: str, days: float) -> None:
                 updated_at) VALUES (%s, %s, %s, true, '', '', '', '', 100, 20, 60, 5, 2, 'record', 1, '[]', true,
                 0, now(), '', now(), now())""", (kind, name, event))
         for name, event in HANDLERS:
-            pg.execute("""INSERT INTO handlers_eventhandler (name, event, actions, active, revision, created_at,
-                updated_at) VALUES (%s, %s, '[]', true, 0, now(), now())""", (name, event))
+            pg.execute("""INSERT INTO handlers_eventhandler (name, event, actions, active, mode, shadow_of_name,
+                revision, created_at, updated_at) VALUES (%s, %s, '[]', true, 'live', '', 0, now(), now())""",
+                       (name, event))
         pg.execute(MESSAGES, {"span": f"{days} days", "n": N, "queues": QUEUES})
         pg.execute(EXECUTIONS, {"orders": QUEUES[0], "payments": QUEUES[1], "shipments": QUEUES[2]})
         pg.execute("""INSERT INTO queues_quarantinedmessage (event, message_id, payload, raw_body, reason, last_error,
