@@ -48,7 +48,8 @@ bench: $(VENV)/.installed
 chaos: $(VENV)/.installed
 	$(PY) bench/chaos.py
 
-# The overview page's time with a million stored messages, in a fresh eh_bench_overview database (bench/README.md).
+# The overview page's time with a million stored messages (within a week, then over 30 days), cold and warm, in a
+# fresh eh_bench_overview database (bench/README.md). BENCH_OVERVIEW_DAYS=7 for the first case alone.
 bench-overview: $(VENV)/.installed
 	bash tests/services.sh
 	$(PY) bench/overview.py

@@ -1,9 +1,10 @@
 """How fast the operations overview answers with a million stored messages (`make bench-overview`).
 
-A fresh PostgreSQL database (BENCH_OVERVIEW_DB, `eh_bench_overview`) is migrated and filled by PostgreSQL
-itself (INSERT … SELECT over generate_series) with BENCH_OVERVIEW_N messages (1,000,000) spread evenly over
-the last BENCH_OVERVIEW_DAYS days (30, the default retention; 7 puts them all in the week the widest chart
-reads), on three queues with five handlers, and their execution records as the listener writes them:
+For each of BENCH_OVERVIEW_DAYS (`7,30`), a fresh PostgreSQL database (BENCH_OVERVIEW_DB, `eh_bench_overview`)
+is migrated and filled by PostgreSQL itself (INSERT … SELECT over generate_series) with BENCH_OVERVIEW_N
+messages (1,000,000) spread evenly over the last that many days (7 puts them all in the week the widest chart
+reads; 30 is the default retention), on three queues with five handlers, and their execution records as the
+listener writes them:
 
 - `conductor:bench_orders`: `start_order` matches every message (1 % of its actions fail);
 - `amqp_queue:bench_payments`: `start_payment` matches every message, `notify_ledger` matches 30 % of them
@@ -13,10 +14,12 @@ reads), on three queues with five handlers, and their execution records as the l
 - outcomes: 97 % acknowledged, 1 % quarantined, 1 % returned, 1 % still received; about 1.7 records a message.
 
 Then VACUUM ANALYZE (what autovacuum keeps doing in production), and the admin's landing page is requested
-in-process through Django's test client, logged in as a superuser, for each chart range (hour, day, week):
-one warm-up request, then BENCH_OVERVIEW_RUNS (5) timed ones. Printed: each request's time, its SQL
-statements, and the lists two of its numbers open (a queue's failed messages, a handler's matches of the
-hour). `BENCH_OVERVIEW_PARTS=index` also times what the widened indexes cost the message path's inserts;
+in-process through Django's test client, logged in as a superuser. First cold: the week's first request after
+filling, which rolls up the week's hours itself (handlers.rollups), and, with those rollups deleted again,
+the schedule's task rolling up the week alone. Then warm, for each chart range (hour, day, week): one warm-up
+request, then BENCH_OVERVIEW_RUNS (5) timed ones. Printed: each request's time, its SQL statements, and the
+lists two of its numbers open (a queue's failed messages, a handler's matches of the hour).
+`BENCH_OVERVIEW_PARTS=index` also times what the overview's indexes cost the message path's inserts;
 `BENCH_OVERVIEW_REUSE=1` measures the last run's database again instead of making a new one.
 """
 
@@ -32,10 +35,11 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+ENVIRON = dict(os.environ)  # (as started: django_client sets DEBUG and others for its own process only)
 PG_SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = os.environ.get("BENCH_OVERVIEW_DB", "eh_bench_overview")
 N = int(os.environ.get("BENCH_OVERVIEW_N", 1_000_000))
-DAYS = float(os.environ.get("BENCH_OVERVIEW_DAYS", 30))
+DAYS_EACH = [float(days) for days in os.environ.get("BENCH_OVERVIEW_DAYS", "7,30").split(",")]
 RUNS = int(os.environ.get("BENCH_OVERVIEW_RUNS", 5))
 PARTS = os.environ.get("BENCH_OVERVIEW_PARTS", "page").split(",")
 QUEUES = ["conductor:bench_orders", "amqp_queue:bench_payments", "sqs:bench_shipments"]
@@ -88,11 +92,11 @@ def fresh_database() -> str:
         admin.execute(f'CREATE DATABASE "{DB_NAME}"')
     url = f"{PG_SERVER}/{DB_NAME}"
     subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True,
-                   env={**os.environ, "DATABASE_URL": url, "QUEUES_SCHEDULES": "false", "OUTBOX_SCHEDULE": "false"})
+                   env={**ENVIRON, "DATABASE_URL": url, "QUEUES_SCHEDULES": "false", "OUTBOX_SCHEDULE": "false"})
     return url
 
 
-def fill(url: str) -> None:
+def fill(url: str, days: float) -> None:
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as pg:
         for event in QUEUES:
@@ -103,9 +107,10 @@ def fill(url: str) -> None:
                 updated_at) VALUES (%s, %s, %s, true, '', '', '', '', 100, 20, 60, 5, 2, 'record', 1, '[]', true,
                 0, now(), '', now(), now())""", (kind, name, event))
         for name, event in HANDLERS:
-            pg.execute("""INSERT INTO handlers_eventhandler (name, event, actions, active, revision, created_at,
-                updated_at) VALUES (%s, %s, '[]', true, 0, now(), now())""", (name, event))
-        pg.execute(MESSAGES, {"span": f"{DAYS} days", "n": N, "queues": QUEUES})
+            pg.execute("""INSERT INTO handlers_eventhandler (name, event, actions, active, mode, shadow_of_name,
+                revision, created_at, updated_at) VALUES (%s, %s, '[]', true, 'live', '', 0, now(), now())""",
+                       (name, event))
+        pg.execute(MESSAGES, {"span": f"{days} days", "n": N, "queues": QUEUES})
         pg.execute(EXECUTIONS, {"orders": QUEUES[0], "payments": QUEUES[1], "shipments": QUEUES[2]})
         pg.execute("""INSERT INTO queues_quarantinedmessage (event, message_id, payload, raw_body, reason, last_error,
             delivery_count, history, status, quarantined_at, resolution)
@@ -117,24 +122,30 @@ def fill(url: str) -> None:
         messages = pg.execute("SELECT count(*) FROM queues_receivedmessage").fetchone()[0]
         records = pg.execute("SELECT count(*) FROM handlers_actionexecution").fetchone()[0]
         size = pg.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
-    out(f"filled: {messages:,} messages and {records:,} execution records over {DAYS:g} days in "
+    out(f"filled: {messages:,} messages and {records:,} execution records over {days:g} days in "
         f"{filled - started:.0f} s, VACUUM ANALYZE {time.monotonic() - filled:.0f} s; database {size}")
 
 
 def django_client(url: str):
+    """A logged-in client of the database at `url` (the same name in every case: Django is set up once)."""
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eventhub.settings")
     os.environ.setdefault("DEBUG", "false")
     os.environ.setdefault("SECRET_KEY", "bench-overview-only")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
+    from django.apps import apps
 
-    django.setup()
+    if not apps.ready:
+        django.setup()
+        from django.test.utils import setup_test_environment
+
+        setup_test_environment()  # lets the test client's host in, as in the test suite
     from django.contrib.auth import get_user_model
+    from django.db import connections
     from django.test import Client
-    from django.test.utils import setup_test_environment
 
-    setup_test_environment()  # lets the test client's host in, as in the test suite
+    connections.close_all()  # (an earlier case's connection went with its database)
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_staff": True,
                                                                                   "is_superuser": True})
     client = Client()
@@ -166,11 +177,32 @@ def measure(client, label: str, url: str) -> list[float]:
     return times
 
 
+def cold(client) -> None:
+    """The week's first request after filling (it rolls up the week's settled hours), then the schedule's task
+    rolling up the same hours alone."""
+    from handlers import rollups
+    from handlers.models import HourlyCount, RolledUpHour
+
+    timed(client, "/admin/?range=hour")  # (the hour reads no rollups: it warms the rest, templates and all)
+    seconds, queries = timed(client, "/admin/?range=week")
+    hours = RolledUpHour.objects.count()
+    out(f"\ncold: the first GET /admin/?range=week after filling  {seconds * 1000:5.0f} ms  ({queries} statements; "
+        f"it rolled up {hours} hours into {HourlyCount.objects.count():,} counts)")
+    HourlyCount.objects.all().delete()
+    RolledUpHour.objects.all().delete()
+    started = time.perf_counter()
+    rolled = rollups.roll_up()
+    out(f"cold: the schedule's task (handlers.rollups.roll_up) rolls up {rolled} hours in "
+        f"{(time.perf_counter() - started) * 1000:.0f} ms")
+
+
 def page(url: str) -> None:
     client = django_client(url)
     from handlers import overview
 
-    out(f"\nthe overview, {RUNS} requests each after one warm-up (target: under 1 s):")
+    if not os.environ.get("BENCH_OVERVIEW_REUSE"):
+        cold(client)
+    out(f"\nwarm: the overview, {RUNS} requests each after one warm-up (target: under 1 s):")
     worst = 0.0
     for span in ("hour", "day", "week"):
         worst = max(worst, *measure(client, f"GET /admin/?range={span}", f"/admin/?range={span}"))
@@ -184,7 +216,8 @@ def page(url: str) -> None:
 
 
 def index_cost(url: str) -> None:
-    """The message path's inserts with the single-column indexes (before) and the widened ones (after): rows
+    """The message path's inserts with the single-column indexes (before), the widened ones (after) and the
+    failed records' partial index (rollups, the failures' counts; 2 % of the records here are failed): rows
     written 100 to a statement, as a batch is, into copies of the two record tables with the indexes the
     overview changed and the others of a message's path, alternated."""
     variants = {
@@ -192,6 +225,10 @@ def index_cost(url: str) -> None:
         "after: (event, received_at); (handler_name, index, created_at), (status, created_at)": (
             "(event, received_at)", ['(handler_name, "index", created_at) INCLUDE (duplicate_of_id)',
                                      "(status, created_at)"]),
+        "rollups: and the failed records' partial index": (
+            "(event, received_at)", ['(handler_name, "index", created_at) INCLUDE (duplicate_of_id)',
+                                     "(status, created_at)", "(created_at) INCLUDE (handler_name, delivery_id, "
+                                     "duplicate_of_id) WHERE status = 'FAILED'"]),
     }
     out("\nindex cost on the message path (20,000 messages and their records, 100 to a statement):")
     with psycopg.connect(url, autocommit=True) as pg:
@@ -224,18 +261,19 @@ def _insert_copy(pg: psycopg.Connection, received_index: str, execution_indexes:
 
 
 def main() -> None:
-    with open("/proc/loadavg") as load:
-        out(f"overview bench: {N:,} messages over {DAYS:g} days; load average {load.read().split()[0]}")
-    if os.environ.get("BENCH_OVERVIEW_REUSE"):  # (the last run's database, as it was: for trying a change)
-        url = f"{PG_SERVER}/{DB_NAME}"
-    else:
-        url = fresh_database()
-        fill(url)
-    if "index" in PARTS:
-        index_cost(url)
-    if "page" in PARTS:
-        page(url)
-
+    reuse = bool(os.environ.get("BENCH_OVERVIEW_REUSE"))  # (the last run's database, as it was: to try a change)
+    for days in DAYS_EACH[:1] if reuse else DAYS_EACH:
+        with open("/proc/loadavg") as load:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+            what = "the last run's database (its last case)" if reuse else f"{N:,} messages over {days:g} days"
+            out(f"\n== overview bench: {what}; {when}, load average {' '.join(load.read().split()[:3])}")
+        url = f"{PG_SERVER}/{DB_NAME}" if reuse else fresh_database()
+        if not reuse:
+            fill(url, days)
+        if "index" in PARTS:
+            index_cost(url)
+        if "page" in PARTS:
+            page(url)
 
 if __name__ == "__main__":
     main()

@@ -397,6 +397,12 @@ SHAPES_MAX_DEPTH = env_int("SHAPES_MAX_DEPTH", 12, minimum=1, maximum=64)
 SHAPES_MAX_KEYS = env_int("SHAPES_MAX_KEYS", 100, minimum=1)
 SHAPES_ARRAY_ITEMS = env_int("SHAPES_ARRAY_ITEMS", 3, minimum=1)
 SHAPES_STALE_DAYS = env_int("SHAPES_STALE_DAYS", 7, minimum=1)
+# The overview's day and week charts read hourly rollups (handlers.rollups) of hours that ended
+# OVERVIEW_ROLLUP_SETTLE_MINUTES ago (longer than a batch's stamping before its transaction, and any clock
+# difference between hosts; on PostgreSQL a still-open transaction also holds its hours back); a django-q2
+# schedule rolls them up every OVERVIEW_ROLLUP_MINUTES, and the page rolls up any it finds missing.
+OVERVIEW_ROLLUP_SETTLE_MINUTES = env_int("OVERVIEW_ROLLUP_SETTLE_MINUTES", 10, minimum=1, maximum=24 * 60)
+OVERVIEW_ROLLUP_MINUTES = env_int("OVERVIEW_ROLLUP_MINUTES", 10, minimum=1)
 
 # --- outbox ---
 # Outgoing messages (EVENT tasks, the publish API) go through queues.OutboxMessage; a relay publishes them.

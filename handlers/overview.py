@@ -15,14 +15,19 @@ over the last hour, day or week.
 
 Everything is read from the records with a handful of grouped queries over a bounded time range, served
 by the indexes on `(event, received_at)`, `received_at`, `(handler_name, index, created_at)`, the
-execution status and `quarantined_at`: nothing is counted on the message path. Every number carries the
-URL of the admin list that shows what it counts, with the same filters and the same time bounds (`until`
-is the page's own moment, so a list opened later shows what the page counted, not what arrived since).
+execution status, the failed records and `quarantined_at`: nothing is counted on the message path. The day
+and week charts' messages in and matches of completed, settled hours come from hourly rollups of those
+records (`handlers.rollups`, kept by a schedule and filled here for any hour missing); the hour still
+going, and everything that can change after its hour (failures, quarantine entries), is counted live.
+Every number carries the URL of the admin list that shows what it counts, with the same filters and the
+same time bounds (`until` is the page's own moment, so a list opened later shows what the page counted, not
+what arrived since).
 """
 
+import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, reduce
 from urllib.parse import urlencode
 
 from django.db.models import (
@@ -45,7 +50,8 @@ from django.utils.html import format_html
 from eventhub.lib.aggregates import EpochBucket, PercentileDisc
 from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 
-from .models import HANDLER_LEVEL, ActionExecution, EventHandler, ExecutionStatus
+from . import rollups
+from .models import HANDLER_LEVEL, ActionExecution, EventHandler, ExecutionStatus, RollupSeries
 
 Outcome = ReceivedMessage.Outcome
 Status = ExecutionStatus
@@ -78,8 +84,10 @@ def with_outcome(messages: QuerySet, outcome: str) -> QuerySet:
 def executions_of_decision(executions: QuerySet, decision: str) -> QuerySet:
     """The records the overview counts per handler (duplicates of earlier records left out)."""
     originals = executions.filter(duplicate_of__isnull=True)
-    if decision == "matched":  # one record per message whose condition held: its first action's (shadow: no work)
-        return originals.filter(index=0).exclude(status=Status.SHADOW)
+    # Each decision names the indices and statuses it counts: a record of a kind it does not name (issue 24's
+    # SHADOW, what a shadow handler would have done) is none of them.
+    if decision == "matched":  # one record per message whose condition held: its first action's
+        return rollups.matches(originals)
     if decision == "skipped":
         return originals.filter(index=HANDLER_LEVEL, status=Status.SKIPPED)
     if decision == "failed":
@@ -304,9 +312,53 @@ def build(span: Span | None = None, now: datetime | None = None) -> Overview:
     overview = Overview(now, span or SPANS["hour"])
     overview.queues = _queue_rows(now)
     overview.handlers = _handler_rows(now)
-    _queue_charts(overview)
-    _handler_charts(overview)
+    first = overview.span.first_bucket(now)
+    rolled, live = _split(overview.span, first, now)
+    rolled_up = _rolled_up(rolled, [queue.config.event for queue in overview.queues],
+                           [handler.name for handler in overview.handlers])
+    _queue_charts(overview, live, rolled_up)
+    _handler_charts(overview, live, rolled_up)
     return overview
+
+
+Ranges = list[tuple[datetime, datetime]]
+
+
+def _split(span: Span, first: datetime, now: datetime) -> tuple[tuple[datetime, datetime], Ranges]:
+    """The hours of the chart read from rollups (rolled up first if need be), and the ranges before and after
+    them, counted from the records: the hour still going, those not settled yet (`handlers.rollups`), and
+    those the purge may be deleting. The hour chart's minutes are all counted from the records."""
+    if span.bucket < HOUR:
+        return (first, first), [(first, now)]
+    start, end = rollups.rolled_up_range(first, now)
+    if start >= end:
+        return (start, start), [(first, now)]
+    rollups.ensure(start, end, now)
+    return (start, end), [(a, b) for a, b in ((first, start), (end, now)) if a < b]
+
+
+def _rolled_up(rolled: tuple[datetime, datetime], events: list[str], names: list[str]) -> dict:
+    """{(series, key): [(hour, count)]} of the rolled-up hours, in one query."""
+    start, end = rolled
+    found: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
+    if start < end:
+        for series, key, hour, count in rollups.read(start, end, {RollupSeries.RECEIVED: events,
+                                                                  RollupSeries.MATCHED: names}):
+            found.setdefault((series, key), []).append((hour, count))
+    return found
+
+
+def _within(field_name: str, ranges: Ranges) -> Q:
+    """Rows whose time is in one of the ranges (no rows when there are none)."""
+    each = [Q(**{f"{field_name}__gte": since, f"{field_name}__lt": until}) for since, until in ranges]
+    return reduce(operator.or_, each) if each else Q(pk__in=[])
+
+
+def _add_rolled_up(add, span: Span, first: datetime, rolled_up: dict, series: str, key: str) -> None:
+    """A series' rolled-up hours into the buckets they fall in (a day's bar is an hour, a week's four)."""
+    for name, rows in rolled_up.items():
+        if name[0] == series:
+            add([(name[1], (hour - EPOCH) // span.bucket, count) for hour, count in rows], key)
 
 
 # Queues -------------------------------------------------------------------------------------------
@@ -369,9 +421,10 @@ def _minutes(delta: timedelta) -> str:
     return f"{int(delta.total_seconds() // 60)} minutes"
 
 
-def _queue_charts(overview: Overview) -> None:
-    """Three grouped counts, each from an index: messages in from `(event, received_at)`, failed ones from the
-    execution status (failures are few), quarantined ones from the quarantine's `quarantined_at`."""
+def _queue_charts(overview: Overview, live: Ranges, rolled_up: dict) -> None:
+    """Three grouped counts, each from an index: messages in from `(event, received_at)` (of the hours not
+    rolled up: `_split`), failed ones from the execution status (failures are few), quarantined ones from the
+    quarantine's `quarantined_at` (failures and quarantine entries can change after their hour: never rolled up)."""
     span, now = overview.span, overview.now
     first = span.first_bucket(now)
     events = [queue.config.event for queue in overview.queues]
@@ -383,10 +436,14 @@ def _queue_charts(overview: Overview) -> None:
             counts[key] = counts.get(key, 0) + count
 
     # COUNT(*), not of the id: the count of messages in is then read from the (event, received_at) index alone.
-    received = ReceivedMessage.objects.filter(event__in=events, received_at__gte=first, received_at__lt=now)
+    _add_rolled_up(add, span, first, rolled_up, RollupSeries.RECEIVED, "total")
+    received = ReceivedMessage.objects.filter(_within("received_at", live), event__in=events)
     add(received.order_by().annotate(bucket=span.bucket_of("received_at"))
         .values_list("event", "bucket").annotate(n=Count("*")), "total")
-    failed = ActionExecution.objects.filter(status=Status.FAILED, delivery__outcome=Outcome.ACKNOWLEDGED,
+    # (A record is made after its delivery: those of deliveries since `first` were all made since `first`, and
+    # that bound lets the failures come from the failed records' own index, not from all the stored ones.)
+    failed = ActionExecution.objects.filter(status=Status.FAILED, created_at__gte=first,
+                                            delivery__outcome=Outcome.ACKNOWLEDGED,
                                             delivery__received_at__gte=first, delivery__received_at__lt=now)
     add(failed.order_by().annotate(bucket=span.bucket_of("delivery__received_at"))
         .values_list("delivery__event", "bucket").annotate(n=Count("delivery_id", distinct=True)), "failed")
@@ -431,11 +488,14 @@ def _handler_rows(now: datetime) -> list[HandlerRow]:
     records = ActionExecution.objects.filter(created_at__gte=since, created_at__lt=now,
                                              duplicate_of__isnull=True).order_by()
     counts = {row["handler_name"]: row for row in records.values("handler_name").annotate(
-        matched=Count("pk", filter=Q(index=0) & ~Q(status=Status.SHADOW)),  # (a shadow decision is no match)
+        matched=Count("pk", filter=Q(index=0, status__in=rollups.MATCH_STATUSES)),  # (rollups.matches)
         skipped=Count("pk", filter=Q(index=HANDLER_LEVEL, status=Status.SKIPPED)),
         failed=Count("pk", filter=Q(status=Status.FAILED)),
     )}
-    receipt_to_record = ExpressionWrapper(F("finished_at") - F("delivery__received_at"), output_field=DurationField())
+    # The delivery's time looked up per record (by its primary key), not joined: PostgreSQL would hash-join
+    # the hour's records against a scan of every stored message.
+    received_at = Subquery(ReceivedMessage.objects.filter(pk=OuterRef("delivery_id")).values("received_at"))
+    receipt_to_record = ExpressionWrapper(F("finished_at") - received_at, output_field=DurationField())
     timed = {row["handler_name"]: row for row in records.filter(finished_at__isnull=False, delivery__isnull=False)
              .values("handler_name").annotate(p50=PercentileDisc(receipt_to_record, 0.5),
                                               p99=PercentileDisc(receipt_to_record, 0.99))}
@@ -443,8 +503,8 @@ def _handler_rows(now: datetime) -> list[HandlerRow]:
     # created_at) index. Written as a range and ordered by index too: with `index = 0` PostgreSQL may walk the
     # created_at index back instead, through every record of a handler that has never matched.
     last = (ActionExecution.objects.filter(handler_name=OuterRef("name"), index__range=(0, 0),
-                                           duplicate_of__isnull=True)
-            .exclude(status=Status.SHADOW).order_by("-index", "-created_at").values("created_at")[:1])
+                                           status__in=rollups.MATCH_STATUSES, duplicate_of__isnull=True)
+            .order_by("-index", "-created_at").values("created_at")[:1])
     # (Not asked for a handler in shadow mode, whose records are all SHADOW: the walk back would read them all.)
     last_match = Case(When(mode=EventHandler.Mode.LIVE, then=Subquery(last)), default=None)
     handlers = {h.name: h for h in EventHandler.objects.annotate(last_match=last_match).order_by("name")}
@@ -468,22 +528,27 @@ def _handler_rows(now: datetime) -> list[HandlerRow]:
     return rows
 
 
-def _handler_charts(overview: Overview) -> None:
-    """Matches from the `(handler_name, index, created_at)` index (duplicates carried in it), failures from the
-    execution status: two grouped counts that read no table rows for the records of false conditions."""
+def _handler_charts(overview: Overview, live: Ranges, rolled_up: dict) -> None:
+    """Matches from the `(handler_name, index, created_at)` index (of the hours not rolled up: `_split`),
+    failures from the execution status over the whole chart (a record's status can change after its hour:
+    never rolled up): two grouped counts that read no table rows for the records of false conditions."""
     span, now = overview.span, overview.now
     first = span.first_bucket(now)
-    records = ActionExecution.objects.filter(created_at__gte=first, created_at__lt=now,
-                                             duplicate_of__isnull=True).order_by()
+    records = ActionExecution.objects.filter(duplicate_of__isnull=True).order_by()
     bucket = span.bucket_of("created_at")
     names = [handler.name for handler in overview.handlers]
     series: dict[str, dict[int, dict[str, int]]] = {}
-    for key, rows in (("matched", records.filter(handler_name__in=names, index=0).exclude(status=Status.SHADOW)),
-                      ("failed", records.filter(status=Status.FAILED))):
-        for name, number, count in rows.annotate(bucket=bucket).values_list("handler_name", "bucket") \
-                .annotate(n=Count("*")):
+
+    def add(rows, key: str) -> None:
+        for name, number, count in rows:
             counts = series.setdefault(name, {}).setdefault(_bucket_index(span, first, number), {})
             counts[key] = counts.get(key, 0) + count
+
+    _add_rolled_up(add, span, first, rolled_up, RollupSeries.MATCHED, "matched")
+    for key, rows in (("matched", rollups.matches(records.filter(_within("created_at", live),
+                                                                  handler_name__in=names))),
+                      ("failed", records.filter(status=Status.FAILED, created_at__gte=first, created_at__lt=now))):
+        add(rows.annotate(bucket=bucket).values_list("handler_name", "bucket").annotate(n=Count("*")), key)
     for handler in overview.handlers:
         handler.chart = _handler_chart(span, first, now, handler.name, series.get(handler.name, {}))
 

@@ -32,7 +32,7 @@ from eventhub.lib.stopping import stop_requested
 from queues.models import ListenerHeartbeat, QuarantinedMessage, QueueConfig, ReceivedMessage
 from queues.quarantine import retried_messages
 
-from . import backtests
+from . import backtests, rollups
 from .listener import Consumer
 from .models import FINAL_STATUSES, ActionExecution, Backtest, EventShape
 
@@ -83,6 +83,7 @@ def purge_old_records(days: int | None = None, batch_size: int = BATCH_SIZE) -> 
             counts = {name: counts[name] + purged[name] for name in counts}
     if any(counts.values()):
         logger.info("Purged records older than %s: %s", cutoff.isoformat(), counts)
+    rollups.prune(cutoff)  # (the overview's hourly counts of those hours: kept as long as their records)
     ListenerHeartbeat.prune()  # (also done by running listeners; this covers a machine where none runs)
     Backtest.prune()  # (kept BACKTEST_KEEP_HOURS, whatever the records' retention)
     EventShape.prune()  # (an event nothing arrived on for SHAPES_STALE_DAYS)
