@@ -3,11 +3,20 @@
 from django.db import transaction
 from django.db.models import Max
 
+from eventhub.lib.locks import lock
 from queues.configs import ensure_config
 
 from .models import EventHandler, HandlerRevision
 
 Change = HandlerRevision.Change
+
+
+def handlers_lock(event: str) -> str:
+    """The lock name of an event's handlers. Every batch holds it shared while it runs (a batch reads the
+    event's handlers when it starts and writes records pointing at them when it ends); deleting a handler
+    holds it exclusively, so the deletion waits for the batches in flight to commit their records (then
+    detached from it like the earlier ones), and later batches no longer read it."""
+    return f"handlers of\n{event}"
 
 
 def _record(handler: EventHandler, name: str, change: str, source: str, user) -> HandlerRevision:
@@ -39,6 +48,7 @@ def save_handler(handler: EventHandler, *, user, source: str, change: str | None
 
 @transaction.atomic
 def delete_handler(handler: EventHandler, *, user, source: str) -> HandlerRevision:
+    lock([handlers_lock(handler.event)])
     revision = _record(handler, handler.name, Change.DELETED, source, user)
     handler.delete()
     return revision

@@ -50,6 +50,7 @@ from workflows.errors import EngineError, TaskAlreadyFinished
 from workflows.params import TemplateError
 
 from .actions import ACTION_KINDS, ActionContext, ActionKind, resolve_input
+from .changes import handlers_lock
 from .conditions import ConditionResult, evaluate_batch
 from .models import HANDLER_LEVEL, ActionExecution, EventHandler, ExecutionStatus, HandlerRevision
 from .payload import expand_inline_json
@@ -212,13 +213,16 @@ def _prepare(config: QueueConfig, engine: WorkflowEngine, unit: EngineBatch, mes
     # First the batch claims its messages: another consumer holding a copy of one of them (a visibility
     # timeout that expired mid-batch, a redelivery after a lost connection) waits here until this batch
     # ends, then reads what it committed and records duplicates; without the claim both would run a first
-    # attempt's actions, and a remote engine's cannot be undone.
+    # attempt's actions, and a remote engine's cannot be undone. Before that it holds its event's handlers
+    # lock, shared (other batches do not wait): a handler deleted meanwhile (a promoted twin) waits for this
+    # batch's records, which point at it, to be committed (handlers.changes.handlers_lock).
     handlers, revisions, prior, *prefetched = fetch_together(
         Query(EventHandler, _active_handlers, {"event": config.event}),
         Query(HandlerRevision, _their_revisions, {"event": config.event}),
         Query(ActionExecution, _earlier, {"event": config.event, "message_ids": message_ids}),
         *unit.prefetch(),
-        before=lock_statement(f"{config.event}\n{message_id}" for message_id in message_ids),
+        before=lock_statement((f"{config.event}\n{message_id}" for message_id in message_ids),
+                              shared=[handlers_lock(config.event)]),
     )
     unit.prefetched(prefetched)
     return Batch(config, engine, handlers, {r.handler_id: r for r in revisions}, _by_action(prior),

@@ -13,7 +13,9 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .changes import delete_handler, save_handler
+from eventhub.lib.locks import lock
+
+from .changes import delete_handler, handlers_lock, save_handler
 from .models import HANDLER_LEVEL, SHADOW_SUFFIX, ActionExecution, EventHandler, ExecutionStatus, HandlerRevision
 
 # What Promote carries from the twin to its original; the original keeps its name, `active` and mode.
@@ -88,6 +90,10 @@ def take_definition(original: EventHandler, twin: EventHandler) -> EventHandler:
 def promote(twin: EventHandler, *, user) -> HandlerRevision:
     """The original takes the twin's definition (one new revision of it, source "promote") and the twin is
     deleted, together or not at all. ValidationError when the twin has no original any more."""
+    # First the twin's event's handlers lock (delete_handler's): the batches in flight that read the twin end
+    # before any row here is locked, or a batch's records, pointing at these rows, would wait for this
+    # transaction while it waits for them.
+    lock([handlers_lock(twin.event)])
     locked = {h.pk: h for h in EventHandler.objects.select_for_update().filter(
         pk__in=[twin.pk, twin.shadow_of_id]).order_by("pk")}  # (in id order, as every writer locks them)
     twin = locked.get(twin.pk)
