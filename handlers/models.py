@@ -120,6 +120,8 @@ class EventHandler(models.Model):
     )
     shadow_of_name = models.CharField(max_length=255, blank=True, editable=False,
                                       help_text="Its original's name, kept when the original is deleted.")
+    # The revision copied from is (shadow_of_name, shadow_base_revision): numbers count per name, and the name is
+    # the original's when copied, kept if it is renamed since.
     shadow_base_revision = models.PositiveIntegerField(
         null=True, blank=True, editable=False, help_text="The original's revision when the twin was copied from it.")
     revision = models.PositiveIntegerField(default=0, editable=False, help_text="Number of the latest revision.")

@@ -3,12 +3,14 @@ acts, the comparison page, and Promote (one revision, the twin gone, in one tran
 when its original changed or was deleted."""
 
 import copy
+import json
 from unittest import mock
 
 import pytest
 from django.urls import reverse
 
 from handlers import shadow
+from handlers.changes import save_handler
 from handlers.listener import Listener
 from handlers.models import ActionExecution, EventHandler, HandlerRevision
 from queues.models import ReceivedMessage
@@ -18,6 +20,7 @@ from workflows.models import Workflow
 from ..conftest import make_user
 from ..workflows.conftest import register, shipping_definition
 from .seeds import START_SHIPPING
+from .test_dispatch import dispatch, message
 from .test_end_to_end import consume_until, handler
 from .test_event_api import put
 
@@ -180,3 +183,44 @@ def test_promote_carries_a_cleared_condition_and_leaves_an_empty_text_as_the_ori
     original.refresh_from_db()
     assert (original.condition, original.description) == ("", None)
     assert "description" not in original.to_conductor()
+
+
+@pytest.mark.django_db
+def test_the_twins_page_says_its_original_changed_when_a_rename_and_edit_restarted_its_revision_numbers(
+        admin_client):
+    original = handler(START_SHIPPING)  # revision 1 of start_shipping_workflow
+    twin = shadow.shadow_copy(original, user=None)
+    # Renamed and edited in one save of its admin form: revisions count per name, so it is revision 1 again.
+    response = admin_client.post(change_url(original), {
+        "name": "start_shipping_v2", "event": original.event, "active": "on", "mode": "live", "description": "",
+        "condition": "$.customer.vip == true", "evaluator_type": "", "actions": json.dumps(original.actions),
+        "loaded_revision": "1", "_save": "Save"})
+    assert response.status_code == 302
+    original.refresh_from_db()
+    twin.refresh_from_db()
+    assert (original.name, original.revision) == ("start_shipping_v2", 1)
+    assert "changed since the copy: it was revision 1 of start_shipping_workflow, it is revision 1 of " \
+        "start_shipping_v2 now" in shadow.original_changed(twin)
+    page = admin_client.get(reverse("admin:handlers_eventhandler_promote", args=[twin.pk])).content.decode()
+    assert 'id="shadow-changed"' in page
+    page = admin_client.get(change_url(twin)).content.decode()
+    assert "copied from its revision 1 (as start_shipping_workflow)" in page and 'id="shadow-changed"' in page
+
+
+@pytest.mark.django_db
+def test_the_comparison_reads_the_originals_records_under_its_old_names_too():
+    register(shipping_definition())
+    event = "conductor:shipping_start"
+    original = handler(START_SHIPPING, event=event)
+    twin = shadow.shadow_copy(original, user=None)
+    dispatch(event, message(customer("Ada", vip=False)))  # both match, with the same input
+    original.name = "start_shipping_v2"
+    save_handler(original, user=None, source="test")
+    twin.refresh_from_db()
+    comparison = shadow.compare(twin)
+    assert (comparison.compared, comparison.counts["original_only"], comparison.counts["twin_only"]) == (1, 0, 0)
+    # A handler that took the old name afterwards is not the original: its records are not read as the original's.
+    handler(START_SHIPPING, event=event, condition="$.customer.vip")
+    dispatch(event, message(customer("Bo", vip=False)))
+    comparison = shadow.compare(twin)
+    assert comparison.compared == 2 and comparison.counts == {"twin_only": 0, "original_only": 0, "inputs": 0}
