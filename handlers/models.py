@@ -135,6 +135,13 @@ class EventHandler(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        if self.shadow_of_id is None and not self.is_shadow:
+            # A former twin (its original deleted) set live is a handler of its own, not a twin any more: set back
+            # to shadow later, it is a shadow handler like any other. (A twin whose original exists stays shadow.)
+            self.shadow_of_name, self.shadow_base_revision = "", None
+        super().save(*args, **kwargs)
+
     @property
     def kind(self) -> str:
         return self.event.partition(":")[0]
@@ -145,7 +152,8 @@ class EventHandler(models.Model):
 
     @property
     def is_twin(self) -> bool:
-        """A shadow twin: made from a live handler by Shadow copy (its original may have been deleted since)."""
+        """A shadow twin: made from a live handler by Shadow copy (its original may have been deleted since; set live
+        after that, it is no twin any more)."""
         return bool(self.shadow_of_name)
 
     @property

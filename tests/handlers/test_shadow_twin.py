@@ -224,3 +224,20 @@ def test_the_comparison_reads_the_originals_records_under_its_old_names_too():
     dispatch(event, message(customer("Bo", vip=False)))
     comparison = shadow.compare(twin)
     assert comparison.compared == 2 and comparison.counts == {"twin_only": 0, "original_only": 0, "inputs": 0}
+
+
+@pytest.mark.django_db
+def test_a_former_twin_set_live_is_a_handler_of_its_own_not_described_as_running_nothing(admin_client, api):
+    original = handler(START_SHIPPING)
+    twin = shadow.shadow_copy(original, user=None)
+    assert api.delete(f"/api/event/{NAME}").status_code == 200
+    assert put(api, {**START_SHIPPING, "name": TWIN, "mode": "live"}).status_code == 200
+    twin.refresh_from_db()
+    assert (twin.mode, twin.is_twin, twin.shadow_of_name, twin.shadow_base_revision) == ("live", False, "", None)
+    page = admin_client.get(change_url(twin)).content.decode()
+    assert "it runs nothing" not in page and 'id="shadow-note"' not in page
+    assert "set its mode to live to make it act" not in page
+    # Set back to shadow it is a shadow handler like any other, not the twin of a deleted one.
+    assert put(api, {**START_SHIPPING, "name": TWIN, "mode": "shadow"}).status_code == 200
+    page = admin_client.get(change_url(twin)).content.decode()
+    assert 'id="shadow-note"' not in page and "In <strong>shadow mode</strong>" in page
