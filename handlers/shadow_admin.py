@@ -31,6 +31,14 @@ def _change_url(handler: EventHandler) -> str:
     return reverse("admin:handlers_eventhandler_change", args=[handler.pk])
 
 
+def can_promote(model_admin: admin.ModelAdmin, request: HttpRequest, twin: EventHandler) -> bool:
+    """What the promote view requires, so that no page offers Promote to who would get a 403: a twin whose original
+    exists, *change* on the original and *delete* on the twin."""
+    source = original_of(twin) if twin.is_twin else None
+    return source is not None and model_admin.has_change_permission(request, source) \
+        and model_admin.has_delete_permission(request, twin)
+
+
 def shadow_copy_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
     """POST: make the handler's shadow twin and open it."""
     original = _handler(model_admin, request, object_id)
@@ -62,7 +70,7 @@ def compare_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id:
         **model_admin.admin_site.each_context(request), "opts": model_admin.model._meta, "original": twin,
         "title": f"{twin.name} against {comparison.original_name}", "comparison": comparison,
         "source": original_of(twin), "changed": original_changed(twin),
-        "can_promote": original_of(twin) is not None and model_admin.has_change_permission(request, twin),
+        "can_promote": can_promote(model_admin, request, twin),
         "rows": [(d, pretty_json(d.twin.inputs_shown), pretty_json(d.original.inputs_shown))
                  for d in comparison.differences],
     }
@@ -75,7 +83,7 @@ def promote_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id:
     source = original_of(twin) if twin.is_twin else None
     if source is None:
         raise Http404("This handler is not the shadow twin of a handler that exists: there is nothing to promote.")
-    if not (model_admin.has_change_permission(request, source) and model_admin.has_delete_permission(request, twin)):
+    if not can_promote(model_admin, request, twin):
         raise PermissionDenied
     if request.method == "POST":
         try:

@@ -241,3 +241,21 @@ def test_a_former_twin_set_live_is_a_handler_of_its_own_not_described_as_running
     assert put(api, {**START_SHIPPING, "name": TWIN, "mode": "shadow"}).status_code == 200
     page = admin_client.get(change_url(twin)).content.decode()
     assert 'id="shadow-note"' not in page and "In <strong>shadow mode</strong>" in page
+
+
+@pytest.mark.django_db
+def test_promote_is_offered_only_to_who_may_promote_change_on_the_original_and_delete_on_the_twin(
+        client, django_user_model):
+    original = handler(START_SHIPPING)
+    twin = shadow.shadow_copy(original, user=None)
+    compare_url = reverse("admin:handlers_eventhandler_shadow_compare", args=[twin.pk])
+    promote_url = reverse("admin:handlers_eventhandler_promote", args=[twin.pk])
+    client.force_login(make_user(django_user_model, "editor", "view_eventhandler", "change_eventhandler"))
+    assert promote_url not in client.get(change_url(twin)).content.decode()
+    assert promote_url not in client.get(compare_url).content.decode()
+    assert client.get(promote_url).status_code == 403
+    client.force_login(make_user(django_user_model, "promoter", "view_eventhandler", "change_eventhandler",
+                                 "delete_eventhandler"))
+    assert promote_url in client.get(change_url(twin)).content.decode()
+    assert promote_url in client.get(compare_url).content.decode()
+    assert client.get(promote_url).status_code == 200
