@@ -31,8 +31,18 @@ KINDS = {
 }
 
 
+class StalePromote(ValidationError):
+    """The promote page that was confirmed showed another revision of the twin or of its original than they have
+    now: someone saved one of them meanwhile."""
+
+
 def twin_name(name: str) -> str:
     return f"{name}{SHADOW_SUFFIX}"
+
+
+def stamp(handler: EventHandler) -> str:
+    """Which revision of a handler a page showed: its name and number (numbers count per name)."""
+    return f"{handler.name} r{handler.revision}"
 
 
 @transaction.atomic
@@ -95,9 +105,10 @@ def take_definition(original: EventHandler, twin: EventHandler) -> EventHandler:
 
 
 @transaction.atomic
-def promote(twin: EventHandler, *, user) -> HandlerRevision:
+def promote(twin: EventHandler, *, user, seen: tuple[str, str] | None = None) -> HandlerRevision:
     """The original takes the twin's definition (one new revision of it, source "promote") and the twin is
-    deleted, together or not at all. ValidationError when the twin has no original any more."""
+    deleted, together or not at all. ValidationError when the twin has no original any more; StalePromote when
+    `seen`, the `stamp`s of the twin and of its original that the confirmed page showed, are not theirs now."""
     # First the twin's event's handlers lock (delete_handler's): the batches in flight that read the twin end
     # before any row here is locked, or a batch's records, pointing at these rows, would wait for this
     # transaction while it waits for them.
@@ -111,11 +122,21 @@ def promote(twin: EventHandler, *, user) -> HandlerRevision:
     if original is None:
         raise ValidationError(f"Its original {twin.shadow_of_name} was deleted: there is nothing to promote it into. "
                               "Set its mode to live to make it act.")
+    if seen is not None:
+        _check_seen(seen, twin, original)
     take_definition(original, twin)
     original.full_clean()
     revision = save_handler(original, user=user, source="promote")
     delete_handler(twin, user=user, source="promote")
     return revision
+
+
+def _check_seen(seen: tuple[str, str], twin: EventHandler, original: EventHandler) -> None:
+    changed = [who for who, shown, now in zip(("the twin", "its original"), seen, (stamp(twin), stamp(original)),
+                                               strict=True) if shown != now]
+    if changed:
+        raise StalePromote(f"{' and '.join(changed)} changed since the page you confirmed was shown (saved "
+                           "meanwhile). Below is what the original becomes now: confirm again if it is still right.")
 
 
 # Comparison ------------------------------------------------------------------------------------------------

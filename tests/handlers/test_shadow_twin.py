@@ -4,6 +4,7 @@ when its original changed or was deleted."""
 
 import copy
 import json
+import re
 from unittest import mock
 
 import pytest
@@ -90,7 +91,8 @@ def test_a_twin_watches_live_traffic_on_rabbitmq_while_its_original_acts_and_is_
     confirm = admin_client.get(reverse("admin:handlers_eventhandler_promote", args=[twin.pk]))
     assert confirm.status_code == 200 and "$.customer.vip" in confirm.content.decode()
     revisions = HandlerRevision.objects.filter(handler_name=NAME).count()
-    response = admin_client.post(reverse("admin:handlers_eventhandler_promote", args=[twin.pk]))
+    response = admin_client.post(reverse("admin:handlers_eventhandler_promote", args=[twin.pk]),
+                                 confirmation(confirm.content.decode()))
     assert response.status_code == 302 and response.url == change_url(original)
     original.refresh_from_db()
     assert (original.condition, original.mode, original.revision) == ("$.customer.vip", "live", 2)
@@ -259,3 +261,38 @@ def test_promote_is_offered_only_to_who_may_promote_change_on_the_original_and_d
     assert promote_url in client.get(change_url(twin)).content.decode()
     assert promote_url in client.get(compare_url).content.decode()
     assert client.get(promote_url).status_code == 200
+
+
+def confirmation(page: str) -> dict:
+    """The hidden fields of the promote page's form: the revisions of the twin and of its original it showed."""
+    return dict(re.findall(r'<input type="hidden" name="(\w+_revision)" value="([^"]*)"', page))
+
+
+@pytest.mark.django_db
+def test_promote_refuses_when_the_twin_or_its_original_changed_since_the_page_was_shown(admin_client, api):
+    original = handler(START_SHIPPING)
+    twin = shadow.shadow_copy(original, user=None)
+    url = reverse("admin:handlers_eventhandler_promote", args=[twin.pk])
+    shown = confirmation(admin_client.get(url).content.decode())
+    assert shown == {"twin_revision": f"{TWIN} r1", "original_revision": f"{NAME} r1"}
+    # Someone saves the twin meanwhile: the confirmation was of another definition.
+    assert put(api, {**START_SHIPPING, "name": TWIN, "mode": "shadow", "condition": "$.customer.vip"}).status_code \
+        == 200
+    response = admin_client.post(url, shown, follow=True)
+    page = response.content.decode()
+    assert response.redirect_chain == [(url, 302)]
+    assert "Not promoted: the twin changed since the page you confirmed was shown" in page
+    assert "$.customer.vip" in page and confirmation(page)["twin_revision"] == f"{TWIN} r2"
+    original.refresh_from_db()
+    assert (original.condition, original.revision) == ("", 1) and EventHandler.objects.filter(name=TWIN).exists()
+    # Someone saves the original meanwhile.
+    shown = confirmation(page)
+    assert put(api, {**START_SHIPPING, "description": "edited meanwhile"}).status_code == 200
+    page = admin_client.post(url, shown, follow=True).content.decode()
+    assert "Not promoted: its original changed since the page you confirmed was shown" in page
+    assert EventHandler.objects.get(name=NAME).revision == 2
+    # A POST that says nothing of what it confirmed promotes nothing either; the current page's does.
+    assert "Not promoted" in admin_client.post(url, follow=True).content.decode()
+    response = admin_client.post(url, confirmation(page))
+    assert response.status_code == 302 and not EventHandler.objects.filter(name=TWIN).exists()
+    assert EventHandler.objects.get(name=NAME).condition == "$.customer.vip"
