@@ -45,7 +45,7 @@ from .message_admin import workflow_link
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, EventShape, HandlerRevision
 from .overview import executions_of_decision
 from .shadow import original_changed, original_of
-from .shadow_admin import compare_view, promote_view, shadow_copy_view
+from .shadow_admin import can_promote, compare_view, promote_view, shadow_copy_view
 from .shapes import shapes_of
 
 logger = logging.getLogger(__name__)
@@ -259,6 +259,7 @@ class EventHandlerAdmin(admin.ModelAdmin):
         twin = EventHandler.objects.filter(shadow_of=handler).first()
         return {
             "shadow_source": original_of(handler) if handler.is_twin else None,
+            "can_promote": can_promote(self, request, handler),
             "shadow_changed": original_changed(handler),
             "shadow_twin": twin,
             "can_shadow_copy": not handler.is_shadow and twin is None and self.has_add_permission(request)

@@ -370,7 +370,7 @@ def describe(backtest: Backtest) -> dict:
     counts = {key: result.get(key, 0) for key in ("total", *KINDS, "conditionErrors", "actionErrors")}
     return {
         "id": backtest.pk, "status": backtest.status, "handler": backtest.handler_name, "draft": backtest.draft,
-        "active": bool(backtest.handler.get("active")),
+        "active": bool(backtest.handler.get("active")), "mode": backtest.handler.get("mode") or "live",
         "comparedToRevision": backtest.compared_revision, "event": criteria["event"], "from": criteria["from"],
         "to": criteria["to"], "limit": criteria["limit"], "outcomes": criteria["outcomes"],
         "progress": {"done": backtest.done, "expected": backtest.expected}, **counts,

@@ -55,6 +55,7 @@ class DryRun:
     handler: str
     event: str
     active: bool
+    mode: str  # live, or shadow: it would record what it matched as SHADOW and run nothing
     condition: str | None
     evaluatorType: str | None  # noqa: N815
     matched: bool
@@ -87,7 +88,8 @@ def dry_run(handler: EventHandler, payload: Any, *, message_id: str = DRY_RUN_ME
     report = lint(handler)
     warnings = report.warnings + payload_warnings(handler, payload, actions)
     return DryRun(
-        handler=handler.name, event=handler.event, active=handler.active, condition=handler.condition,
+        handler=handler.name, event=handler.event, active=handler.active, mode=handler.mode,
+        condition=handler.condition,
         evaluatorType=handler.evaluator_type, matched=result.matched, value=result.value, error=result.error,
         actions=actions, warnings=[w.as_dict() for w in warnings],
         sample={"id": sample.pk, "messageId": sample.message_id, "receivedAt": sample.received_at.isoformat()}

@@ -120,6 +120,8 @@ class EventHandler(models.Model):
     )
     shadow_of_name = models.CharField(max_length=255, blank=True, editable=False,
                                       help_text="Its original's name, kept when the original is deleted.")
+    # The revision copied from is (shadow_of_name, shadow_base_revision): numbers count per name, and the name is
+    # the original's when copied, kept if it is renamed since.
     shadow_base_revision = models.PositiveIntegerField(
         null=True, blank=True, editable=False, help_text="The original's revision when the twin was copied from it.")
     revision = models.PositiveIntegerField(default=0, editable=False, help_text="Number of the latest revision.")
@@ -133,6 +135,13 @@ class EventHandler(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        if self.shadow_of_id is None and not self.is_shadow:
+            # A former twin (its original deleted) set live is a handler of its own, not a twin any more: set back
+            # to shadow later, it is a shadow handler like any other. (A twin whose original exists stays shadow.)
+            self.shadow_of_name, self.shadow_base_revision = "", None
+        super().save(*args, **kwargs)
+
     @property
     def kind(self) -> str:
         return self.event.partition(":")[0]
@@ -143,7 +152,8 @@ class EventHandler(models.Model):
 
     @property
     def is_twin(self) -> bool:
-        """A shadow twin: made from a live handler by Shadow copy (its original may have been deleted since)."""
+        """A shadow twin: made from a live handler by Shadow copy (its original may have been deleted since; set live
+        after that, it is no twin any more)."""
         return bool(self.shadow_of_name)
 
     @property

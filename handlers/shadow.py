@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 
 from eventhub.lib.locks import lock
 
@@ -22,6 +23,7 @@ from .models import HANDLER_LEVEL, SHADOW_SUFFIX, ActionExecution, EventHandler,
 DEFINITION = ("event", "condition", "evaluator_type", "actions", "description")
 COMPARE_MESSAGES = 500  # the twin's latest messages a comparison reads
 SHOWN_DIFFERENCES = 100
+TWIN, ORIGINAL = "twin", "original"  # the two sides of a comparison
 KINDS = {
     "twin_only": "matched by the twin only",
     "original_only": "matched by the original only",
@@ -29,8 +31,18 @@ KINDS = {
 }
 
 
+class StalePromote(ValidationError):
+    """The promote page that was confirmed showed another revision of the twin or of its original than they have
+    now: someone saved one of them meanwhile."""
+
+
 def twin_name(name: str) -> str:
     return f"{name}{SHADOW_SUFFIX}"
+
+
+def stamp(handler: EventHandler) -> str:
+    """Which revision of a handler a page showed: its name and number (numbers count per name)."""
+    return f"{handler.name} r{handler.revision}"
 
 
 @transaction.atomic
@@ -71,10 +83,16 @@ def original_changed(twin: EventHandler) -> str:
     if original is None:
         return (f"Its original {twin.shadow_of_name} was deleted after the copy: this is a shadow handler of its own "
                 "now (set its mode to live to make it act).")
-    if original.revision != twin.shadow_base_revision:
-        return (f"Its original {original.name} changed since the copy: it was at revision {twin.shadow_base_revision}"
-                f", it is at revision {original.revision} now. Promoting replaces that newer definition.")
-    return ""
+    # Revision numbers count per name (a renamed handler starts again at 1): the revision copied from is the pair
+    # (name, number), which is unique, and so is the original's current one.
+    base, now = (twin.shadow_of_name, twin.shadow_base_revision), (original.name, original.revision)
+    if base == now:
+        return ""
+    if base[0] == now[0]:
+        since = f"it was at revision {base[1]}, it is at revision {now[1]} now"
+    else:
+        since = f"it was revision {base[1]} of {base[0]}, it is revision {now[1]} of {now[0]} now"
+    return f"Its original {original.name} changed since the copy: {since}. Promoting replaces that newer definition."
 
 
 def take_definition(original: EventHandler, twin: EventHandler) -> EventHandler:
@@ -87,9 +105,10 @@ def take_definition(original: EventHandler, twin: EventHandler) -> EventHandler:
 
 
 @transaction.atomic
-def promote(twin: EventHandler, *, user) -> HandlerRevision:
+def promote(twin: EventHandler, *, user, seen: tuple[str, str] | None = None) -> HandlerRevision:
     """The original takes the twin's definition (one new revision of it, source "promote") and the twin is
-    deleted, together or not at all. ValidationError when the twin has no original any more."""
+    deleted, together or not at all. ValidationError when the twin has no original any more; StalePromote when
+    `seen`, the `stamp`s of the twin and of its original that the confirmed page showed, are not theirs now."""
     # First the twin's event's handlers lock (delete_handler's): the batches in flight that read the twin end
     # before any row here is locked, or a batch's records, pointing at these rows, would wait for this
     # transaction while it waits for them.
@@ -103,11 +122,21 @@ def promote(twin: EventHandler, *, user) -> HandlerRevision:
     if original is None:
         raise ValidationError(f"Its original {twin.shadow_of_name} was deleted: there is nothing to promote it into. "
                               "Set its mode to live to make it act.")
+    if seen is not None:
+        _check_seen(seen, twin, original)
     take_definition(original, twin)
     original.full_clean()
     revision = save_handler(original, user=user, source="promote")
     delete_handler(twin, user=user, source="promote")
     return revision
+
+
+def _check_seen(seen: tuple[str, str], twin: EventHandler, original: EventHandler) -> None:
+    changed = [who for who, shown, now in zip(("the twin", "its original"), seen, (stamp(twin), stamp(original)),
+                                               strict=True) if shown != now]
+    if changed:
+        raise StalePromote(f"{' and '.join(changed)} changed since the page you confirmed was shown (saved "
+                           "meanwhile). Below is what the original becomes now: confirm again if it is still right.")
 
 
 # Comparison ------------------------------------------------------------------------------------------------
@@ -188,20 +217,24 @@ def compare(twin: EventHandler, *, messages: int = COMPARE_MESSAGES) -> Comparis
     ).select_related("delivery").order_by("-created_at", "-id")[:messages])
     if not firsts:
         return result
-    names = {twin.name, result.original_name}
+    # The original's records by the handler they belong to, whatever its name then (a rename keeps them; a handler
+    # that took an old name since is another one); by name once it is deleted (its records lose the link).
+    of_original = Q(handler=original) if original is not None else Q(handler_name=result.original_name)
     records = ActionExecution.objects.filter(
-        message_id__in={f.message_id for f in firsts}, handler_name__in=names, duplicate_of__isnull=True,
+        Q(handler_name=twin.name) | of_original, message_id__in={f.message_id for f in firsts},
+        duplicate_of__isnull=True,
     ).order_by("index", "id")
     sides: dict[tuple[str, str, str], Side] = {}
     for record in records:
-        sides.setdefault((record.handler_name, record.event, record.message_id), Side()).records.append(record)
+        side = TWIN if record.handler_name == twin.name else ORIGINAL
+        sides.setdefault((side, record.event, record.message_id), Side()).records.append(record)
     seen: set[tuple[str, str]] = set()
     for first in firsts:
         if (first.event, first.message_id) in seen:
             continue
         seen.add((first.event, first.message_id))
-        mine = sides.get((twin.name, first.event, first.message_id), Side())
-        theirs = sides.get((result.original_name, first.event, first.message_id), Side())
+        mine = sides.get((TWIN, first.event, first.message_id), Side())
+        theirs = sides.get((ORIGINAL, first.event, first.message_id), Side())
         result.compared += 1
         kind = _difference(mine, theirs)
         if kind:

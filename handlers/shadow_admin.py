@@ -15,7 +15,17 @@ from django.urls import reverse
 from .display import diff_block
 from .forms import pretty_json
 from .models import EventHandler
-from .shadow import DEFINITION, compare, original_changed, original_of, promote, shadow_copy, take_definition
+from .shadow import (
+    DEFINITION,
+    StalePromote,
+    compare,
+    original_changed,
+    original_of,
+    promote,
+    shadow_copy,
+    stamp,
+    take_definition,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +39,14 @@ def _handler(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str
 
 def _change_url(handler: EventHandler) -> str:
     return reverse("admin:handlers_eventhandler_change", args=[handler.pk])
+
+
+def can_promote(model_admin: admin.ModelAdmin, request: HttpRequest, twin: EventHandler) -> bool:
+    """What the promote view requires, so that no page offers Promote to who would get a 403: a twin whose original
+    exists, *change* on the original and *delete* on the twin."""
+    source = original_of(twin) if twin.is_twin else None
+    return source is not None and model_admin.has_change_permission(request, source) \
+        and model_admin.has_delete_permission(request, twin)
 
 
 def shadow_copy_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -62,7 +80,7 @@ def compare_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id:
         **model_admin.admin_site.each_context(request), "opts": model_admin.model._meta, "original": twin,
         "title": f"{twin.name} against {comparison.original_name}", "comparison": comparison,
         "source": original_of(twin), "changed": original_changed(twin),
-        "can_promote": original_of(twin) is not None and model_admin.has_change_permission(request, twin),
+        "can_promote": can_promote(model_admin, request, twin),
         "rows": [(d, pretty_json(d.twin.inputs_shown), pretty_json(d.original.inputs_shown))
                  for d in comparison.differences],
     }
@@ -75,11 +93,16 @@ def promote_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id:
     source = original_of(twin) if twin.is_twin else None
     if source is None:
         raise Http404("This handler is not the shadow twin of a handler that exists: there is nothing to promote.")
-    if not (model_admin.has_change_permission(request, source) and model_admin.has_delete_permission(request, twin)):
+    if not can_promote(model_admin, request, twin):
         raise PermissionDenied
     if request.method == "POST":
+        # (what the confirmed page showed; a POST without it confirmed nothing, and gets the page)
+        seen = (request.POST.get("twin_revision", ""), request.POST.get("original_revision", ""))
         try:
-            revision = promote(twin, user=request.user)
+            revision = promote(twin, user=request.user, seen=seen)
+        except StalePromote as exc:
+            model_admin.message_user(request, f"Not promoted: {exc.message}", messages.ERROR)
+            return redirect(request.path)  # the page again, as they are now
         except ValidationError as exc:
             for line in exc.messages:
                 model_admin.message_user(request, f"Not promoted: {line}", messages.ERROR)
@@ -88,11 +111,18 @@ def promote_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id:
         model_admin.message_user(request, f"Promoted “{twin.name}” into “{source.name}”: saved as its revision "
                                  f"{revision.number}; the twin was deleted (its records stay).", messages.SUCCESS)
         return redirect(_change_url(source))
+    return _promote_page(model_admin, request, twin, source)
+
+
+def _promote_page(model_admin: admin.ModelAdmin, request: HttpRequest, twin: EventHandler,
+                  source: EventHandler) -> HttpResponse:
+    """What the original becomes; its form carries the revisions shown, so that a save meanwhile refuses it."""
     after = take_definition(copy.copy(source), twin).to_conductor()
     context = {
         **model_admin.admin_site.each_context(request), "opts": model_admin.model._meta, "original": twin,
         "title": f"Promote {twin.name} into {source.name}?", "source": source, "changed": original_changed(twin),
-        "diff": diff_block(source.to_conductor(), after, f"{source.name} now", f"{source.name} promoted"),
-        "carried": ", ".join(DEFINITION),
+        "diff": diff_block(source.to_conductor(), after, f"{source.name} now (revision {source.revision})",
+                           f"{source.name} promoted (from {twin.name} revision {twin.revision})"),
+        "carried": ", ".join(DEFINITION), "twin_revision": stamp(twin), "original_revision": stamp(source),
     }
     return TemplateResponse(request, "admin/handlers/eventhandler/shadow_promote.html", context)

@@ -176,6 +176,8 @@ class DryRunSerializer(serializers.Serializer):
     handler = serializers.CharField()
     event = serializers.CharField()
     active = serializers.BooleanField(help_text="An inactive handler would not run at all.")
+    mode = serializers.ChoiceField(choices=["live", "shadow"], help_text="A handler in shadow mode would run "
+                                   "nothing: what it matches is recorded as SHADOW (`wouldRun` says it matched).")
     condition = serializers.CharField(allow_null=True)
     evaluatorType = serializers.CharField(allow_null=True)  # noqa: N815
     matched = serializers.BooleanField(help_text="Whether the condition held.")
@@ -271,6 +273,8 @@ class BacktestSerializer(serializers.Serializer):
     handler = serializers.CharField()
     draft = serializers.BooleanField(help_text="An unsaved version was backtested.")
     active = serializers.BooleanField(help_text="An inactive handler would not run at all, whatever it matches.")
+    mode = serializers.ChoiceField(choices=["live", "shadow"], help_text="The handler's mode: a backtest counts "
+                                   "what it would do live; in shadow mode, as it stands, it runs nothing.")
     comparedToRevision = serializers.IntegerField(  # noqa: N815
         allow_null=True, help_text="The saved revision the draft was compared with, or null."
     )

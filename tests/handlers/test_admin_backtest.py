@@ -156,3 +156,10 @@ def test_backtests_are_listed_read_only(editor_client, traffic, saved):  # noqa:
     page = text(editor_client.get(reverse("admin:handlers_backtest_changelist")))
     assert "big_dutch_orders" in page and "3 / 3 / 0" in page and "6 / 6" in page
     assert editor_client.get(reverse("admin:handlers_backtest_add")).status_code == 403
+
+
+def test_a_shadow_handlers_result_page_says_it_is_in_shadow_mode(editor_client, traffic):  # noqa: F811
+    shadow = handler(ORDERS, mode="shadow")
+    page = editor_client.get(editor_client.post(backtest_url(shadow), {"_backtest_saved": "Backtest"})["Location"])
+    assert 'id="backtest-shadow"' in page.content.decode()
+    assert "in shadow mode: as it stands, it would record each action as SHADOW and run nothing" in text(page)

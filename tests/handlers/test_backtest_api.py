@@ -196,3 +196,10 @@ def test_old_backtests_are_purged_with_the_records(api, traffic, saved, settings
     purge_old_records()
     assert list(Backtest.objects.values_list("pk", flat=True)) == [recent]
     assert api.get(f"/api/eventhub/backtests/{old}").status_code == 404
+
+
+def test_a_shadow_handlers_backtest_carries_its_mode(api, traffic):  # noqa: F811
+    saved = handler(ORDERS, mode="shadow")
+    body = post(api, {"name": saved.name}).json()
+    assert (body["mode"], body["active"], body["matched"]) == ("shadow", True, 3)
+    assert post(api, {"handler": DRAFT}).json()["mode"] == "live"

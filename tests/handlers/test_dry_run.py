@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from django.urls import reverse
 
 from handlers.dryrun import dry_run
 from handlers.models import ActionExecution, EventHandler
@@ -88,3 +89,20 @@ def test_a_value_param_condition_on_a_payload_that_is_not_an_object_shows_its_er
     result = dry_run(item, ["ready"])
     assert not result.matched and result.error == "value-param needs a JSON object as payload, not an array"
     assert not result.actions[0].wouldRun
+
+
+def test_a_shadow_handlers_dry_run_says_it_is_in_shadow_mode_and_would_run_nothing(shipping, admin_client, api):
+    item = handler(START_SHIPPING, event="conductor:shipping_start", mode="shadow")
+    assert dry_run(item, PAYLOAD).mode == "shadow" and dry_run(item, PAYLOAD).as_dict()["mode"] == "shadow"
+    body = api.post("/api/eventhub/handlers/dry-run", {"name": item.name, "payload": PAYLOAD}, format="json").json()
+    assert (body["mode"], body["matched"]) == ("shadow", True)
+    url = reverse("admin:handlers_eventhandler_dry_run", args=[item.pk])
+    page = admin_client.post(url, {"payload": json.dumps(PAYLOAD), "message_id": ""}).content.decode()
+    result = page.split('id="dry-run-result"')[1]
+    assert 'id="dry-run-shadow"' in page and "every action would run" not in result
+    assert "in shadow mode: it would record each action as SHADOW and run nothing" in result
+    live = handler(START_SHIPPING, name="live", event="conductor:shipping_start")
+    assert dry_run(live, PAYLOAD).mode == "live"
+    url = reverse("admin:handlers_eventhandler_dry_run", args=[live.pk])
+    page = admin_client.post(url, {"payload": json.dumps(PAYLOAD), "message_id": ""}).content.decode()
+    assert "every action would run" in page and 'id="dry-run-shadow"' not in page

@@ -6,9 +6,12 @@ import pytest
 from handlers.backtests import Criteria, start
 from handlers.changes import restore_revision, save_handler
 from handlers.explain import explain
+from handlers.listener import Listener
 from handlers.models import ActionExecution, EventHandler, HandlerRevision
 from handlers.replay import replay_message
-from queues.models import QueueConfig, ReceivedMessage
+from queues import quarantine
+from queues.models import QuarantinedMessage, QueueConfig, ReceivedMessage
+from queues.publish import publish
 from workflows.models import Workflow
 
 from ..workflows.conftest import ADDRESS, register, shipping_definition
@@ -137,3 +140,34 @@ def test_restoring_a_revision_from_before_shadow_makes_the_handler_live_again(su
     save_handler(live, user=None, source="test")
     assert HandlerRevision.objects.get(handler_name=live.name, number=2).snapshot["mode"] == "shadow"
     assert restore_revision(first, user=superuser).mode == "live"
+
+
+def test_a_handler_set_live_runs_nothing_on_a_redelivery_of_a_message_it_shadowed_and_runs_on_its_replay(superuser):
+    item = shadow()
+    sent = message(CUSTOMER)
+    dispatch(EVENT, sent)
+    item.mode = "live"
+    save_handler(item, user=None, source="test")
+    # The message was decided while the handler was in shadow mode: its SHADOW records stand (README).
+    dispatch(EVENT, message(CUSTOMER, delivery_count=2, message_id=sent.message_id))
+    assert [r.status for r in records()] == ["SHADOW", "SHADOW"] and not Workflow.objects.exists()
+    # A replay is a new delivery: the now-live handler runs on it.
+    replayed = replay_message(ReceivedMessage.objects.earliest("id"), user=superuser, reason="act on it now")
+    assert list(replayed.executions.values_list("status", flat=True)) == ["COMPLETED"]
+    assert Workflow.objects.count() == 1
+
+
+def test_a_new_producers_message_kept_in_quarantine_runs_the_handler_retried_once_it_is_live():
+    item = shadow()
+    QueueConfig.objects.filter(event=EVENT).update(unmatched=QueueConfig.Unmatched.QUARANTINE)
+    publish(EVENT, CUSTOMER, message_id="first")
+    listener = Listener(events=[EVENT])
+    assert listener.run_once(wait=0) == 1
+    kept = QuarantinedMessage.objects.get()
+    assert kept.message_id == "first" and records()[0].status == "SHADOW"
+    item.mode = "live"
+    save_handler(item, user=None, source="test")
+    retried = quarantine.retry(kept)
+    assert listener.run_once(wait=0) == 1
+    listener.close()
+    assert ActionExecution.objects.get(message_id=retried).status == "COMPLETED" and Workflow.objects.count() == 1

@@ -3,12 +3,15 @@ acts, the comparison page, and Promote (one revision, the twin gone, in one tran
 when its original changed or was deleted."""
 
 import copy
+import json
+import re
 from unittest import mock
 
 import pytest
 from django.urls import reverse
 
 from handlers import shadow
+from handlers.changes import save_handler
 from handlers.listener import Listener
 from handlers.models import ActionExecution, EventHandler, HandlerRevision
 from queues.models import ReceivedMessage
@@ -18,6 +21,7 @@ from workflows.models import Workflow
 from ..conftest import make_user
 from ..workflows.conftest import register, shipping_definition
 from .seeds import START_SHIPPING
+from .test_dispatch import dispatch, message
 from .test_end_to_end import consume_until, handler
 from .test_event_api import put
 
@@ -87,7 +91,8 @@ def test_a_twin_watches_live_traffic_on_rabbitmq_while_its_original_acts_and_is_
     confirm = admin_client.get(reverse("admin:handlers_eventhandler_promote", args=[twin.pk]))
     assert confirm.status_code == 200 and "$.customer.vip" in confirm.content.decode()
     revisions = HandlerRevision.objects.filter(handler_name=NAME).count()
-    response = admin_client.post(reverse("admin:handlers_eventhandler_promote", args=[twin.pk]))
+    response = admin_client.post(reverse("admin:handlers_eventhandler_promote", args=[twin.pk]),
+                                 confirmation(confirm.content.decode()))
     assert response.status_code == 302 and response.url == change_url(original)
     original.refresh_from_db()
     assert (original.condition, original.mode, original.revision) == ("$.customer.vip", "live", 2)
@@ -180,3 +185,114 @@ def test_promote_carries_a_cleared_condition_and_leaves_an_empty_text_as_the_ori
     original.refresh_from_db()
     assert (original.condition, original.description) == ("", None)
     assert "description" not in original.to_conductor()
+
+
+@pytest.mark.django_db
+def test_the_twins_page_says_its_original_changed_when_a_rename_and_edit_restarted_its_revision_numbers(
+        admin_client):
+    original = handler(START_SHIPPING)  # revision 1 of start_shipping_workflow
+    twin = shadow.shadow_copy(original, user=None)
+    # Renamed and edited in one save of its admin form: revisions count per name, so it is revision 1 again.
+    response = admin_client.post(change_url(original), {
+        "name": "start_shipping_v2", "event": original.event, "active": "on", "mode": "live", "description": "",
+        "condition": "$.customer.vip == true", "evaluator_type": "", "actions": json.dumps(original.actions),
+        "loaded_revision": "1", "_save": "Save"})
+    assert response.status_code == 302
+    original.refresh_from_db()
+    twin.refresh_from_db()
+    assert (original.name, original.revision) == ("start_shipping_v2", 1)
+    assert "changed since the copy: it was revision 1 of start_shipping_workflow, it is revision 1 of " \
+        "start_shipping_v2 now" in shadow.original_changed(twin)
+    page = admin_client.get(reverse("admin:handlers_eventhandler_promote", args=[twin.pk])).content.decode()
+    assert 'id="shadow-changed"' in page
+    page = admin_client.get(change_url(twin)).content.decode()
+    assert "copied from its revision 1 (as start_shipping_workflow)" in page and 'id="shadow-changed"' in page
+
+
+@pytest.mark.django_db
+def test_the_comparison_reads_the_originals_records_under_its_old_names_too():
+    register(shipping_definition())
+    event = "conductor:shipping_start"
+    original = handler(START_SHIPPING, event=event)
+    twin = shadow.shadow_copy(original, user=None)
+    dispatch(event, message(customer("Ada", vip=False)))  # both match, with the same input
+    original.name = "start_shipping_v2"
+    save_handler(original, user=None, source="test")
+    twin.refresh_from_db()
+    comparison = shadow.compare(twin)
+    assert (comparison.compared, comparison.counts["original_only"], comparison.counts["twin_only"]) == (1, 0, 0)
+    # A handler that took the old name afterwards is not the original: its records are not read as the original's.
+    handler(START_SHIPPING, event=event, condition="$.customer.vip")
+    dispatch(event, message(customer("Bo", vip=False)))
+    comparison = shadow.compare(twin)
+    assert comparison.compared == 2 and comparison.counts == {"twin_only": 0, "original_only": 0, "inputs": 0}
+
+
+@pytest.mark.django_db
+def test_a_former_twin_set_live_is_a_handler_of_its_own_not_described_as_running_nothing(admin_client, api):
+    original = handler(START_SHIPPING)
+    twin = shadow.shadow_copy(original, user=None)
+    assert api.delete(f"/api/event/{NAME}").status_code == 200
+    assert put(api, {**START_SHIPPING, "name": TWIN, "mode": "live"}).status_code == 200
+    twin.refresh_from_db()
+    assert (twin.mode, twin.is_twin, twin.shadow_of_name, twin.shadow_base_revision) == ("live", False, "", None)
+    page = admin_client.get(change_url(twin)).content.decode()
+    assert "it runs nothing" not in page and 'id="shadow-note"' not in page
+    assert "set its mode to live to make it act" not in page
+    # Set back to shadow it is a shadow handler like any other, not the twin of a deleted one.
+    assert put(api, {**START_SHIPPING, "name": TWIN, "mode": "shadow"}).status_code == 200
+    page = admin_client.get(change_url(twin)).content.decode()
+    assert 'id="shadow-note"' not in page and "In <strong>shadow mode</strong>" in page
+
+
+@pytest.mark.django_db
+def test_promote_is_offered_only_to_who_may_promote_change_on_the_original_and_delete_on_the_twin(
+        client, django_user_model):
+    original = handler(START_SHIPPING)
+    twin = shadow.shadow_copy(original, user=None)
+    compare_url = reverse("admin:handlers_eventhandler_shadow_compare", args=[twin.pk])
+    promote_url = reverse("admin:handlers_eventhandler_promote", args=[twin.pk])
+    client.force_login(make_user(django_user_model, "editor", "view_eventhandler", "change_eventhandler"))
+    assert promote_url not in client.get(change_url(twin)).content.decode()
+    assert promote_url not in client.get(compare_url).content.decode()
+    assert client.get(promote_url).status_code == 403
+    client.force_login(make_user(django_user_model, "promoter", "view_eventhandler", "change_eventhandler",
+                                 "delete_eventhandler"))
+    assert promote_url in client.get(change_url(twin)).content.decode()
+    assert promote_url in client.get(compare_url).content.decode()
+    assert client.get(promote_url).status_code == 200
+
+
+def confirmation(page: str) -> dict:
+    """The hidden fields of the promote page's form: the revisions of the twin and of its original it showed."""
+    return dict(re.findall(r'<input type="hidden" name="(\w+_revision)" value="([^"]*)"', page))
+
+
+@pytest.mark.django_db
+def test_promote_refuses_when_the_twin_or_its_original_changed_since_the_page_was_shown(admin_client, api):
+    original = handler(START_SHIPPING)
+    twin = shadow.shadow_copy(original, user=None)
+    url = reverse("admin:handlers_eventhandler_promote", args=[twin.pk])
+    shown = confirmation(admin_client.get(url).content.decode())
+    assert shown == {"twin_revision": f"{TWIN} r1", "original_revision": f"{NAME} r1"}
+    # Someone saves the twin meanwhile: the confirmation was of another definition.
+    assert put(api, {**START_SHIPPING, "name": TWIN, "mode": "shadow", "condition": "$.customer.vip"}).status_code \
+        == 200
+    response = admin_client.post(url, shown, follow=True)
+    page = response.content.decode()
+    assert response.redirect_chain == [(url, 302)]
+    assert "Not promoted: the twin changed since the page you confirmed was shown" in page
+    assert "$.customer.vip" in page and confirmation(page)["twin_revision"] == f"{TWIN} r2"
+    original.refresh_from_db()
+    assert (original.condition, original.revision) == ("", 1) and EventHandler.objects.filter(name=TWIN).exists()
+    # Someone saves the original meanwhile.
+    shown = confirmation(page)
+    assert put(api, {**START_SHIPPING, "description": "edited meanwhile"}).status_code == 200
+    page = admin_client.post(url, shown, follow=True).content.decode()
+    assert "Not promoted: its original changed since the page you confirmed was shown" in page
+    assert EventHandler.objects.get(name=NAME).revision == 2
+    # A POST that says nothing of what it confirmed promotes nothing either; the current page's does.
+    assert "Not promoted" in admin_client.post(url, follow=True).content.decode()
+    response = admin_client.post(url, confirmation(page))
+    assert response.status_code == 302 and not EventHandler.objects.filter(name=TWIN).exists()
+    assert EventHandler.objects.get(name=NAME).condition == "$.customer.vip"
