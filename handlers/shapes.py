@@ -54,7 +54,7 @@ _BARE = re.compile(r"[A-Za-z_$][\w$-]*")
 # Paths as text -----------------------------------------------------------------------------------
 
 
-class _Key(str):
+class Key(str):
     """A name that was written quoted (`['*']` is the key "*", not the wildcard)."""
 
     __slots__ = ()
@@ -105,9 +105,8 @@ _ITEMS = re.compile(r"\[\s*(?:\*|-?\d*\s*:\s*-?\d*(?:\s*:\s*-?\d*)?|-?\d+(?:\s*,
 
 def _bracket(text: str, index: int) -> tuple[list[Step] | None, int]:
     if quoted := _QUOTED.match(text, index):
-        single, double = quoted.groups()
-        name = re.sub(r"\\(.)", r"\1", single) if single is not None else json.loads(f'"{double}"')
-        return [_Key(name)], quoted.end()
+        name = _quoted_name(*quoted.groups())
+        return ([Key(name)], quoted.end()) if name is not None else (None, index)
     if number := _INDEX.match(text, index):
         return [int(number.group(1))], number.end()
     if items := _ITEMS.match(text, index):  # a wildcard, a slice or a union of indexes: some items
@@ -116,6 +115,16 @@ def _bracket(text: str, index: int) -> tuple[list[Step] | None, int]:
         end = _filter_end(text, index + 2)
         return ([ITEM], end) if end is not None else (None, index)
     return None, index
+
+
+def _quoted_name(single: str | None, double: str | None) -> str | None:
+    """A quoted name's value as python-jsonpath reads it (JSON's escapes, and `\\'` in single quotes), or None
+    when it cannot: an escape JSON lacks (`\\x41`, `\\v`) makes the path unreadable, and it resolves to null."""
+    body = single.replace('"', '\\"').replace("\\'", "'") if single is not None else double
+    try:  # (control characters allowed: a stored path's name may hold them, as `render` writes it)
+        return json.loads(f'"{body}"', strict=False)
+    except ValueError:
+        return None
 
 
 def _filter_end(text: str, index: int) -> int | None:
@@ -140,11 +149,11 @@ def render(steps: list[Step]) -> str:
     """The normalised text of a path's steps (indexes as `[*]`)."""
     out = []
     for step in steps:
-        if step == DEEP and not isinstance(step, _Key):
+        if step == DEEP and not isinstance(step, Key):
             out.append("..")
-        elif isinstance(step, int) or (step == ITEM and not isinstance(step, _Key)):
+        elif isinstance(step, int) or (step == ITEM and not isinstance(step, Key)):
             out.append(ITEM)
-        elif step == ANY and not isinstance(step, _Key):
+        elif step == ANY and not isinstance(step, Key):
             out.append(ANY if not out or out[-1] == ".." else ".*")
         elif _BARE.fullmatch(step) and not step.isdigit():
             out.append(step if not out or out[-1] == ".." else f".{step}")
@@ -191,7 +200,7 @@ def _child(prefix: str, key: str) -> str:
         return f"{prefix}.*" if prefix else ANY
     if _BARE.fullmatch(key):
         return f"{prefix}.{key}" if prefix else key
-    return prefix + render([_Key(key)])
+    return prefix + render([Key(key)])
 
 
 # Reading a shape ---------------------------------------------------------------------------------
@@ -245,7 +254,7 @@ class Shape:
             if any(node.free for node in nodes):
                 return Reach(True)
             step = steps[index]
-            if step == DEEP and not isinstance(step, _Key):
+            if step == DEEP and not isinstance(step, Key):
                 nodes = _descendants(nodes)
                 index += 1
                 continue
@@ -260,7 +269,7 @@ class Shape:
 def _children(nodes: list[Node], step: Step) -> list[Node]:
     if isinstance(step, int):  # an index reads an array's item, or an object's key of that text (python-jsonpath)
         return [child for node in nodes for key in (ITEM, str(step)) if (child := node.children.get(key))]
-    if step in (ANY, ITEM) and not isinstance(step, _Key):  # (asked: a wildcard reads arrays and objects alike)
+    if step in (ANY, ITEM) and not isinstance(step, Key):  # (asked: a wildcard reads arrays and objects alike)
         return [child for node in nodes for child in node.children.values()]
     return [child for node in nodes if (child := node.children.get(step))]
 

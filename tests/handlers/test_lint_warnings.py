@@ -6,6 +6,7 @@ import json
 import pytest
 
 from handlers import backtests
+from handlers import lint as lint_module
 from handlers.dryrun import dry_run
 from handlers.models import EventHandler, EventShape
 from queues.models import ReceivedMessage
@@ -195,3 +196,67 @@ def test_a_dry_run_with_a_null_payload_uses_null_not_a_stored_message(api, consu
     body = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "payload": None},
                     format="json").json()
     assert body["sample"] is None and body["actions"][0]["input"]["workflowId"] is None
+
+
+# Lint is advice: it never costs a save, a page or a dry-run --------------------------------------
+
+# Valid JavaScript (a needless escape in a double-quoted string), which JSON does not allow.
+JS_ESCAPE = r"""$["it\'s"] == 'x'"""
+TEMPLATE_ESCAPE = r"""${signer["it\'s"]}"""  # (which python-jsonpath cannot read: it resolves to null)
+
+
+def test_a_post_with_a_name_escaped_as_only_javascript_does_answers_200_with_the_handler_saved(api, consumed):
+    event = consumed(SIGNED)
+    response = post(api, complete(event=event, condition=JS_ESCAPE))
+    saved = EventHandler.objects.filter(name="complete_docusign").exists()
+    assert (saved, response.status_code) == (True, 200)  # not a 500 after the save: a client retrying gets 409
+    assert "condition: $[\"it\\'s\"] reads [\"it's\"]" in json.loads(response[HEADER])[0]
+
+
+def test_the_handler_list_and_the_dry_run_show_a_handler_with_names_escaped_as_json_does_not(
+        api, admin_client, consumed):
+    event = consumed(SIGNED)
+    post(api, complete(TEMPLATE_ESCAPE, event=event, condition=JS_ESCAPE))
+    page = admin_client.get("/admin/handlers/eventhandler/")
+    assert page.status_code == 200 and "⚠ 1 unseen path" in page.content.decode()
+    response = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign"}, format="json")
+    assert response.status_code == 200, response.content
+    assert [w["expression"] for w in response.json()["warnings"] if w["kind"] == "unseenPath"] == [
+        JS_ESCAPE.split(" ")[0]]
+
+
+@pytest.fixture
+def defective_lint(monkeypatch):
+    def defect(*args, **kwargs):
+        raise ValueError("a defect in the lint")
+
+    monkeypatch.setattr(lint_module, "read_paths", defect)
+
+
+def test_a_defect_in_the_lint_costs_no_save_page_or_dry_run_only_its_warnings(api, admin_client, consumed,
+                                                                               defective_lint):
+    event = consumed(SIGNED)
+    response = post(api, complete("${workflowInstnceId}", event=event))
+    assert (response.status_code, HEADER in response) == (200, False)
+    added = admin_client.post("/admin/handlers/eventhandler/add/",
+                              form_data(complete("${workflowInstnceId}", event=event) | {"name": "other"}), follow=True)
+    assert added.status_code == 200 and EventHandler.objects.count() == 2
+    page = admin_client.get("/admin/handlers/eventhandler/").content.decode()
+    assert page.count('class="lint-unchecked" title="its paths could not be checked') == 2
+    dry = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign"}, format="json").json()
+    assert dry["pathsUnchecked"].startswith("its paths could not be checked")
+    assert [w["kind"] for w in dry["warnings"]] == ["unresolved", "actionWouldFail"]  # (the payload's, as ever)
+    backtest = api.post("/api/eventhub/handlers/backtest", {"name": "complete_docusign"}, format="json")
+    assert backtest.status_code == 200 and backtest.json()["warnings"] == []
+
+
+def test_a_failed_shape_read_leaves_the_admins_save_committed(admin_client, consumed, monkeypatch):
+    event = consumed(SIGNED)
+
+    def broken(*args, **kwargs):  # inside the admin's transaction, as a dropped connection or a missing table
+        from django.db import connection
+        connection.cursor().execute("SELECT * FROM no_such_table")
+
+    monkeypatch.setattr(lint_module, "shapes_of", broken)
+    response = admin_client.post("/admin/handlers/eventhandler/add/", form_data(complete(event=event)), follow=True)
+    assert response.status_code == 200 and EventHandler.objects.filter(name="complete_docusign").exists()

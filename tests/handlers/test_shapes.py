@@ -172,3 +172,29 @@ def test_paths_seen_again_are_rewritten_only_once_their_last_seen_time_is_due(se
 def test_a_handler_saved_before_the_template_limits_is_linted_without_failing(consumed):
     event = consumed({"who": "Ada"})
     assert lint(poisoned("poisoned", event)).warnings == []
+
+
+# Names escaped as JavaScript and JSONPath write them --------------------------------------------
+
+
+@pytest.mark.parametrize(("condition", "name"), [
+    (r"""$["it\'s"]""", "it's"), (r"""$['\x41b']""", "Ab"), (r"""$["a\0"]""", "a\0"), (r"""$['\v']""", "\v"),
+    (r"""$["\u{1F600}"]""", "\U0001F600"), (r"""$['\uD83D\uDE00']""", "\U0001F600"), (r"""$["\u00e9"]""", "é"),
+    (r"""$['\101']""", "A"), (r"""$["\q"]""", "q"),
+])
+def test_javascript_names_are_read_with_javascripts_escapes(condition, name):
+    [(text, steps, _)] = condition_paths(condition + " == 1", None)
+    assert (text, steps) == (condition, [name])
+
+
+def test_a_javascript_name_javascript_would_refuse_is_not_checked():
+    assert condition_paths(r"""$["\u{110000}"] == 1 && $.a == 1""", None) == [("$.a", ["a"], True)]
+
+
+def test_a_name_escaped_as_only_javascript_does_is_linted_in_a_condition_and_not_checked_in_a_template(consumed):
+    event = consumed(SIGNED | {"it's": 1})
+    item = handler(complete(r"""${signer["it\'s"]}""", event=event,
+                            condition=r"""$["it\'s"] == 1 && $["it\'z"] == 1"""))
+    assert unseen(item) == [r"""$["it\'z"]"""]
+    assert shapes.parse(r"""signer["it\'s"]""") is None  # (python-jsonpath cannot read it: null, whatever came)
+    assert shapes.parse(r"""signer['it\'s']""") == ["signer", "it's"]
