@@ -39,7 +39,10 @@ UNSEEN = "unseenPath"
 UNRESOLVED = "unresolved"
 WOULD_FAIL = "actionWouldFail"
 HEADER = "X-Eventhub-Warnings"
-HEADER_MAX = 4000  # characters of the header's value
+# Characters of the header's value, and of each message in it: with the others, the response's headers stay
+# well within 4 KB, the buffer nginx proxies them in by default (`proxy_buffer_size`: 502 beyond it).
+HEADER_MAX = 1500
+MESSAGE_MAX = 500
 NOT_LINTED = "its paths could not be checked (an error in the lint, logged): no warnings"
 
 
@@ -206,12 +209,21 @@ def _js_escape(match: re.Match) -> str:
 
 def header_value(warnings: list[LintWarning]) -> str:
     """`X-Eventhub-Warnings`: a JSON array of the warnings' messages, ASCII only (other characters as
-    `\\uXXXX`), on one line, at most HEADER_MAX characters: messages that do not fit are replaced by a last
-    one saying how many were left out."""
-    messages = [w.message if len(w.message) <= 500 else w.message[:499] + "…" for w in warnings]
-    for kept in range(len(messages), -1, -1):
-        shown = messages[:kept] + ([f"... and {len(messages) - kept} more"] if kept < len(messages) else [])
-        value = json.dumps(shown, ensure_ascii=True)
-        if len(value) <= HEADER_MAX:
-            return value
-    return json.dumps([f"{len(messages)} warnings"])
+    `\\uXXXX`), on one line, at most HEADER_MAX characters: the messages that do not fit are replaced by a last
+    one saying how many were left out. Each message is encoded once, and only until the header is full."""
+    shown, length = [], 2  # (the brackets)
+    for index, warning in enumerate(warnings):
+        message = warning.message if len(warning.message) <= MESSAGE_MAX else warning.message[:MESSAGE_MAX - 1] + "…"
+        encoded = json.dumps(message, ensure_ascii=True)
+        length += len(encoded) + (2 if shown else 0)  # (", " between two)
+        left_out = len(warnings) - index - 1  # (should this be the last shown: room to say so)
+        if length + (2 + len(_more(left_out)) if left_out else 0) > HEADER_MAX:
+            break
+        shown.append(encoded)
+    if len(shown) < len(warnings):
+        shown.append(_more(len(warnings) - len(shown)))
+    return f"[{', '.join(shown)}]"
+
+
+def _more(count: int) -> str:
+    return json.dumps(f"... and {count} more: see a dry-run")

@@ -8,6 +8,7 @@ import pytest
 from handlers import backtests
 from handlers import lint as lint_module
 from handlers.dryrun import dry_run
+from handlers.lint import HEADER_MAX
 from handlers.models import EventHandler, EventShape
 from queues.models import ReceivedMessage
 
@@ -260,3 +261,18 @@ def test_a_failed_shape_read_leaves_the_admins_save_committed(admin_client, cons
     monkeypatch.setattr(lint_module, "shapes_of", broken)
     response = admin_client.post("/admin/handlers/eventhandler/add/", form_data(complete(event=event)), follow=True)
     assert response.status_code == 200 and EventHandler.objects.filter(name="complete_docusign").exists()
+
+
+# The header --------------------------------------------------------------------------------------
+
+
+def test_the_warnings_header_leaves_the_response_well_within_nginxs_default_4k_header_buffer(api, consumed):
+    event = consumed(SIGNED)
+    output = {f"k{n}": f"${{misspelled_field_number_{n}}}" for n in range(60)}
+    response = post(api, complete(event=event, **output))
+    assert response.status_code == 200
+    shown = json.loads(response[HEADER])
+    assert len(response[HEADER]) <= HEADER_MAX and shown[-1] == f"... and {61 - len(shown)} more: see a dry-run"
+    added_by_gunicorn = "Date: Thu, 03 Dec 2026 14:00:00 GMT\r\nServer: gunicorn\r\nConnection: close\r\n"
+    block = "HTTP/1.1 200 OK\r\n" + "".join(f"{name}: {value}\r\n" for name, value in response.items())
+    assert len(block + added_by_gunicorn + "\r\n") <= 3072  # (nginx's proxy_buffer_size: 4096 by default)
