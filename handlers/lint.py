@@ -20,7 +20,6 @@ sampled) or its shape is full (SHAPES_MAX_PATHS): `Report.note` says why. Lint i
 an unexpected error is logged and gives no warnings and a note (NOT_LINTED).
 """
 
-import difflib
 import json
 import logging
 import re
@@ -43,6 +42,7 @@ HEADER = "X-Eventhub-Warnings"
 # well within 4 KB, the buffer nginx proxies them in by default (`proxy_buffer_size`: 502 beyond it).
 HEADER_MAX = 1500
 MESSAGE_MAX = 500
+SUGGESTIONS = 10  # unseen paths of a handler (the first) a "did you mean" is looked for (`Shape.closest`)
 NOT_LINTED = "its paths could not be checked (an error in the lint, logged): no warnings"
 
 
@@ -105,8 +105,9 @@ def _lint(handler: EventHandler, shape: Shape | None) -> Report:
         reach = shape.reach(steps)
         if reach.seen or (javascript and not _under_object(reach, steps)):
             continue
-        warnings.append(LintWarning(UNSEEN, where, expression, _unseen(handler.event, shape, where, expression,
-                                                                       steps, reach.missing)))
+        guess = shape.closest(steps, reach) if len(warnings) < SUGGESTIONS else None
+        warnings.append(LintWarning(UNSEEN, where, expression, _unseen(handler.event, where, expression, steps,
+                                                                       reach.missing, guess)))
     return Report(warnings)
 
 
@@ -115,13 +116,11 @@ def _under_object(reach, steps: list[Step]) -> bool:
     return isinstance(step, str) and step != ITEM and any(node.is_object for node in reach.parents)
 
 
-def _unseen(event: str, shape: Shape, where: str, expression: str, steps: list[Step], missing: int) -> str:
-    path = render(steps)
-    text = f"{where}: {expression} reads {path}, which no message sampled on {event} had"
+def _unseen(event: str, where: str, expression: str, steps: list[Step], missing: int, guess: str | None) -> str:
+    text = f"{where}: {expression} reads {render(steps)}, which no message sampled on {event} had"
     if missing < len(steps) - 1:
         text += f" (nothing at {render(steps[:missing + 1])})"
-    guess = difflib.get_close_matches(path, shape.paths, n=1, cutoff=0.75)
-    return text + (f"; did you mean {guess[0]}?" if guess else "")
+    return text + (f"; did you mean {guess}?" if guess else "")
 
 
 def read_paths(handler: EventHandler) -> list[tuple[str, str, list[Step], bool]]:

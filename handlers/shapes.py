@@ -23,6 +23,7 @@ SHAPES_REFRESH_SECONDS: one short transaction, locked on the event's row, so tha
 than overwrite each other. Between samples a batch costs a dictionary lookup and a clock read.
 """
 
+import difflib
 import json
 import logging
 import re
@@ -49,6 +50,9 @@ DEEP = ".."  # (asked only) any number of steps, then the next one
 Step = str | int  # a name, an index (int), ITEM, ANY or DEEP
 _NAME = re.compile(r"""[^.\[\]()*\s'"?]+""")
 _BARE = re.compile(r"[A-Za-z_$][\w$-]*")
+# Closest seen paths looked for per shape read (a request: a save, a page of handlers), a few milliseconds
+# each at worst (a hundred names alike: field_000 to field_099); the paths asked again cost nothing.
+CLOSEST_LOOKUPS = 50
 
 
 # Paths as text -----------------------------------------------------------------------------------
@@ -209,6 +213,7 @@ def _child(prefix: str, key: str) -> str:
 @dataclass
 class Node:
     children: dict[str, "Node"] = field(default_factory=dict)
+    path: str | None = None  # the stored path that ends here, if one does
 
     @property
     def free(self) -> bool:
@@ -235,6 +240,8 @@ class Shape:
     def __init__(self, record: EventShape):
         self.record = record
         self.root = Node()
+        self._closest: dict[str, str | None] = {}
+        self._lookups = 0
         for path in record.paths:
             steps = parse(path)
             if steps is None:
@@ -242,10 +249,7 @@ class Shape:
             node = self.root
             for step in steps:
                 node = node.children.setdefault(ITEM if isinstance(step, int) else str(step), Node())
-
-    @property
-    def paths(self) -> list[str]:
-        return sorted(self.record.paths)
+            node.path = path
 
     def reach(self, steps: list[Step]) -> Reach:
         nodes: list[Node] = [self.root]
@@ -264,6 +268,43 @@ class Shape:
             nodes = following
             index += 1
         return Reach(True)
+
+    def closest(self, steps: list[Step], reach: Reach) -> str | None:
+        """The seen path most like `steps`, whose step `reach.missing` was not found, or None. Not compared with
+        every path (a shape has hundreds, a handler list's page as many warnings): a misspelt step most likely
+        meant a name beside it, so with the paths from the few names beside it most like it, as deep as `steps`
+        at most (`customer.adress.city`: `customer.address.city`). Looked for once per path, CLOSEST_LOOKUPS times
+        at most."""
+        path = render(steps)
+        if path not in self._closest:
+            if self._lookups >= CLOSEST_LOOKUPS:
+                return None
+            self._lookups += 1
+            self._closest[path] = self._closest_to(path, steps, reach)
+        return self._closest[path]
+
+    def _closest_to(self, path: str, steps: list[Step], reach: Reach) -> str | None:
+        if any(step in (DEEP, ANY) and not isinstance(step, Key) for step in steps[:reach.missing]):
+            return None  # (no one place to look beside)
+        beside = {key: child for node in reach.parents for key, child in node.children.items()}
+        step = steps[reach.missing]
+        likely = difflib.get_close_matches(ITEM if isinstance(step, int) else str(step), list(beside), n=3,
+                                           cutoff=0.5)
+        if ITEM in beside and ITEM not in likely:
+            likely.append(ITEM)  # (`items.sku`: `items[*].sku`)
+        levels = len(steps) - reach.missing - 1
+        candidates = sorted(found for key in likely for found in _paths_below(beside[key], levels))
+        guess = difflib.get_close_matches(path, candidates, n=1, cutoff=0.75)
+        return guess[0] if guess else None
+
+
+def _paths_below(node: Node, levels: int) -> list[str]:
+    """The stored paths of `node` and of what lies at most `levels` steps below it."""
+    found, level = [], [node]
+    for _ in range(levels + 1):
+        found.extend(each.path for each in level if each.path is not None)
+        level = [child for each in level for child in each.children.values()]
+    return found
 
 
 def _children(nodes: list[Node], step: Step) -> list[Node]:

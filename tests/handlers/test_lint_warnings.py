@@ -2,6 +2,7 @@
 admin, from real consumed), backtests, the admin's save and its handler list."""
 
 import json
+import time
 
 import pytest
 
@@ -13,6 +14,7 @@ from handlers.models import EventHandler, EventShape
 from queues.models import ReceivedMessage
 
 from ..conftest import make_user
+from .test_dispatch import handler
 from .test_event_api import post, put
 from .test_shapes import SIGNED, complete
 
@@ -276,3 +278,31 @@ def test_the_warnings_header_leaves_the_response_well_within_nginxs_default_4k_h
     added_by_gunicorn = "Date: Thu, 03 Dec 2026 14:00:00 GMT\r\nServer: gunicorn\r\nConnection: close\r\n"
     block = "HTTP/1.1 200 OK\r\n" + "".join(f"{name}: {value}\r\n" for name, value in response.items())
     assert len(block + added_by_gunicorn + "\r\n") <= 3072  # (nginx's proxy_buffer_size: 4096 by default)
+
+
+# Quick enough --------------------------------------------------------------------------------------
+# (Generous bounds for a shared machine: both took seconds when each unseen path was compared with every seen one.)
+
+WIDE = {f"field_{n:03d}": {"inner_value": n, "other_value": str(n), "third": n, "fourth": n} for n in range(90)}
+
+
+def test_the_handler_list_stays_quick_with_a_rich_shape_and_warnings_on_every_handler(admin_client, consumed):
+    event = consumed(WIDE)  # 450 paths
+    for h in range(100):
+        output = {f"o{n}": f"${{field_{n:03d}.innr_value}}" for n in range(5)}
+        handler(complete(f"${{field_{h % 90:03d}.inner_value}}", None, event, **output), name=f"h{h:03d}")
+    start = time.perf_counter()
+    page = admin_client.get("/admin/handlers/eventhandler/")
+    elapsed = time.perf_counter() - start
+    assert page.status_code == 200 and page.content.decode().count("⚠ 5 unseen paths") == 100
+    assert elapsed < 1.0, elapsed  # (3.8–4.1 s before)
+
+
+def test_a_post_with_hundreds_of_unseen_paths_answers_quickly(api, consumed):
+    event = consumed(WIDE)
+    output = {f"o{n}": f"${{field_{n % 90:03d}.innr_value_{n}}}" for n in range(450)}  # (at most 500 placeholders)
+    start = time.perf_counter()
+    response = post(api, complete(event=event, **output))
+    elapsed = time.perf_counter() - start
+    assert response.status_code == 200 and len(json.loads(response[HEADER])) > 1
+    assert elapsed < 1.0, elapsed  # (2.2–4 s before)

@@ -1,15 +1,16 @@
 """Observed shapes (`handlers.shapes`) kept by the listener from real messages, and the lint of handlers
 against them (`handlers.lint`)."""
 
+import difflib
 import json
 import time
 
 import pytest
 
 from handlers import shapes
-from handlers.lint import HEADER_MAX, UNSEEN, LintWarning, condition_paths, header_value, lint
+from handlers.lint import HEADER_MAX, UNSEEN, LintWarning, condition_paths, header_value, lint, lint_each
 from handlers.listener import Listener
-from handlers.models import EventShape
+from handlers.models import EventHandler, EventShape
 from handlers.tasks import purge_old_records
 from queues.publish import publish
 
@@ -208,3 +209,55 @@ def test_a_name_escaped_as_only_javascript_does_is_linted_in_a_condition_and_not
     assert unseen(item) == [r"""$["it\'z"]"""]
     assert shapes.parse(r"""signer["it\'s"]""") is None  # (python-jsonpath cannot read it: null, whatever came)
     assert shapes.parse(r"""signer['it\'s']""") == ["signer", "it's"]
+
+
+# "Did you mean" ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def compared(monkeypatch):
+    """The candidates each difflib.get_close_matches of the lint was given."""
+    calls: list[int] = []
+    original = difflib.get_close_matches
+
+    def counting(word, possibilities, *args, **kwargs):
+        calls.append(len(possibilities))
+        return original(word, possibilities, *args, **kwargs)
+
+    monkeypatch.setattr(difflib, "get_close_matches", counting)
+    return calls
+
+
+WIDE = {f"field_{n:03d}": {"inner_value": n, "other_value": str(n), "third": n, "fourth": n} for n in range(90)}
+
+
+def test_a_misspelled_name_is_compared_with_its_siblings_only(consumed, compared):
+    event = consumed(WIDE | {"customer": {"address": {"city": "Oslo"}}})
+    item = handler(complete("${field_007.innr_value}", None, event, city="${customer.adress.city}",
+                            top="${feild_007.inner_value}"))
+    messages = [w.message for w in lint(item).warnings]
+    assert [m.rsplit("; ", 1)[-1] for m in messages] == [
+        "did you mean field_007.inner_value?", "did you mean customer.address.city?",
+        "did you mean field_007.inner_value?"]
+    assert len(compared) <= 2 * 3 and max(compared) <= 91  # (the 91 top-level names at most; never the 453 paths)
+
+
+def test_suggestions_are_looked_for_at_most_ten_times_per_handler(consumed, compared):
+    event = consumed(WIDE)
+    item = handler(complete("${field_000.third}", None, event, **{f"o{n}": f"${{field_{n % 90:03d}.innr_value_{n}}}"
+                                                                  for n in range(450)}))
+    warnings = lint(item).warnings
+    assert len(warnings) == 450 and sum("did you mean" in w.message for w in warnings) == 10
+    assert len(compared) <= 2 * 10 and max(compared) <= 4  # (the names beside each, then the closest's paths)
+
+
+def test_a_page_of_handlers_looks_for_fifty_suggestions_at_most(consumed, compared):
+    event = consumed(WIDE)
+    for h in range(100):  # names that all look alike (the costliest to compare), all of them different
+        output = {f"o{n}": f"${{feild_{(h * 10 + n) % 90:03d}.inner_value_{h}}}" for n in range(10)}
+        handler(complete("${field_001.third}", None, event, **output), name=f"h{h:03d}")
+    start = time.perf_counter()
+    reports = lint_each(list(EventHandler.objects.all()))
+    elapsed = time.perf_counter() - start
+    assert sum(len(report.warnings) for report in reports) == 1000 and len(compared) <= 2 * 50
+    assert elapsed < 1.0, elapsed  # (2.9 s with ten per handler: all of them)
