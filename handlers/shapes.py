@@ -9,7 +9,8 @@ the way is a path too (`customer`, `items`, `items[*]`). Bounded:
 - a value deeper than SHAPES_MAX_DEPTH steps is taken as free-form the same way;
 - only the first SHAPES_ARRAY_ITEMS items of an array are walked;
 - an event keeps at most SHAPES_MAX_PATHS paths (the most recently seen); once more arrive its shape is
-  `full`, and a path not found there is not warned about;
+  `full`, and a path not found there is not warned about; a process holds as many not written yet at most
+  (while its writes fail), and the shape it writes then is full too;
 - a path not seen for SHAPES_STALE_DAYS is dropped when the shape is next written, and the records purge
   deletes the shape of an event nothing was sampled on for as long.
 
@@ -381,6 +382,8 @@ class Sampler:
                     seen.pending[path] = stamp
             seen.sampled += 1
             seen.overflow = seen.overflow or overflow
+            if len(seen.pending) > settings.SHAPES_MAX_PATHS:  # (writes failing, a map keyed by ids growing)
+                seen.pending, seen.overflow = _most_recent(seen.pending, settings.SHAPES_MAX_PATHS), True
             if not seen.pending or now - seen.written_at < settings.SHAPES_WRITE_SECONDS:
                 return
             seen.written_at = now
@@ -405,11 +408,16 @@ def write(event: str, seen: dict[str, int], sampled: int, overflow: bool = False
         # (still full while at the cap: paths were dropped to get there)
         record.full = overflow or len(merged) > limit or (record.full and len(merged) >= limit)
         if len(merged) > limit:
-            merged = dict(sorted(merged.items(), key=lambda item: (-item[1], len(item[0]), item[0]))[:limit])
+            merged = _most_recent(merged, limit)
         record.paths, record.updated_at = merged, timezone.now()
         record.sampled += sampled
         record.save()
     return merged
+
+
+def _most_recent(paths: dict[str, int], limit: int) -> dict[str, int]:
+    """The `limit` paths seen last (the shorter first among those seen at once)."""
+    return dict(sorted(paths.items(), key=lambda item: (-item[1], len(item[0]), item[0]))[:limit])
 
 
 SAMPLER = Sampler()

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from django.db import OperationalError
 
 from handlers import shapes
 from handlers.lint import HEADER_MAX, UNSEEN, LintWarning, condition_paths, header_value, lint, lint_each
@@ -209,6 +210,29 @@ def test_a_name_escaped_as_only_javascript_does_is_linted_in_a_condition_and_not
     assert unseen(item) == [r"""$["it\'z"]"""]
     assert shapes.parse(r"""signer["it\'s"]""") is None  # (python-jsonpath cannot read it: null, whatever came)
     assert shapes.parse(r"""signer['it\'s']""") == ["signer", "it's"]
+
+
+# Bounded ----------------------------------------------------------------------------------------
+
+
+def test_the_samplers_pending_paths_stay_bounded_while_its_writes_fail(settings, monkeypatch):
+    settings.SHAPES_SAMPLE_SECONDS, settings.SHAPES_WRITE_SECONDS, settings.SHAPES_MAX_PATHS = 0, 0, 10
+
+    def failing(*args, **kwargs):
+        raise OperationalError("no such table: handlers_eventshape")  # e.g. a listener deployed before migrate
+
+    seconds = iter(range(int(time.time()), int(time.time()) + 10_000))
+    monkeypatch.setattr(time, "time", lambda: next(seconds))  # (a second between two messages)
+    with monkeypatch.context() as patch:
+        patch.setattr(shapes, "write", failing)
+        sampler = shapes.Sampler()
+        for n in range(200):  # ids as keys, in objects of fewer than SHAPES_MAX_KEYS keys: new paths each time
+            sampler.observe("conductor:ids", [message({"orders": {f"order-{n}": {"total": n}}})])
+            assert len(sampler._events["conductor:ids"].pending) <= settings.SHAPES_MAX_PATHS
+    sampler.observe("conductor:ids", [message({"orders": {"order-200": {"total": 200}}})])
+    shape = EventShape.objects.get(event="conductor:ids")
+    assert shape.full and len(shape.paths) == 10  # (paths were left out: nothing is warned about)
+    assert {"orders.order-199", "orders.order-200.total"} <= set(shape.paths)
 
 
 # "Did you mean" ---------------------------------------------------------------------------------
