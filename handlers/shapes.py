@@ -87,7 +87,7 @@ def parse(path: str) -> list[Step] | None:
 
 def _next_step(text: str, index: int) -> tuple[list[Step] | None, int]:
     if text.startswith("..", index):
-        rest, end = _next_step(text, index + 1) if text[index + 2:index + 3] == "[" else _dotted(text, index + 1)
+        rest, end = _bracket(text, index + 2) if text.startswith("[", index + 2) else _dotted(text, index + 1)
         return ([DEEP, *rest] if rest else None), end
     if text.startswith(".", index):
         return _dotted(text, index)

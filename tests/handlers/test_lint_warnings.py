@@ -306,3 +306,16 @@ def test_a_post_with_hundreds_of_unseen_paths_answers_quickly(api, consumed):
     elapsed = time.perf_counter() - start
     assert response.status_code == 200 and len(json.loads(response[HEADER])) > 1
     assert elapsed < 1.0, elapsed  # (2.2–4 s before)
+
+
+# Dry-run requests --------------------------------------------------------------------------------
+
+
+def test_a_dry_run_given_both_a_payload_and_a_stored_message_is_refused(api, consumed):
+    event = consumed(SIGNED)
+    post(api, complete(event=event))
+    first = ReceivedMessage.objects.get(event=event)
+    response = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "payload": {},
+                                                           "message": first.pk}, format="json")
+    assert response.status_code == 400
+    assert "give one of payload or message" in json.dumps(response.json())

@@ -212,6 +212,19 @@ def test_a_name_escaped_as_only_javascript_does_is_linted_in_a_condition_and_not
     assert shapes.parse(r"""signer['it\'s']""") == ["signer", "it's"]
 
 
+@pytest.mark.parametrize(("path", "steps"), [
+    ("$..['id']", [shapes.DEEP, "id"]), ("$..[0]", [shapes.DEEP, 0]), ("$..[*].sku", [shapes.DEEP, shapes.ITEM, "sku"]),
+    ("$..id", [shapes.DEEP, "id"]), ('..["first name"]', [shapes.DEEP, "first name"]),
+])
+def test_a_deep_scan_into_a_quoted_name_or_an_index_is_checked(path, steps):
+    assert shapes.parse(path) == steps
+
+
+def test_a_deep_scan_into_a_quoted_name_is_linted(consumed):
+    event = consumed(SIGNED)
+    assert unseen(handler(complete("${$..['sku']}", None, event, other="${$..['skuu']}"))) == ["${$..['skuu']}"]
+
+
 # Bounded ----------------------------------------------------------------------------------------
 
 
