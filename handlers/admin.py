@@ -40,7 +40,7 @@ from .conditions import IsolatesBusy
 from .display import CODE_STYLE, diff_block, json_block, plural
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run, recent_messages, stored_message
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
-from .lint import lint, lint_each
+from .lint import NOT_LINTED, lint, lint_each
 from .message_admin import workflow_link
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, EventShape, HandlerRevision
 from .overview import executions_of_decision
@@ -156,7 +156,10 @@ class EventHandlerAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         save_handler(obj, user=request.user, source="admin")
-        warnings = lint(obj).warnings
+        report = lint(obj)
+        if report.note == NOT_LINTED:
+            self.message_user(request, f"Saved; {report.note}.", messages.WARNING)
+        warnings = report.warnings
         for warning in warnings[:SAVE_WARNINGS]:
             self.message_user(request, warning.message, messages.WARNING)
         if len(warnings) > SAVE_WARNINGS:

@@ -244,6 +244,8 @@ def test_a_defect_in_the_lint_costs_no_save_page_or_dry_run_only_its_warnings(ap
     added = admin_client.post("/admin/handlers/eventhandler/add/",
                               form_data(complete("${workflowInstnceId}", event=event) | {"name": "other"}), follow=True)
     assert added.status_code == 200 and EventHandler.objects.count() == 2
+    assert [m.message for m in added.context["messages"] if m.level_tag == "warning"] == [
+        "Saved; its paths could not be checked (an error in the lint, logged): no warnings."]
     page = admin_client.get("/admin/handlers/eventhandler/").content.decode()
     assert page.count('class="lint-unchecked" title="its paths could not be checked') == 2
     dry = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign"}, format="json").json()
