@@ -40,13 +40,12 @@ from .conditions import IsolatesBusy
 from .display import CODE_STYLE, diff_block, json_block, plural
 from .dryrun import DRY_RUN_MESSAGE_ID, dry_run, recent_messages, stored_message
 from .forms import EventHandlerForm, HandlerImportForm, error_lines, pretty_json
-from .lint import lint
+from .lint import NOT_LINTED, lint, lint_each
 from .message_admin import workflow_link
 from .models import HANDLER_LEVEL, ActionExecution, ApiKey, EventHandler, EventShape, HandlerRevision
 from .overview import executions_of_decision
 from .shadow import original_changed, original_of
 from .shadow_admin import can_promote, compare_view, promote_view, shadow_copy_view
-from .shapes import shapes_of
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +77,8 @@ class LintedChangeList(ChangeList):
 
     def get_results(self, request) -> None:
         super().get_results(request)
-        found = shapes_of({handler.event for handler in self.result_list})
-        for handler in self.result_list:
-            handler.lint_report = lint(handler, found.get(handler.event))
+        for handler, report in zip(self.result_list, lint_each(list(self.result_list)), strict=True):
+            handler.lint_report = report
 
 
 @admin.register(EventHandler)
@@ -158,7 +156,10 @@ class EventHandlerAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         save_handler(obj, user=request.user, source="admin")
-        warnings = lint(obj).warnings
+        report = lint(obj)
+        if report.note == NOT_LINTED:
+            self.message_user(request, f"Saved; {report.note}.", messages.WARNING)
+        warnings = report.warnings
         for warning in warnings[:SAVE_WARNINGS]:
             self.message_user(request, warning.message, messages.WARNING)
         if len(warnings) > SAVE_WARNINGS:

@@ -9,7 +9,8 @@ the way is a path too (`customer`, `items`, `items[*]`). Bounded:
 - a value deeper than SHAPES_MAX_DEPTH steps is taken as free-form the same way;
 - only the first SHAPES_ARRAY_ITEMS items of an array are walked;
 - an event keeps at most SHAPES_MAX_PATHS paths (the most recently seen); once more arrive its shape is
-  `full`, and a path not found there is not warned about;
+  `full`, and a path not found there is not warned about; a process holds as many not written yet at most
+  (while its writes fail), and the shape it writes then is full too;
 - a path not seen for SHAPES_STALE_DAYS is dropped when the shape is next written, and the records purge
   deletes the shape of an event nothing was sampled on for as long.
 
@@ -23,6 +24,7 @@ SHAPES_REFRESH_SECONDS: one short transaction, locked on the event's row, so tha
 than overwrite each other. Between samples a batch costs a dictionary lookup and a clock read.
 """
 
+import difflib
 import json
 import logging
 import re
@@ -49,12 +51,15 @@ DEEP = ".."  # (asked only) any number of steps, then the next one
 Step = str | int  # a name, an index (int), ITEM, ANY or DEEP
 _NAME = re.compile(r"""[^.\[\]()*\s'"?]+""")
 _BARE = re.compile(r"[A-Za-z_$][\w$-]*")
+# Closest seen paths looked for per shape read (a request: a save, a page of handlers), a few milliseconds
+# each at worst (a hundred names alike: field_000 to field_099); the paths asked again cost nothing.
+CLOSEST_LOOKUPS = 50
 
 
 # Paths as text -----------------------------------------------------------------------------------
 
 
-class _Key(str):
+class Key(str):
     """A name that was written quoted (`['*']` is the key "*", not the wildcard)."""
 
     __slots__ = ()
@@ -82,7 +87,7 @@ def parse(path: str) -> list[Step] | None:
 
 def _next_step(text: str, index: int) -> tuple[list[Step] | None, int]:
     if text.startswith("..", index):
-        rest, end = _next_step(text, index + 1) if text[index + 2:index + 3] == "[" else _dotted(text, index + 1)
+        rest, end = _bracket(text, index + 2) if text.startswith("[", index + 2) else _dotted(text, index + 1)
         return ([DEEP, *rest] if rest else None), end
     if text.startswith(".", index):
         return _dotted(text, index)
@@ -105,9 +110,8 @@ _ITEMS = re.compile(r"\[\s*(?:\*|-?\d*\s*:\s*-?\d*(?:\s*:\s*-?\d*)?|-?\d+(?:\s*,
 
 def _bracket(text: str, index: int) -> tuple[list[Step] | None, int]:
     if quoted := _QUOTED.match(text, index):
-        single, double = quoted.groups()
-        name = re.sub(r"\\(.)", r"\1", single) if single is not None else json.loads(f'"{double}"')
-        return [_Key(name)], quoted.end()
+        name = _quoted_name(*quoted.groups())
+        return ([Key(name)], quoted.end()) if name is not None else (None, index)
     if number := _INDEX.match(text, index):
         return [int(number.group(1))], number.end()
     if items := _ITEMS.match(text, index):  # a wildcard, a slice or a union of indexes: some items
@@ -116,6 +120,16 @@ def _bracket(text: str, index: int) -> tuple[list[Step] | None, int]:
         end = _filter_end(text, index + 2)
         return ([ITEM], end) if end is not None else (None, index)
     return None, index
+
+
+def _quoted_name(single: str | None, double: str | None) -> str | None:
+    """A quoted name's value as python-jsonpath reads it (JSON's escapes, and `\\'` in single quotes), or None
+    when it cannot: an escape JSON lacks (`\\x41`, `\\v`) makes the path unreadable, and it resolves to null."""
+    body = single.replace('"', '\\"').replace("\\'", "'") if single is not None else double
+    try:  # (control characters allowed: a stored path's name may hold them, as `render` writes it)
+        return json.loads(f'"{body}"', strict=False)
+    except ValueError:
+        return None
 
 
 def _filter_end(text: str, index: int) -> int | None:
@@ -140,11 +154,11 @@ def render(steps: list[Step]) -> str:
     """The normalised text of a path's steps (indexes as `[*]`)."""
     out = []
     for step in steps:
-        if step == DEEP and not isinstance(step, _Key):
+        if step == DEEP and not isinstance(step, Key):
             out.append("..")
-        elif isinstance(step, int) or (step == ITEM and not isinstance(step, _Key)):
+        elif isinstance(step, int) or (step == ITEM and not isinstance(step, Key)):
             out.append(ITEM)
-        elif step == ANY and not isinstance(step, _Key):
+        elif step == ANY and not isinstance(step, Key):
             out.append(ANY if not out or out[-1] == ".." else ".*")
         elif _BARE.fullmatch(step) and not step.isdigit():
             out.append(step if not out or out[-1] == ".." else f".{step}")
@@ -191,7 +205,7 @@ def _child(prefix: str, key: str) -> str:
         return f"{prefix}.*" if prefix else ANY
     if _BARE.fullmatch(key):
         return f"{prefix}.{key}" if prefix else key
-    return prefix + render([_Key(key)])
+    return prefix + render([Key(key)])
 
 
 # Reading a shape ---------------------------------------------------------------------------------
@@ -200,6 +214,7 @@ def _child(prefix: str, key: str) -> str:
 @dataclass
 class Node:
     children: dict[str, "Node"] = field(default_factory=dict)
+    path: str | None = None  # the stored path that ends here, if one does
 
     @property
     def free(self) -> bool:
@@ -226,6 +241,8 @@ class Shape:
     def __init__(self, record: EventShape):
         self.record = record
         self.root = Node()
+        self._closest: dict[str, str | None] = {}
+        self._lookups = 0
         for path in record.paths:
             steps = parse(path)
             if steps is None:
@@ -233,10 +250,7 @@ class Shape:
             node = self.root
             for step in steps:
                 node = node.children.setdefault(ITEM if isinstance(step, int) else str(step), Node())
-
-    @property
-    def paths(self) -> list[str]:
-        return sorted(self.record.paths)
+            node.path = path
 
     def reach(self, steps: list[Step]) -> Reach:
         nodes: list[Node] = [self.root]
@@ -245,7 +259,7 @@ class Shape:
             if any(node.free for node in nodes):
                 return Reach(True)
             step = steps[index]
-            if step == DEEP and not isinstance(step, _Key):
+            if step == DEEP and not isinstance(step, Key):
                 nodes = _descendants(nodes)
                 index += 1
                 continue
@@ -256,11 +270,48 @@ class Shape:
             index += 1
         return Reach(True)
 
+    def closest(self, steps: list[Step], reach: Reach) -> str | None:
+        """The seen path most like `steps`, whose step `reach.missing` was not found, or None. Not compared with
+        every path (a shape has hundreds, a handler list's page as many warnings): a misspelt step most likely
+        meant a name beside it, so with the paths from the few names beside it most like it, as deep as `steps`
+        at most (`customer.adress.city`: `customer.address.city`). Looked for once per path, CLOSEST_LOOKUPS times
+        at most."""
+        path = render(steps)
+        if path not in self._closest:
+            if self._lookups >= CLOSEST_LOOKUPS:
+                return None
+            self._lookups += 1
+            self._closest[path] = self._closest_to(path, steps, reach)
+        return self._closest[path]
+
+    def _closest_to(self, path: str, steps: list[Step], reach: Reach) -> str | None:
+        if any(step in (DEEP, ANY) and not isinstance(step, Key) for step in steps[:reach.missing]):
+            return None  # (no one place to look beside)
+        beside = {key: child for node in reach.parents for key, child in node.children.items()}
+        step = steps[reach.missing]
+        likely = difflib.get_close_matches(ITEM if isinstance(step, int) else str(step), list(beside), n=3,
+                                           cutoff=0.5)
+        if ITEM in beside and ITEM not in likely:
+            likely.append(ITEM)  # (`items.sku`: `items[*].sku`)
+        levels = len(steps) - reach.missing - 1
+        candidates = sorted(found for key in likely for found in _paths_below(beside[key], levels))
+        guess = difflib.get_close_matches(path, candidates, n=1, cutoff=0.75)
+        return guess[0] if guess else None
+
+
+def _paths_below(node: Node, levels: int) -> list[str]:
+    """The stored paths of `node` and of what lies at most `levels` steps below it."""
+    found, level = [], [node]
+    for _ in range(levels + 1):
+        found.extend(each.path for each in level if each.path is not None)
+        level = [child for each in level for child in each.children.values()]
+    return found
+
 
 def _children(nodes: list[Node], step: Step) -> list[Node]:
     if isinstance(step, int):  # an index reads an array's item, or an object's key of that text (python-jsonpath)
         return [child for node in nodes for key in (ITEM, str(step)) if (child := node.children.get(key))]
-    if step in (ANY, ITEM) and not isinstance(step, _Key):  # (asked: a wildcard reads arrays and objects alike)
+    if step in (ANY, ITEM) and not isinstance(step, Key):  # (asked: a wildcard reads arrays and objects alike)
         return [child for node in nodes for child in node.children.values()]
     return [child for node in nodes if (child := node.children.get(step))]
 
@@ -331,6 +382,8 @@ class Sampler:
                     seen.pending[path] = stamp
             seen.sampled += 1
             seen.overflow = seen.overflow or overflow
+            if len(seen.pending) > settings.SHAPES_MAX_PATHS:  # (writes failing, a map keyed by ids growing)
+                seen.pending, seen.overflow = _most_recent(seen.pending, settings.SHAPES_MAX_PATHS), True
             if not seen.pending or now - seen.written_at < settings.SHAPES_WRITE_SECONDS:
                 return
             seen.written_at = now
@@ -355,11 +408,16 @@ def write(event: str, seen: dict[str, int], sampled: int, overflow: bool = False
         # (still full while at the cap: paths were dropped to get there)
         record.full = overflow or len(merged) > limit or (record.full and len(merged) >= limit)
         if len(merged) > limit:
-            merged = dict(sorted(merged.items(), key=lambda item: (-item[1], len(item[0]), item[0]))[:limit])
+            merged = _most_recent(merged, limit)
         record.paths, record.updated_at = merged, timezone.now()
         record.sampled += sampled
         record.save()
     return merged
+
+
+def _most_recent(paths: dict[str, int], limit: int) -> dict[str, int]:
+    """The `limit` paths seen last (the shorter first among those seen at once)."""
+    return dict(sorted(paths.items(), key=lambda item: (-item[1], len(item[0]), item[0]))[:limit])
 
 
 SAMPLER = Sampler()

@@ -145,6 +145,9 @@ class DryRunRequestSerializer(serializers.Serializer):
     def validate(self, attrs: dict) -> dict:
         if ("name" in attrs) == ("handler" in attrs):
             raise serializers.ValidationError({"name": "give exactly one of name (a saved handler) or handler"})
+        if "payload" in attrs and "message" in attrs:
+            raise serializers.ValidationError({"message": "give one of payload or message (a stored message's "
+                                                          "payload), not both"})
         return attrs
 
 

@@ -13,7 +13,7 @@ from eventhub.lib.api.errors import ConductorValidationError, Conflict, ErrorSer
 from eventhub.lib.api.params import query_bool
 
 from ..changes import delete_handler, save_handler
-from ..lint import HEADER, header_value, lint
+from ..lint import HEADER, HEADER_MAX, header_value, lint
 from ..models import EventHandler
 from .serializers import EventHandlerSerializer, TokenRequestSerializer, TokenSerializer
 
@@ -38,7 +38,8 @@ def saved_ok(handler: EventHandler) -> HttpResponse:
 WARNINGS_HEADER = OpenApiParameter(
     HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200],
     description="Paths the handler reads that no message sampled on its event had, as a JSON array of messages "
-    "(ASCII, one line, at most 4000 characters; absent when there are none).",
+    f"(ASCII, one line, at most {HEADER_MAX} characters, the last saying how many more there are when they do "
+    "not all fit: a dry-run lists them all; absent when there are none).",
 )
 
 

@@ -6,11 +6,14 @@ import json
 import pytest
 
 from handlers import backtests
+from handlers import lint as lint_module
 from handlers.dryrun import dry_run
+from handlers.lint import HEADER_MAX
 from handlers.models import EventHandler, EventShape
 from queues.models import ReceivedMessage
 
 from ..conftest import make_user
+from .test_dispatch import handler
 from .test_event_api import post, put
 from .test_shapes import SIGNED, complete
 
@@ -195,3 +198,121 @@ def test_a_dry_run_with_a_null_payload_uses_null_not_a_stored_message(api, consu
     body = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "payload": None},
                     format="json").json()
     assert body["sample"] is None and body["actions"][0]["input"]["workflowId"] is None
+
+
+# Lint is advice: it never costs a save, a page or a dry-run --------------------------------------
+
+# Valid JavaScript (a needless escape in a double-quoted string), which JSON does not allow.
+JS_ESCAPE = r"""$["it\'s"] == 'x'"""
+TEMPLATE_ESCAPE = r"""${signer["it\'s"]}"""  # (which python-jsonpath cannot read: it resolves to null)
+
+
+def test_a_post_with_a_name_escaped_as_only_javascript_does_answers_200_with_the_handler_saved(api, consumed):
+    event = consumed(SIGNED)
+    response = post(api, complete(event=event, condition=JS_ESCAPE))
+    saved = EventHandler.objects.filter(name="complete_docusign").exists()
+    assert (saved, response.status_code) == (True, 200)  # not a 500 after the save: a client retrying gets 409
+    assert "condition: $[\"it\\'s\"] reads [\"it's\"]" in json.loads(response[HEADER])[0]
+
+
+def test_the_handler_list_and_the_dry_run_show_a_handler_with_names_escaped_as_json_does_not(
+        api, admin_client, consumed):
+    event = consumed(SIGNED)
+    post(api, complete(TEMPLATE_ESCAPE, event=event, condition=JS_ESCAPE))
+    page = admin_client.get("/admin/handlers/eventhandler/")
+    assert page.status_code == 200 and "⚠ 1 unseen path" in page.content.decode()
+    response = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign"}, format="json")
+    assert response.status_code == 200, response.content
+    assert [w["expression"] for w in response.json()["warnings"] if w["kind"] == "unseenPath"] == [
+        JS_ESCAPE.split(" ")[0]]
+
+
+@pytest.fixture
+def defective_lint(monkeypatch):
+    def defect(*args, **kwargs):
+        raise ValueError("a defect in the lint")
+
+    monkeypatch.setattr(lint_module, "read_paths", defect)
+
+
+def test_a_defect_in_the_lint_costs_no_save_page_or_dry_run_only_its_warnings(api, admin_client, consumed,
+                                                                               defective_lint):
+    event = consumed(SIGNED)
+    response = post(api, complete("${workflowInstnceId}", event=event))
+    assert (response.status_code, HEADER in response) == (200, False)
+    added = admin_client.post("/admin/handlers/eventhandler/add/",
+                              form_data(complete("${workflowInstnceId}", event=event) | {"name": "other"}), follow=True)
+    assert added.status_code == 200 and EventHandler.objects.count() == 2
+    assert [m.message for m in added.context["messages"] if m.level_tag == "warning"] == [
+        "Saved; its paths could not be checked (an error in the lint, logged): no warnings."]
+    page = admin_client.get("/admin/handlers/eventhandler/").content.decode()
+    assert page.count('class="lint-unchecked" title="its paths could not be checked') == 2
+    dry = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign"}, format="json").json()
+    assert dry["pathsUnchecked"].startswith("its paths could not be checked")
+    assert [w["kind"] for w in dry["warnings"]] == ["unresolved", "actionWouldFail"]  # (the payload's, as ever)
+    backtest = api.post("/api/eventhub/handlers/backtest", {"name": "complete_docusign"}, format="json")
+    assert backtest.status_code == 200 and backtest.json()["warnings"] == []
+
+
+def test_a_failed_shape_read_leaves_the_admins_save_committed(admin_client, consumed, monkeypatch):
+    event = consumed(SIGNED)
+
+    def broken(*args, **kwargs):  # inside the admin's transaction, as a dropped connection or a missing table
+        from django.db import connection
+        connection.cursor().execute("SELECT * FROM no_such_table")
+
+    monkeypatch.setattr(lint_module, "shapes_of", broken)
+    response = admin_client.post("/admin/handlers/eventhandler/add/", form_data(complete(event=event)), follow=True)
+    assert response.status_code == 200 and EventHandler.objects.filter(name="complete_docusign").exists()
+
+
+# The header --------------------------------------------------------------------------------------
+
+
+def test_the_warnings_header_leaves_the_response_well_within_nginxs_default_4k_header_buffer(api, consumed):
+    event = consumed(SIGNED)
+    output = {f"k{n}": f"${{misspelled_field_number_{n}}}" for n in range(60)}
+    response = post(api, complete(event=event, **output))
+    assert response.status_code == 200
+    shown = json.loads(response[HEADER])
+    assert len(response[HEADER]) <= HEADER_MAX and shown[-1] == f"... and {61 - len(shown)} more: see a dry-run"
+    added_by_gunicorn = "Date: Thu, 03 Dec 2026 14:00:00 GMT\r\nServer: gunicorn\r\nConnection: close\r\n"
+    block = "HTTP/1.1 200 OK\r\n" + "".join(f"{name}: {value}\r\n" for name, value in response.items())
+    assert len(block + added_by_gunicorn + "\r\n") <= 3072  # (nginx's proxy_buffer_size: 4096 by default)
+
+
+# Many warnings ------------------------------------------------------------------------------------
+# (Both took seconds when each unseen path was compared with every seen one: the number of comparisons is
+# bounded in tests/handlers/test_shapes.py, timed in no unit test; these check what the answers hold.)
+
+WIDE = {f"field_{n:03d}": {"inner_value": n, "other_value": str(n), "third": n, "fourth": n} for n in range(90)}
+
+
+def test_the_handler_list_shows_warnings_on_every_handler_with_a_rich_shape(admin_client, consumed):
+    event = consumed(WIDE)  # 450 paths
+    for h in range(100):
+        output = {f"o{n}": f"${{field_{n:03d}.innr_value}}" for n in range(5)}
+        handler(complete(f"${{field_{h % 90:03d}.inner_value}}", None, event, **output), name=f"h{h:03d}")
+    page = admin_client.get("/admin/handlers/eventhandler/")
+    assert page.status_code == 200 and page.content.decode().count("⚠ 5 unseen paths") == 100
+
+
+def test_a_post_with_hundreds_of_unseen_paths_answers_with_a_bounded_header(api, consumed):
+    event = consumed(WIDE)
+    output = {f"o{n}": f"${{field_{n % 90:03d}.innr_value_{n}}}" for n in range(450)}  # (at most 500 placeholders)
+    response = post(api, complete(event=event, **output))
+    assert response.status_code == 200 and 1 < len(json.loads(response[HEADER])) < 450
+    assert len(response[HEADER]) <= HEADER_MAX
+
+
+# Dry-run requests --------------------------------------------------------------------------------
+
+
+def test_a_dry_run_given_both_a_payload_and_a_stored_message_is_refused(api, consumed):
+    event = consumed(SIGNED)
+    post(api, complete(event=event))
+    first = ReceivedMessage.objects.get(event=event)
+    response = api.post("/api/eventhub/handlers/dry-run", {"name": "complete_docusign", "payload": {},
+                                                           "message": first.pk}, format="json")
+    assert response.status_code == 400
+    assert "give one of payload or message" in json.dumps(response.json())

@@ -1,14 +1,17 @@
 """Observed shapes (`handlers.shapes`) kept by the listener from real messages, and the lint of handlers
 against them (`handlers.lint`)."""
 
+import difflib
+import json
 import time
 
 import pytest
+from django.db import OperationalError
 
 from handlers import shapes
-from handlers.lint import UNSEEN, condition_paths, header_value, lint
+from handlers.lint import HEADER_MAX, UNSEEN, LintWarning, condition_paths, header_value, lint, lint_each
 from handlers.listener import Listener
-from handlers.models import EventShape
+from handlers.models import EventHandler, EventShape
 from handlers.tasks import purge_old_records
 from queues.publish import publish
 
@@ -154,8 +157,20 @@ def test_the_header_value_is_one_line_of_ascii_json_and_bounded(consumed):
     item = handler(complete("${wörkflowId}", event=event, **{f"f{n}": "${missing" + "x" * 300 + f"{n}}}"
                                                                for n in range(30)}))
     value = header_value(lint(item).warnings)
-    assert value.isascii() and "\n" not in value and len(value) <= 4000
-    assert value.endswith('more"]') and "\\u00f6" in value
+    assert value.isascii() and "\n" not in value and len(value) <= HEADER_MAX
+    assert value.endswith('more: see a dry-run"]') and "\\u00f6" in value
+
+
+def test_the_header_value_encodes_only_the_messages_it_can_show(monkeypatch):
+    # (re-encoding the whole list for each message left out took 4 s for 2,000 warnings)
+    encoded = []
+    real_dumps = json.dumps
+    monkeypatch.setattr("handlers.lint.json.dumps",
+                        lambda value, **kw: encoded.append(value) or real_dumps(value, **kw))
+    warnings = [LintWarning(UNSEEN, f"actions[0].x.k{n}", "${x}", "m" * 490) for n in range(5000)]
+    value = header_value(warnings)
+    assert json.loads(value)[-1] == "... and 4998 more: see a dry-run" and len(value) <= HEADER_MAX
+    assert len(encoded) <= 10, len(encoded)
 
 
 def test_paths_seen_again_are_rewritten_only_once_their_last_seen_time_is_due(settings):
@@ -172,3 +187,114 @@ def test_paths_seen_again_are_rewritten_only_once_their_last_seen_time_is_due(se
 def test_a_handler_saved_before_the_template_limits_is_linted_without_failing(consumed):
     event = consumed({"who": "Ada"})
     assert lint(poisoned("poisoned", event)).warnings == []
+
+
+# Names escaped as JavaScript and JSONPath write them --------------------------------------------
+
+
+@pytest.mark.parametrize(("condition", "name"), [
+    (r"""$["it\'s"]""", "it's"), (r"""$['\x41b']""", "Ab"), (r"""$["a\0"]""", "a\0"), (r"""$['\v']""", "\v"),
+    (r"""$["\u{1F600}"]""", "\U0001F600"), (r"""$['\uD83D\uDE00']""", "\U0001F600"), (r"""$["\u00e9"]""", "é"),
+    (r"""$['\101']""", "A"), (r"""$["\q"]""", "q"),
+])
+def test_javascript_names_are_read_with_javascripts_escapes(condition, name):
+    [(text, steps, _)] = condition_paths(condition + " == 1", None)
+    assert (text, steps) == (condition, [name])
+
+
+def test_a_javascript_name_javascript_would_refuse_is_not_checked():
+    assert condition_paths(r"""$["\u{110000}"] == 1 && $.a == 1""", None) == [("$.a", ["a"], True)]
+
+
+def test_a_name_escaped_as_only_javascript_does_is_linted_in_a_condition_and_not_checked_in_a_template(consumed):
+    event = consumed(SIGNED | {"it's": 1})
+    item = handler(complete(r"""${signer["it\'s"]}""", event=event,
+                            condition=r"""$["it\'s"] == 1 && $["it\'z"] == 1"""))
+    assert unseen(item) == [r"""$["it\'z"]"""]
+    assert shapes.parse(r"""signer["it\'s"]""") is None  # (python-jsonpath cannot read it: null, whatever came)
+    assert shapes.parse(r"""signer['it\'s']""") == ["signer", "it's"]
+
+
+@pytest.mark.parametrize(("path", "steps"), [
+    ("$..['id']", [shapes.DEEP, "id"]), ("$..[0]", [shapes.DEEP, 0]), ("$..[*].sku", [shapes.DEEP, shapes.ITEM, "sku"]),
+    ("$..id", [shapes.DEEP, "id"]), ('..["first name"]', [shapes.DEEP, "first name"]),
+])
+def test_a_deep_scan_into_a_quoted_name_or_an_index_is_checked(path, steps):
+    assert shapes.parse(path) == steps
+
+
+def test_a_deep_scan_into_a_quoted_name_is_linted(consumed):
+    event = consumed(SIGNED)
+    assert unseen(handler(complete("${$..['sku']}", None, event, other="${$..['skuu']}"))) == ["${$..['skuu']}"]
+
+
+# Bounded ----------------------------------------------------------------------------------------
+
+
+def test_the_samplers_pending_paths_stay_bounded_while_its_writes_fail(settings, monkeypatch):
+    settings.SHAPES_SAMPLE_SECONDS, settings.SHAPES_WRITE_SECONDS, settings.SHAPES_MAX_PATHS = 0, 0, 10
+
+    def failing(*args, **kwargs):
+        raise OperationalError("no such table: handlers_eventshape")  # e.g. a listener deployed before migrate
+
+    seconds = iter(range(int(time.time()), int(time.time()) + 10_000))
+    monkeypatch.setattr(time, "time", lambda: next(seconds))  # (a second between two messages)
+    with monkeypatch.context() as patch:
+        patch.setattr(shapes, "write", failing)
+        sampler = shapes.Sampler()
+        for n in range(200):  # ids as keys, in objects of fewer than SHAPES_MAX_KEYS keys: new paths each time
+            sampler.observe("conductor:ids", [message({"orders": {f"order-{n}": {"total": n}}})])
+            assert len(sampler._events["conductor:ids"].pending) <= settings.SHAPES_MAX_PATHS
+    sampler.observe("conductor:ids", [message({"orders": {"order-200": {"total": 200}}})])
+    shape = EventShape.objects.get(event="conductor:ids")
+    assert shape.full and len(shape.paths) == 10  # (paths were left out: nothing is warned about)
+    assert {"orders.order-199", "orders.order-200.total"} <= set(shape.paths)
+
+
+# "Did you mean" ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def compared(monkeypatch):
+    """The candidates each difflib.get_close_matches of the lint was given."""
+    calls: list[int] = []
+    original = difflib.get_close_matches
+
+    def counting(word, possibilities, *args, **kwargs):
+        calls.append(len(possibilities))
+        return original(word, possibilities, *args, **kwargs)
+
+    monkeypatch.setattr(difflib, "get_close_matches", counting)
+    return calls
+
+
+WIDE = {f"field_{n:03d}": {"inner_value": n, "other_value": str(n), "third": n, "fourth": n} for n in range(90)}
+
+
+def test_a_misspelled_name_is_compared_with_its_siblings_only(consumed, compared):
+    event = consumed(WIDE | {"customer": {"address": {"city": "Oslo"}}})
+    item = handler(complete("${field_007.innr_value}", None, event, city="${customer.adress.city}",
+                            top="${feild_007.inner_value}"))
+    messages = [w.message for w in lint(item).warnings]
+    assert [m.rsplit("; ", 1)[-1] for m in messages] == [
+        "did you mean field_007.inner_value?", "did you mean customer.address.city?",
+        "did you mean field_007.inner_value?"]
+    assert len(compared) <= 2 * 3 and max(compared) <= 91  # (the 91 top-level names at most; never the 453 paths)
+
+
+def test_suggestions_are_looked_for_at_most_ten_times_per_handler(consumed, compared):
+    event = consumed(WIDE)
+    item = handler(complete("${field_000.third}", None, event, **{f"o{n}": f"${{field_{n % 90:03d}.innr_value_{n}}}"
+                                                                  for n in range(450)}))
+    warnings = lint(item).warnings
+    assert len(warnings) == 450 and sum("did you mean" in w.message for w in warnings) == 10
+    assert len(compared) <= 2 * 10 and max(compared) <= 4  # (the names beside each, then the closest's paths)
+
+
+def test_a_page_of_handlers_looks_for_fifty_suggestions_at_most(consumed, compared):
+    event = consumed(WIDE)
+    for h in range(100):  # names that all look alike (the costliest to compare), all of them different
+        output = {f"o{n}": f"${{feild_{(h * 10 + n) % 90:03d}.inner_value_{h}}}" for n in range(10)}
+        handler(complete("${field_001.third}", None, event, **output), name=f"h{h:03d}")
+    reports = lint_each(list(EventHandler.objects.all()))
+    assert sum(len(report.warnings) for report in reports) == 1000 and len(compared) <= 2 * 50
