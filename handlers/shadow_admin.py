@@ -59,14 +59,20 @@ def shadow_copy_view(model_admin: admin.ModelAdmin, request: HttpRequest, object
     try:
         twin = shadow_copy(original, user=request.user)
     except ValidationError as exc:
-        for line in exc.messages:
-            model_admin.message_user(request, f"No shadow copy made: {line}", messages.ERROR)
-        return redirect(_change_url(original))
+        return _refused(model_admin, request, "No shadow copy made", exc, original)
     logger.info("%s made the shadow twin %s of %s", request.user, twin.name, original.name)
     model_admin.message_user(request, f"Made “{twin.name}”, a shadow twin of “{original.name}”: it records what it "
                              "would do with every message and runs nothing. Edit it, compare it, then promote it.",
                              messages.SUCCESS)
     return redirect(_change_url(twin))
+
+
+def _refused(model_admin: admin.ModelAdmin, request: HttpRequest, what: str, exc: ValidationError,
+             back_to: EventHandler) -> HttpResponse:
+    """Each reason a change was refused, as an error message, then back to the handler's page."""
+    for line in exc.messages:
+        model_admin.message_user(request, f"{what}: {line}", messages.ERROR)
+    return redirect(_change_url(back_to))
 
 
 def compare_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -104,9 +110,7 @@ def promote_view(model_admin: admin.ModelAdmin, request: HttpRequest, object_id:
             model_admin.message_user(request, f"Not promoted: {exc.message}", messages.ERROR)
             return redirect(request.path)  # the page again, as they are now
         except ValidationError as exc:
-            for line in exc.messages:
-                model_admin.message_user(request, f"Not promoted: {line}", messages.ERROR)
-            return redirect(_change_url(twin))
+            return _refused(model_admin, request, "Not promoted", exc, twin)
         logger.info("%s promoted the shadow twin %s into %s", request.user, twin.name, source.name)
         model_admin.message_user(request, f"Promoted “{twin.name}” into “{source.name}”: saved as its revision "
                                  f"{revision.number}; the twin was deleted (its records stay).", messages.SUCCESS)
