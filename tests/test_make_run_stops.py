@@ -10,14 +10,13 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 
 from .brokers import ROOT, database_url, wait_until
+from .processes import own_sessions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 STOP_LIMIT_SECONDS = 10  # what the README promises
@@ -55,22 +54,10 @@ def group_left(pgid: int) -> list[int]:
 def start(tmp_path):
     """`start(args)`: a process in a session of its own (as a terminal's job is), production settings on the
     test database, output in `tmp_path / "output.log"`."""
-    started: list[subprocess.Popen] = []
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "eventhub.settings", "DATABASE_URL": database_url(),
            "SECRET_KEY": "test-make-run-stops", "PYTHONUNBUFFERED": "1"}
-
-    def start_process(args: list[str]) -> subprocess.Popen:
-        with open(tmp_path / "output.log", "wb") as log:
-            process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        started.append(process)
-        return process
-
-    yield start_process
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+    with own_sessions(env, lambda n: tmp_path / "output.log") as start_process:
+        yield start_process
 
 
 def test_the_web_server_exits_0_within_seconds_of_sigterm_to_its_group(start):

@@ -6,7 +6,6 @@ process on the test database; SIGTERM reaches it as honcho sends it, to its whol
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -18,7 +17,8 @@ from handlers.listener import MAX_WAIT_SECONDS
 from queues.models import InternalMessage, ListenerHeartbeat, ReceivedMessage
 from queues.publish import publish
 
-from ..brokers import ROOT, database_url, wait_until
+from ..brokers import database_url, wait_until
+from ..processes import own_sessions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 STOP_LIMIT_SECONDS = 10  # what the README promises for every process of `make run`
@@ -28,21 +28,9 @@ TO_GROUP = pytest.mark.parametrize("to_group", [True, False], ids=["to-its-group
 @pytest.fixture
 def start(tmp_path):
     """Start a command in a session of its own (as honcho does), its output in a file: `start(args, **env)`."""
-    started: list[subprocess.Popen] = []
-
-    def start_process(args: list[str], **extra_env: str) -> subprocess.Popen:
-        env = {**os.environ, **extra_env, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-        with open(tmp_path / f"process-{len(started)}.log", "wb") as log:
-            process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        started.append(process)
-        return process
-
-    yield start_process
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    with own_sessions(env, lambda n: tmp_path / f"process-{n}.log") as start_process:
+        yield start_process
 
 
 def stop(process: subprocess.Popen, to_group: bool) -> tuple[int, float]:
