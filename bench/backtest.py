@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import cpu_seconds  # noqa: E402
+from bench.run import cpu_seconds, migrated_database, out  # noqa: E402
 
 PG_SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 DB_NAME = os.environ.get("BENCH_BACKTEST_DB", "eh_bench_backtest")
@@ -41,18 +40,9 @@ HANDLER = {
 }
 
 
-def out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
 def fresh_database() -> str:
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    url = f"{PG_SERVER}/{DB_NAME}"
+    url = migrated_database(PG_SERVER, DB_NAME)
     os.environ["DATABASE_URL"] = url
-    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True)
     return url
 
 

@@ -25,7 +25,6 @@ lists two of its numbers open (a queue's failed messages, a handler's matches of
 
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.run import migrated_database, out  # noqa: E402
 
 ENVIRON = dict(os.environ)  # (as started: django_client sets DEBUG and others for its own process only)
 PG_SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
@@ -81,19 +82,8 @@ WHERE r.applies
 """
 
 
-def out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
 def fresh_database() -> str:
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    url = f"{PG_SERVER}/{DB_NAME}"
-    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True,
-                   env={**ENVIRON, "DATABASE_URL": url, "QUEUES_SCHEDULES": "false", "OUTBOX_SCHEDULE": "false"})
-    return url
+    return migrated_database(PG_SERVER, DB_NAME, {**ENVIRON, "QUEUES_SCHEDULES": "false", "OUTBOX_SCHEDULE": "false"})
 
 
 def fill(url: str, days: float) -> None:

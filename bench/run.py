@@ -65,14 +65,22 @@ def body(seq: int, **extra) -> tuple[str, str]:
 # Setting up -------------------------------------------------------------------------------------
 
 
-def fresh_database(server: str = PG_SERVER, name: str = DB_NAME) -> str:
-    """Drop and create the database `name` on `server`, migrate it, and point DATABASE_URL at it."""
+def migrated_database(server: str, name: str, env: dict[str, str] | None = None) -> str:
+    """Drop and create the database `name` on `server` and migrate it, `manage.py migrate` running with `env`
+    (by default this process's environment); its URL."""
     with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     url = f"{server}/{name}"
+    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True,
+                   env={**(os.environ if env is None else env), "DATABASE_URL": url})
+    return url
+
+
+def fresh_database(server: str = PG_SERVER, name: str = DB_NAME) -> str:
+    """Drop and create the database `name` on `server`, migrate it, and point DATABASE_URL at it."""
+    url = migrated_database(server, name)
     os.environ["DATABASE_URL"] = url
-    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, check=True)
     with psycopg.connect(url, autocommit=True) as pg:
         pg.execute(f"CREATE TABLE {BASELINE_TABLE} (id bigserial PRIMARY KEY, message_id text, body jsonb, "
                    "received_at timestamptz NOT NULL DEFAULT now())")
