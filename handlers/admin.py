@@ -30,7 +30,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from eventhub.lib.display import clock, event_label, short_id
 from eventhub.lib.forms import form_json
-from queues.admin import QueueEventFilter, WindowFilter
+from queues.admin import AuditAdmin, QueueEventFilter, ReadOnlyAdmin, WindowFilter
 from queues.kinds import KINDS
 
 from . import alert_admin  # noqa: F401 - registers the alerts' admin
@@ -300,7 +300,7 @@ class EventHandlerAdmin(admin.ModelAdmin):
 
 
 @admin.register(EventShape)
-class EventShapeAdmin(admin.ModelAdmin):
+class EventShapeAdmin(ReadOnlyAdmin):
     """What the listeners saw on each event (`handlers.shapes`); kept by them, never edited here."""
 
     list_display = ("event", "path_count", "full", "sampled", "updated")
@@ -325,12 +325,6 @@ class EventShapeAdmin(admin.ModelAdmin):
                                 ((path, clock(datetime.fromtimestamp(at, UTC))) for path, at in seen))
         return format_html("<table>{}</table>", rows)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
     def has_view_permission(self, request, obj=None) -> bool:
         # Part of linting handlers: whoever may see handlers may see what their events carry.
         return super().has_view_permission(request, obj) or request.user.has_perm("handlers.view_eventhandler")
@@ -340,7 +334,7 @@ class EventShapeAdmin(admin.ModelAdmin):
 
 
 @admin.register(HandlerRevision)
-class HandlerRevisionAdmin(admin.ModelAdmin):
+class HandlerRevisionAdmin(AuditAdmin):
     list_display = ("handler_name", "number", "change", "source", "who", "created_at")
     list_display_links = ("handler_name", "number")
     list_filter = ("change", "source")
@@ -370,16 +364,6 @@ class HandlerRevisionAdmin(admin.ModelAdmin):
         if previous is None:
             return mark_safe("<p>First revision: the handler was created as shown above.</p>")
         return diff_block(previous.snapshot, obj.snapshot, f"revision {previous.number}", f"revision {obj.number}")
-
-    # An audit record: never written through the admin.
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_view_permission(self, request, obj=None) -> bool:
         # A handler's history is part of the handler: whoever may see handlers may see their revisions.
@@ -563,7 +547,7 @@ class HandlerNameFilter(admin.SimpleListFilter):
 
 
 @admin.register(ActionExecution)
-class ActionExecutionAdmin(admin.ModelAdmin):
+class ActionExecutionAdmin(AuditAdmin):
     # No queue column: the handler names it, and a 1366 px screen has no room for it (the queue filter stays).
     list_display = ("execution_shown", "handler_link", "action_shown", "status", "workflow", "created")
     list_display_links = ("execution_shown",)
@@ -631,14 +615,6 @@ class ActionExecutionAdmin(admin.ModelAdmin):
     def duration(self, obj: ActionExecution) -> str:
         return f"{obj.duration_ms:.1f} ms" if obj.duration_ms is not None else "—"
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # Dry-run page of a handler ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 
+from queues.admin import AuditAdmin
 from queues.models import ReceivedMessage
 
 from .backtests import KINDS, Criteria, describe, start
@@ -94,7 +95,7 @@ def _refused(model_admin: admin.ModelAdmin, request: HttpRequest, saved: EventHa
 
 
 @admin.register(Backtest)
-class BacktestAdmin(admin.ModelAdmin):
+class BacktestAdmin(AuditAdmin):
     """Backtests run lately (kept BACKTEST_KEEP_HOURS); each one's page is its result."""
 
     list_display = ("id", "handler_name", "draft", "status", "progress", "counts", "created_by", "created_at")
@@ -116,15 +117,6 @@ class BacktestAdmin(admin.ModelAdmin):
     # A backtest's record is written by running one, never edited; whoever may read handlers may read them.
     def has_view_permission(self, request, obj=None) -> bool:
         return super().has_view_permission(request, obj) or request.user.has_perm("handlers.view_eventhandler")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         again = self.admin_site.admin_view(self.again_view)

@@ -49,6 +49,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class AuditAdmin(ReadOnlyAdmin):
+    """Records written by running Eventhub, never added, edited or deleted through the admin."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 # Filters -----------------------------------------------------------------------------------------
 
 

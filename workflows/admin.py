@@ -10,6 +10,7 @@ from django.utils.html import format_html
 
 from eventhub.lib.forms import StorableJSONField
 from eventhub.lib.storable import UnreadableJSON, read_json
+from queues.admin import AuditAdmin
 
 from . import runtime
 from .errors import EngineError
@@ -60,17 +61,6 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
         return len(obj.tasks) if isinstance(obj.tasks, list) else 0
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 def pretty(value) -> str:
     return format_html("<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -97,7 +87,7 @@ def _report(modeladmin, request, done: list[str], refused: list[str], verb: str)
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(ReadOnlyAdmin):
+class WorkflowAdmin(AuditAdmin):
     list_display = ["id", "name", "version", "status", "correlation_id", "created_at", "ended_at"]
     list_filter = ["status", "name"]
     search_fields = ["=id", "correlation_id", "idempotency_key"]
@@ -155,7 +145,7 @@ class WorkflowAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Task)
-class TaskAdmin(ReadOnlyAdmin):
+class TaskAdmin(AuditAdmin):
     list_display = ["id", "reference_task_name", "task_type", "status", "workflow_link", "scheduled_at", "ended_at"]
     list_filter = ["status", "task_type", "workflow__name"]
     search_fields = ["=id", "=workflow__id", "workflow__correlation_id", "reference_task_name"]
