@@ -6,6 +6,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -224,3 +226,12 @@ def test_open_alerts_beyond_those_shown_are_all_counted_in_the_verdict(staff, mo
     monkeypatch.setattr("handlers.alerts.SHOWN_ALERTS", 2)
     monkeypatch.setattr("handlers.alerts.unresolved_alerts.__defaults__", (2,))
     assert verdict(staff.get(INDEX).content.decode()).endswith("4 alerts open</a>")
+
+
+def test_the_header_takes_the_overviews_count_of_open_alerts_rather_than_counting_again(staff):
+    open_backlog()
+    with CaptureQueriesContext(connection) as queries:
+        html = staff.get(INDEX).content.decode()
+    assert "1 open alert<" in html
+    counted = [q["sql"] for q in queries if "handlers_alert" in q["sql"] and "COUNT(" in q["sql"].upper()]
+    assert counted == []  # (the one query reading the alerts shown gives the count of the open ones)
