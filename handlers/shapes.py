@@ -343,18 +343,19 @@ class _Seen:
     pending: dict[str, int] = field(default_factory=dict)  # path: last seen, not written yet
     sampled: int = 0  # messages walked since the last write
     overflow: bool = False
+    # (the event's consumers take turns here; those of other events do not wait, even while a write waits for
+    # the database)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Sampler:
     """Per process: samples the messages each event receives and writes their paths now and then."""
 
     def __init__(self) -> None:
-        self._events: dict[str, _Seen] = {}
-        self._lock = threading.Lock()
+        self._events: dict[str, _Seen] = {}  # (setdefault and clear are atomic: no lock for the dict itself)
 
     def reset(self) -> None:
-        with self._lock:
-            self._events.clear()
+        self._events.clear()
 
     def observe(self, event: str, messages: list[Message]) -> None:
         """Called once per handled batch. Nearly always returns at once; never raises (shapes are advice, and
@@ -370,8 +371,8 @@ class Sampler:
 
     def _sample(self, event: str, messages: list[Message], now: float) -> None:
         payload = next((m.payload for m in messages if m.readable and isinstance(m.payload, dict | list)), None)
-        with self._lock:
-            seen = self._events.setdefault(event, _Seen())
+        seen = self._events.setdefault(event, _Seen())
+        with seen.lock:
             seen.sampled_at = now
             if payload is None:
                 return

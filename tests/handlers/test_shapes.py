@@ -3,6 +3,7 @@ against them (`handlers.lint`)."""
 
 import difflib
 import json
+import threading
 import time
 
 import pytest
@@ -249,6 +250,31 @@ def test_the_samplers_pending_paths_stay_bounded_while_its_writes_fail(settings,
     shape = EventShape.objects.get(event="conductor:ids")
     assert shape.full and len(shape.paths) == 10  # (paths were left out: nothing is warned about)
     assert {"orders.order-199", "orders.order-200.total"} <= set(shape.paths)
+
+
+def test_a_write_waiting_for_the_database_holds_up_no_other_events_consumer(settings, monkeypatch):
+    settings.SHAPES_SAMPLE_SECONDS, settings.SHAPES_WRITE_SECONDS = 0, 0
+    waiting, release, written = threading.Event(), threading.Event(), []
+
+    def slow_for_orders(event, seen, sampled, overflow=False):
+        if event == "conductor:orders":  # (a write that waits for a lock on the database, say)
+            waiting.set()
+            assert release.wait(20)
+        written.append(event)
+        return dict(seen)
+
+    monkeypatch.setattr(shapes, "write", slow_for_orders)
+    sampler = shapes.Sampler()
+    orders = threading.Thread(target=sampler.observe, args=("conductor:orders", [message({"order": 1})]))
+    orders.start()
+    try:
+        assert waiting.wait(20)
+        sampler.observe("conductor:payments", [message({"payment": 1})])  # (returns while the other write waits)
+        assert written == ["conductor:payments"]
+    finally:
+        release.set()
+        orders.join(20)
+    assert written == ["conductor:payments", "conductor:orders"]
 
 
 # "Did you mean" ---------------------------------------------------------------------------------
